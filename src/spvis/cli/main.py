@@ -1,0 +1,71 @@
+"""The `spvis` command: one entry point with subcommands.
+
+Each subcommand lives in its own module under ``spvis.cli`` and exposes ``register(subparsers)``,
+which adds its parser and sets ``func`` (called with the parsed args, returns an exit code).
+Subcommand modules import heavy libraries (torch, ...) inside their functions so ``--help`` is fast.
+User errors (``SpvisError``) print one line and exit 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from spvis import __version__
+from spvis.errors import SpvisError
+
+SUBCOMMAND_MODULES = (
+    "spvis.cli.demo_cmd",
+    "spvis.cli.synth_cmd",
+    "spvis.cli.data_cmd",
+    "spvis.cli.train_cmd",
+    "spvis.cli.infer_cmd",
+    "spvis.cli.eval_cmd",
+    "spvis.cli.checkpoint_cmd",
+    "spvis.cli.config_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spvis",
+        description="SPVIS: video instance segmentation (train, run, evaluate) on CPU or GPU.",
+    )
+    parser.add_argument("--version", action="version", version=f"spvis {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:  # DEVELOPMENT ONLY: removed once every subcommand exists
+            if exc.name == module_name:
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        code = args.func(args)
+    except SpvisError as exc:
+        if args.debug:
+            raise
+        print(f"spvis {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"spvis {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

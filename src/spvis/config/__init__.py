@@ -1,0 +1,32 @@
+"""Configuration: ``get_cfg()`` returns every default; ``load_config(file, overrides)`` merges a file and overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from spvis.config.defaults import SCHEMA
+from spvis.config.node import CfgNode, Key, build_node, describe
+
+__all__ = ["CfgNode", "Key", "get_cfg", "load_config", "config_from_dict", "describe", "SCHEMA"]
+
+
+def get_cfg() -> CfgNode:
+    """A fresh config holding every declared default."""
+    return build_node(SCHEMA)
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> CfgNode:
+    """Defaults, then the YAML file (with its ``_BASE_`` chain), then ``KEY=VALUE`` overrides."""
+    cfg = get_cfg()
+    if path:
+        cfg.merge_file(path)
+    cfg.merge_overrides(overrides)
+    return cfg
+
+
+def config_from_dict(values: dict) -> CfgNode:
+    """Defaults updated with a nested dict (e.g. the config stored beside a checkpoint)."""
+    cfg = get_cfg()
+    cfg.merge_dict(values, source="<stored config>")
+    return cfg

@@ -1,0 +1,33 @@
+"""User-facing errors: one clear line naming the file and the field, shown without a traceback by the CLI."""
+
+from __future__ import annotations
+
+
+class SpvisError(Exception):
+    """An error caused by the user's input or environment (bad file, bad config, missing path).
+
+    The CLI prints ``str(error)`` on one line and exits with status 2; ``--debug`` shows the traceback.
+    """
+
+
+class DataFormatError(SpvisError):
+    """A dataset or result file is malformed. The message names the file, the entry and the field."""
+
+    def __init__(self, file: str, message: str, *, entry: str | None = None, field: str | None = None):
+        self.file = str(file)
+        self.entry = entry
+        self.field = field
+        where = self.file
+        if entry:
+            where += f": {entry}"
+        if field:
+            where += f": field '{field}'"
+        super().__init__(f"{where}: {message}")
+
+
+class ConfigError(SpvisError):
+    """A configuration key is unknown or has a value of the wrong type."""
+
+
+class CheckpointError(SpvisError):
+    """A checkpoint cannot be loaded: unsafe content, wrong architecture, missing or mis-shaped keys."""
