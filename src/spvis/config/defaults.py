@@ -82,12 +82,19 @@ SCHEMA: dict = {
             },
             "SIM": Key(False, "Spatial Interaction Module in the tracker layers"),
             "RCP": Key(False, "causal Refinement Compensator after the tracker layers"),
+            "SIM_DILATION": Key(2, "SIM: the guide mask is dilated by this radius (feature pixels)"),
+            "SIM_FEATURE_STRIDE": Key(2, "SIM: mask features are average-pooled by this factor before attention"),
+            "RCP_ALPHA_INIT": Key(0.05, "RCP: initial residual scale alpha (near 0 = near identity)"),
+            "RCP_MEMORY_SIZE": Key(10, "causal RCP: FIFO length of recent track outputs"),
         },
         "REFINER": {
             "ENABLED": Key(False, "build the temporal refiner (offline mode)"),
             "DECODER_LAYERS": Key(6, "temporal refiner layers"),
             "SIM": Key(False, "Spatial Interaction Module in the refiner"),
             "RCP": Key(False, "Refinement Compensator under the refiner"),
+            "SIM_DILATION": Key(2, "SIM: the guide mask is dilated by this radius (feature pixels)"),
+            "SIM_FEATURE_STRIDE": Key(2, "SIM: mask features are average-pooled by this factor before attention"),
+            "RCP_ALPHA_INIT": Key(0.05, "RCP: initial residual scale alpha (near 0 = near identity)"),
         },
         "LOSS": {
             "CLASS_WEIGHT": Key(2.0, "classification loss weight"),
@@ -117,6 +124,7 @@ SCHEMA: dict = {
         "CROP": {
             "ENABLED": Key(False, "random crop per clip (probability 0.5)"),
             "SIZE": Key([384, 600], "absolute_range crop size"),
+            "PRE_RESIZE": Key([400, 500, 600], "shortest-edge choices applied before the crop"),
         },
         "PSEUDO_VIDEO_ROTATION": Key(15.0, "max rotation (degrees) of COCO pseudo-videos"),
     },

@@ -21,6 +21,8 @@ _EXPORTS = {
     "ClipDataset": "spvis.data.clip_dataset",
     "build_clip_dataset": "spvis.data.clip_dataset",
     "collate_clips": "spvis.data.clip_dataset",
+    "build_train_loader": "spvis.data.loader",
+    "InfiniteClipSampler": "spvis.data.loader",
     "open_frame_source": "spvis.data.frames",
     "generate_synthetic_dataset": "spvis.data.synth",
 }

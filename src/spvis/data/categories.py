@@ -52,4 +52,5 @@ CATEGORY_SETS = {
     "ytvis_2022": YTVIS_2021_NAMES,  # YTVIS 2022 reuses the 2021 categories
     "ovis": OVIS_NAMES,
 }
-COCO_MAPS = {"ytvis_2019": COCO_TO_YTVIS_2019, "ytvis_2021": COCO_TO_YTVIS_2021, "ovis": COCO_TO_OVIS}
+COCO_MAPS = {"ytvis_2019": COCO_TO_YTVIS_2019, "ytvis_2021": COCO_TO_YTVIS_2021,
+             "ytvis_2022": COCO_TO_YTVIS_2021, "ovis": COCO_TO_OVIS}
