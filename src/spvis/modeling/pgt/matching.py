@@ -1,0 +1,49 @@
+"""MinVIS-style alignment of the current segmenter queries to the track slots (DVIS reference §2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor
+
+
+def cosine_cost(ref: Tensor, cur: Tensor) -> Tensor:
+    """1 - cosine similarity with DVIS's normalisation (norm + 1e-6); NaN costs become 0.
+
+    ref (Q, C), cur (Q, C) -> (Q, Q) rows = slots, columns = current queries.
+    """
+    ref = ref / (ref.norm(dim=1, keepdim=True) + 1e-6)
+    cur = cur / (cur.norm(dim=1, keepdim=True) + 1e-6)
+    cost = 1 - ref @ cur.t()
+    return torch.nan_to_num(cost, nan=0.0)
+
+
+def official_match_indices(ref: Tensor, cur: Tensor) -> np.ndarray:
+    """The gather index DVIS's ``match_embds`` computes: slot s takes ``cur[idx[s]]``.
+
+    The official code solves the assignment on the transposed cost and keeps the *column* indices
+    (for current query c, the slot it was assigned to) but then uses them as a gather index. That is
+    the optimal alignment only for involutions; we keep the quirk so imported weights reproduce the
+    official outputs (see tests/data/dvis_official_tiny/README.md, "Tracker alignment").
+    ref, cur: (Q, C) -> (Q,) int64.
+    """
+    cost = cosine_cost(ref.detach().float(), cur.detach().float()).cpu().numpy()
+    _, columns = linear_sum_assignment(cost.T)
+    return columns.astype(np.int64)
+
+
+def match_batch(ref: Tensor, cur: Tensor) -> Tensor:
+    """Per-clip alignment indices. ref, cur: (Q, B, C) -> (B, Q) int64.
+
+    DVIS matches batch element 0 only and applies its indices to every clip; we match each clip on its
+    own, which is identical for B = 1 (inference) and correct for B > 1.
+    """
+    rows = [torch.from_numpy(official_match_indices(ref[:, b], cur[:, b])) for b in range(cur.shape[1])]
+    return torch.stack(rows).to(cur.device)
+
+
+def gather_slots(embeds: Tensor, indices: Tensor) -> Tensor:
+    """Slot s of clip b takes ``embeds[indices[b, s], b]``. embeds (Q, B, C), indices (B, Q) -> (Q, B, C)."""
+    index = indices.t().unsqueeze(-1).expand(-1, -1, embeds.shape[-1])  # (Q, B, C)
+    return torch.gather(embeds, 0, index)
