@@ -1,0 +1,54 @@
+"""VIS post-processing as DVIS does it (reference §5): top-k over queries x classes, masks at input size.
+
+Shared by the online (streaming) and offline engines.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def class_probabilities(cls_logits: Tensor, aux_logits: Tensor | None = None) -> Tensor:
+    """softmax over K+1 classes without the no-object column; with ``aux_logits`` (offline: the
+    tracker's time-averaged logits) the element-wise max of both. (Q, K+1) -> (Q, K)."""
+    probs = F.softmax(cls_logits, dim=-1)[:, :-1]
+    if aux_logits is not None:
+        probs = torch.maximum(probs, F.softmax(aux_logits, dim=-1)[:, :-1])
+    return probs
+
+
+def topk_instances(probs: Tensor, max_num: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Official top-k over the flattened (Q, K) table (index q * K + k, ``sorted=False``).
+
+    probs (Q, K) -> (scores (k,), labels (k,) contiguous class ids, query ids (k,)), k = min(max_num, Q*K).
+    The same query can appear with several classes. Score = class probability only (no mask term).
+    """
+    num_classes = probs.shape[1]
+    k = min(max_num, probs.numel())
+    scores, flat = probs.flatten().topk(k, sorted=False)
+    return scores, flat % num_classes, torch.div(flat, num_classes, rounding_mode="floor")
+
+
+def vis_topk(cls_logits: Tensor, max_num: int, aux_logits: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Video-level logits (Q, K+1) (mean over frames) -> (scores, labels, query ids) as DVIS returns them."""
+    return topk_instances(class_probabilities(cls_logits, aux_logits), max_num)
+
+
+def masks_to_original(
+    mask_logits: Tensor,  # (N, T, h, w) stride-4 mask logits (or (N, h, w) for one frame)
+    padded_size: tuple[int, int],  # (Hp, Wp) padded network input
+    image_size: tuple[int, int],  # (Hi, Wi) resized input before padding
+    output_size: tuple[int, int],  # (H, W) original frame size
+) -> Tensor:
+    """Bilinear to the padded size, crop the padding, bilinear to the original size, threshold at 0.
+
+    Returns bool with the same leading axes as ``mask_logits`` and (H, W) last.
+    """
+    lead = mask_logits.shape[:-2]
+    x = mask_logits.reshape(1, -1, *mask_logits.shape[-2:]).float()  # (1, N*T, h, w)
+    x = F.interpolate(x, size=padded_size, mode="bilinear", align_corners=False)
+    x = x[:, :, : image_size[0], : image_size[1]]
+    x = F.interpolate(x, size=output_size, mode="bilinear", align_corners=False)
+    return (x > 0).reshape(*lead, *output_size)
