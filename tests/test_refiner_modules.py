@@ -145,3 +145,16 @@ def test_contrastive_loss_prefers_consistent_tracks():
     good, bad = contrastive_loss(consistent, valid), contrastive_loss(swapped, valid)
     assert good < 0.05 < bad
     assert contrastive_loss(consistent, torch.zeros_like(valid)).item() == 0.0
+
+
+def test_chunked_attention_equals_unchunked(monkeypatch):
+    import spvis.modeling.refiner as refiner_module
+
+    refiner = _tiny_refiner()
+    x, mem = torch.randn(1, 9, 6, 32), torch.randn(1, 9, 6, 32)
+    with torch.no_grad():
+        whole = refiner(x, mem)
+        monkeypatch.setattr(refiner_module, "_ATTENTION_ELEMENTS_BUDGET", 4 * 9 * 9 * 2)  # chunks of 2
+        split = refiner(x, mem)
+    torch.testing.assert_close(whole["pred_logits"], split["pred_logits"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(whole["pred_embds"], split["pred_embds"], atol=1e-5, rtol=0)
