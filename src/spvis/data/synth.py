@@ -34,6 +34,9 @@ from spvis.errors import SpvisError
 from spvis.utils.atomic_io import atomic_write_json
 
 OCCLUSION_LEVELS = {"none": 0.0, "light": 0.5, "medium": 1.0, "heavy": 2.5}  # planned events per 30 frames
+# (ramp in/out, dwell fully hidden) ranges in motion frames: heavier levels pack shorter, denser events
+EVENT_TIMING = {"none": ((5, 10), (4, 12)), "light": ((5, 10), (4, 12)), "medium": ((4, 8), (4, 10)),
+                "heavy": ((2.5, 5), (2, 6))}
 OCC_NONE, OCC_PARTIAL, OCC_FULL, OCC_OUT = "no_occlusion", "partial_occlusion", "full_occlusion", "out_of_frame"
 PARTIAL_THRESHOLD = 0.9  # visible / in-frame area below this counts as partially occluded
 
@@ -99,8 +102,13 @@ def _make_object(rng: np.random.Generator, times: np.ndarray, *, category: int, 
     return _Object(category, sample_appearance(rng, spec), pos, radius, angle)
 
 
+def _inside(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bool (N,): (x, y) points inside the frame."""
+    return (points[:, 0] >= 0) & (points[:, 0] < width) & (points[:, 1] >= 0) & (points[:, 1] < height)
+
+
 def _plan_occlusions(rng: np.random.Generator, objects: list[_Object], times: np.ndarray, level: str,
-                     total: int) -> list[tuple[int, int, int, int]]:
+                     total: int, height: int, width: int) -> list[tuple[int, int, int, int]]:
     """Steer occluders over targets: returns events (occluder, target, start, end) in motion-time units."""
     rate = OCCLUSION_LEVELS[level]
     if rate == 0 or len(objects) < 2:
@@ -114,10 +122,11 @@ def _plan_occlusions(rng: np.random.Generator, objects: list[_Object], times: np
         return []
     events = []
     t = times.astype(np.float64)
-    for _ in range(count * 3):  # a few attempts per wanted event
+    ramp_range, dwell_range = EVENT_TIMING[level]
+    for _ in range(count * 6):  # several attempts per wanted event (busy objects, targets out of frame)
         if len(events) >= count:
             break
-        ramp, dwell = rng.uniform(5, 10), rng.uniform(4, 12)
+        ramp, dwell = rng.uniform(*ramp_range), rng.uniform(*dwell_range)
         if total < 2 * ramp + dwell + 4:
             break
         start = rng.uniform(1, total - 2 * ramp - dwell - 2)
@@ -127,11 +136,14 @@ def _plan_occlusions(rng: np.random.Generator, objects: list[_Object], times: np
         window = (int(start), int(math.ceil(end)))
         if any(not (window[1] < s or window[0] > e) for o in (a, b) for s, e in objects[o].busy):
             continue
-        objects[a].busy.append(window)
-        objects[b].busy.append(window)
         A, B = objects[a], objects[b]
+        hidden = (t >= start + ramp) & (t <= end - ramp)  # frames where the target should be fully covered
+        if hidden.any() and not _inside(A.pos[hidden], height, width).all():
+            continue  # a target leaving the frame would not re-appear from behind the occluder
+        A.busy.append(window)
+        B.busy.append(window)
         w = _smooth_step((t - start) / ramp) * _smooth_step((end - t) / ramp)  # (T,) 0 -> 1 -> 0
-        # keep the target inside the frame while it is hidden, so it can come back
+        # the occluder B glides over the target A, grows to cover it, then moves back onto its own path
         B.pos = B.pos * (1 - w[:, None]) + A.pos * w[:, None]
         cover = 1.2 * A.radius * max(A.app.aspect, 1 / A.app.aspect) / (
             CATEGORY_SPECS[B.category].inscribed * min(B.app.aspect, 1 / B.app.aspect))
@@ -188,12 +200,21 @@ def render_video(rng: np.random.Generator, *, frames: int, height: int, width: i
     total = (frames - 1) * frame_stride + 1  # motion-time length
     times = np.arange(frames) * frame_stride  # motion times of the kept frames
     low = 2 if (max_objects >= 2 and occlusion != "none") else 1
+    if occlusion == "heavy":
+        low = min(3, max_objects)  # more pairs so several events fit without overlapping
     n_obj = int(rng.integers(low, max_objects + 1))
     cats = rng.integers(0, categories, size=n_obj)
     if occlusion != "none" and n_obj >= 2 and not any(CATEGORY_SPECS[c].inscribed >= 0.7 for c in cats):
         cats[0] = int(rng.integers(0, min(categories, 2)))  # at least one object able to hide others
-    objects = [_make_object(rng, times, category=int(c), height=height, width=width, total=total) for c in cats]
-    events = _plan_occlusions(rng, objects, times, occlusion, total)
+    if occlusion == "heavy" and n_obj >= 3 and sum(CATEGORY_SPECS[c].inscribed >= 0.7 for c in cats) < 2:
+        cats[1] = int(rng.integers(0, min(categories, 2)))  # two occluders: events can overlap in time
+    # motion is simulated at every motion time, then sampled at the kept frames: a strided video shows exactly
+    # every K-th frame of the unstrided one (same seed, same total length)
+    dense = np.arange(total)
+    objects = [_make_object(rng, dense, category=int(c), height=height, width=width, total=total) for c in cats]
+    events = _plan_occlusions(rng, objects, dense, occlusion, total, height, width)
+    for o in objects:
+        o.pos, o.radius, o.angle = o.pos[times], o.radius[times], o.angle[times]
     if not events:
         for rank, i in enumerate(rng.permutation(n_obj)):
             objects[int(i)].depth = float(rank)
