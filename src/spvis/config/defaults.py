@@ -155,6 +155,10 @@ SCHEMA: dict = {
         "CLIPS_PER_DEVICE": Key(1, "clips per forward on one process; the rest is gradient accumulation"),
         "AMP": Key(True, "mixed precision on CUDA (ignored on CPU)"),
         "CHECKPOINT_PERIOD": Key(500, "iterations between checkpoints"),
+        "AMP_DTYPE": Key("float16", "AMP dtype on CUDA: float16 (with GradScaler) | bfloat16",
+                         choices=("float16", "bfloat16")),
+        "LOG_PERIOD": Key(20, "iterations between progress lines / metrics.jsonl entries"),
+        "TENSORBOARD": Key(False, "also write TensorBoard event files to OUTPUT_DIR (needs tensorboard)"),
     },
     "TEST": {
         "MODE": Key("online", "online | offline", choices=("online", "offline")),

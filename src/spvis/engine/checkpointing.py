@@ -1,0 +1,185 @@
+"""Training checkpoints (resume everything) and stage weights (initialise a model), both loaded without pickle.
+
+A training checkpoint is a ``torch.save`` dict of tensors, numbers and strings: model, optimizer, scheduler,
+grad scaler, iteration, RNG states and the config as YAML. It is written atomically and only then named in
+``OUTPUT_DIR/last_checkpoint``, so a run killed at any moment (or a full disk) leaves the previous complete
+checkpoint in place. Loading always uses ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from spvis.errors import CheckpointError
+from spvis.utils.atomic_io import atomic_save, atomic_write_bytes, atomic_write_text
+
+LAST_CHECKPOINT_FILE = "last_checkpoint"
+FINAL_WEIGHTS_NAME = "model_final.safetensors"
+CHECKPOINT_FORMAT_VERSION = 1
+_CHECKPOINT_RE = re.compile(r"^model_(\d{7})\.pth$")
+# Modules each stage adds: a stage may start from weights that lack them (stage chaining).
+STAGE_NEW_MODULES = {"segmenter": ("tracker.", "refiner."), "tracker": ("tracker.", "refiner."),
+                     "refiner": ("refiner.",)}
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The bare model under a DistributedDataParallel wrapper."""
+    return model.module if hasattr(model, "module") and isinstance(model, nn.parallel.DistributedDataParallel) \
+        else model
+
+
+def checkpoint_name(iteration: int) -> str:
+    return f"model_{iteration:07d}.pth"
+
+
+def save_training_checkpoint(output_dir: str | Path, state: dict[str, Any], *, iteration: int) -> Path:
+    """Write ``model_<iter>.pth`` atomically, then point ``last_checkpoint`` at it; returns the path."""
+    out = Path(output_dir)
+    path = out / checkpoint_name(iteration)
+    payload = dict(state, iteration=int(iteration), format_version=CHECKPOINT_FORMAT_VERSION)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_text(out / LAST_CHECKPOINT_FILE, path.name + "\n")
+    return path
+
+
+def find_last_checkpoint(output_dir: str | Path) -> Path | None:
+    """The checkpoint named by ``last_checkpoint``; else the highest-numbered ``model_*.pth``; else None."""
+    out = Path(output_dir)
+    pointer = out / LAST_CHECKPOINT_FILE
+    if pointer.is_file():
+        named = out / pointer.read_text(encoding="utf-8").strip()
+        if named.is_file():
+            return named
+    candidates = sorted(p for p in out.glob("model_*.pth") if _CHECKPOINT_RE.match(p.name))
+    return candidates[-1] if candidates else None
+
+
+def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A training checkpoint dict, loaded with ``weights_only=True`` (CheckpointError naming the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, foreign or unsafe content: one line, no traceback
+        raise CheckpointError(f"{path}: not a loadable SPVIS training checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+    for field in ("model", "optimizer", "scheduler", "iteration", "stage"):
+        if not isinstance(data, dict) or field not in data:
+            raise CheckpointError(f"{path}: field '{field}' missing; not an SPVIS training checkpoint")
+    return data
+
+
+def load_model_state(model: nn.Module, state_dict: dict[str, torch.Tensor], *, source: str,
+                     allowed_missing_prefixes: tuple[str, ...] = ()) -> list[str]:
+    """Load weights strictly except for missing keys under the allowed prefixes; returns those missing keys.
+
+    Unexpected keys, shape mismatches and other missing keys raise CheckpointError naming them: a checkpoint
+    of another architecture or stage must never train silently from random weights.
+    """
+    own = model.state_dict()
+    unexpected = sorted(k for k in state_dict if k not in own)
+    missing = sorted(k for k in own if k not in state_dict)
+    bad_missing = [k for k in missing if not k.startswith(allowed_missing_prefixes)]
+    mismatched = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in state_dict if k in own and tuple(state_dict[k].shape) != tuple(own[k].shape)]
+    problems = []
+    if mismatched:
+        problems.append(f"shape mismatch: {_few(mismatched)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_few(unexpected)}")
+    if bad_missing:
+        problems.append(f"missing keys: {_few(bad_missing)}")
+    if problems:
+        raise CheckpointError(f"{source}: weights do not fit this model ({'; '.join(problems)}); is it from "
+                              "another architecture or config?")
+    model.load_state_dict({k: v for k, v in state_dict.items()}, strict=False)
+    return missing
+
+
+def _few(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """(state_dict, stored config dict or None) of our safetensors weights or an engine training checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found (config key MODEL.WEIGHTS)")
+    if path.suffix == ".safetensors":
+        try:
+            from spvis.checkpoints import load_weights  # the checkpoints area's reader (config beside it)
+        except ImportError:
+            load_weights = None
+        if load_weights is not None:
+            state, cfg = load_weights(path)
+            return state, (cfg.to_dict() if hasattr(cfg, "to_dict") else cfg)
+        return _read_safetensors(path)
+    data = load_training_checkpoint(path)
+    import yaml
+
+    return data["model"], yaml.safe_load(data.get("config", "") or "{}")
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
+    import yaml
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    cfg_path = path.with_suffix(".yaml")
+    cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else None
+    return state, cfg
+
+
+def load_initial_weights(model: nn.Module, path: str | Path, *, stage: str) -> list[str]:
+    """Initialise ``model`` for ``stage`` from MODEL.WEIGHTS (the previous stage's output); returns missing keys.
+
+    Only the modules the stage adds may be missing; weights stored by a *later* stage (e.g. a refiner
+    checkpoint given to the segmenter stage) load too, since they contain every earlier module.
+    """
+    state, stored_cfg = read_weights(path)
+    stored_stage = (stored_cfg or {}).get("STAGE") if isinstance(stored_cfg, dict) else None
+    own_keys = set(model.state_dict())
+    # A later stage's weights hold modules this model may not build (e.g. refiner weights -> tracker stage).
+    extra_prefixes = tuple(p for p in ("tracker.", "refiner.") if not any(k.startswith(p) for k in own_keys))
+    state = {k: v for k, v in state.items() if not k.startswith(extra_prefixes)} if extra_prefixes else state
+    try:
+        return load_model_state(model, state, source=str(path),
+                                allowed_missing_prefixes=STAGE_NEW_MODULES[stage])
+    except CheckpointError as exc:
+        if stored_stage:
+            raise CheckpointError(f"{exc} (the weights come from stage {stored_stage!r}, this run is stage "
+                                  f"{stage!r})") from None
+        raise
+
+
+def export_final_weights(path: str | Path, model: nn.Module, cfg: Any) -> Path:
+    """Final weights as safetensors + the config YAML beside it (``<stem>.yaml``), both atomic."""
+    path = Path(path)
+    model = unwrap(model)
+    try:
+        from spvis.checkpoints import save_weights
+    except ImportError:
+        save_weights = None
+    if save_weights is not None:
+        save_weights(path, model, cfg)
+        return path
+    from safetensors.torch import save_file
+
+    # safetensors refuses shared or non-contiguous storage: store independent contiguous copies.
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata={"format": "spvis", "stage": str(cfg.STAGE)}))
+    atomic_write_text(path.with_suffix(".yaml"), cfg.dump())
+    return path
