@@ -1,0 +1,125 @@
+"""Streaming online inference: segmenter + tracker frame by frame, flat memory, RLE as soon as made.
+
+``OnlineTracker(model, cfg).stream(frames)`` yields one FrameResult per frame; afterwards
+``video_result(video_id)`` gives the per-video entries with the official top-k rule. Per frame only the
+RLEs of the tracks and per-track logit sums are kept (spvis.engine.video_results), so memory does not
+grow with video length beyond those RLEs.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from spvis.engine.frame_result import FrameResult, VideoResult
+from spvis.engine.video_results import TrackAccumulator, encode_frame_masks
+from spvis.errors import DataFormatError, SpvisError
+from spvis.modeling.postprocess import masks_to_original
+
+
+def resized_shape(height: int, width: int, short: int, max_size: int) -> tuple[int, int]:
+    """detectron2 ResizeShortestEdge output (h, w): shortest side ``short``, longest at most ``max_size``."""
+    scale = short / min(height, width)
+    new_h, new_w = (short, scale * width) if height < width else (scale * height, short)
+    if max(new_h, new_w) > max_size:
+        rescale = max_size / max(new_h, new_w)
+        new_h, new_w = new_h * rescale, new_w * rescale
+    return int(new_h + 0.5), int(new_w + 0.5)
+
+
+class FramePreprocessor:
+    """uint8 RGB (H, W, 3) -> normalised, zero-padded (1, 3, Hp, Wp), as DVIS's test mapper + model do."""
+
+    def __init__(self, cfg, device: torch.device):
+        self.short = cfg.INPUT.MIN_SIZE_TEST
+        self.max_size = cfg.INPUT.MAX_SIZE_TEST
+        self.divisibility = cfg.MODEL.SIZE_DIVISIBILITY
+        self.mean = torch.tensor(cfg.MODEL.PIXEL_MEAN, dtype=torch.float32, device=device).view(3, 1, 1)
+        self.std = torch.tensor(cfg.MODEL.PIXEL_STD, dtype=torch.float32, device=device).view(3, 1, 1)
+        self.device = device
+
+    def __call__(self, frame: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Returns (images (1, 3, Hp, Wp), (h, w) resized size before padding)."""
+        height, width = frame.shape[:2]
+        new_h, new_w = resized_shape(height, width, self.short, self.max_size)
+        if (new_h, new_w) != (height, width):
+            # PIL bilinear, as detectron2's ResizeTransform does for uint8 images
+            frame = np.asarray(Image.fromarray(frame).resize((new_w, new_h), Image.BILINEAR))
+        image = torch.from_numpy(np.array(frame, copy=True)).to(self.device).permute(2, 0, 1).float()
+        image = (image - self.mean) / self.std  # (3, h, w)
+        pad_h = (-new_h) % self.divisibility
+        pad_w = (-new_w) % self.divisibility
+        image = F.pad(image, (0, pad_w, 0, pad_h), value=0.0)
+        return image.unsqueeze(0), (new_h, new_w)
+
+
+def _check_frame(frame: np.ndarray, index: int, expected: tuple[int, int] | None, source: str) -> None:
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        got = getattr(frame, "shape", type(frame).__name__)
+        raise DataFormatError(source, f"expected a uint8 (H, W, 3) RGB frame, got {got}", entry=f"frame {index}")
+    if expected is not None and frame.shape[:2] != expected:
+        raise DataFormatError(source, f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the first "
+                              f"frame's {expected[1]}x{expected[0]}", entry=f"frame {index}", field="size")
+
+
+class OnlineTracker:
+    """Runs a model (``segment`` + ``tracker``) over a stream of frames, one frame at a time."""
+
+    def __init__(self, model: torch.nn.Module, cfg, *, score_thr: float = 0.5, keep_frames: bool = False):
+        self.model = model
+        self.cfg = cfg
+        self.score_thr = score_thr
+        self.keep_frames = keep_frames
+        self.device = next(model.parameters()).device
+        self.preprocess = FramePreprocessor(cfg, self.device)
+        self.accumulator = TrackAccumulator()
+        self.frame_size: tuple[int, int] | None = None
+
+    @torch.no_grad()
+    def stream(self, frames: Iterable[np.ndarray], *, source: str = "<frames>") -> Iterator[FrameResult]:
+        """Yield a FrameResult per frame; resets the per-video summaries first."""
+        self.model.eval()
+        self.accumulator = TrackAccumulator()
+        self.frame_size = None
+        state = None
+        for index, frame in enumerate(frames):
+            _check_frame(frame, index, self.frame_size, source)
+            self.frame_size = frame.shape[:2]
+            images, image_size = self.preprocess(frame)
+            seg = self.model.segment(images)
+            out, state = self.model.tracker.step(seg["pred_embds"], seg["mask_features"], state)
+            yield self._frame_result(index, frame, images.shape[-2:], image_size, out)
+
+    def _frame_result(self, index: int, frame: np.ndarray, padded: tuple[int, int], image_size: tuple[int, int],
+                      out: dict) -> FrameResult:
+        track_ids = out["track_ids"][0]  # (Q,)
+        held = torch.nonzero(track_ids >= 0).flatten()
+        logits = out["pred_logits"][0, held].float()  # (N, K+1)
+        masks = masks_to_original(out["pred_masks"][0, held], tuple(padded), image_size, self.frame_size)
+        masks_np = masks.cpu().numpy()  # (N, H, W) bool
+        ids_np = track_ids[held].cpu().numpy().astype(np.int64)
+        self.accumulator.add_frame(index, ids_np, logits.cpu().numpy(), encode_frame_masks(masks_np))
+        scores, labels = logits.softmax(-1)[:, :-1].max(-1)
+        shown = ((scores >= self.score_thr) & masks.flatten(1).any(1)).cpu().numpy()
+        return FrameResult(
+            frame_index=index,
+            track_ids=ids_np[shown],
+            labels=labels.cpu().numpy().astype(np.int64)[shown],
+            scores=scores.cpu().numpy().astype(np.float32)[shown],
+            masks=masks_np[shown],
+            frame=frame if self.keep_frames else None,
+        )
+
+    def video_result(self, video_id: int | str, *, category_ids: Sequence[int] | None = None,
+                     score_thr: float = 0.0, truncated: bool = False, error: str | None = None) -> VideoResult:
+        """Per-video entries of the last streamed video (official top-k, TEST.MAX_NUM)."""
+        if self.frame_size is None:
+            raise SpvisError(f"{video_id}: no frames were read, nothing to report")
+        entries = self.accumulator.entries(video_id, max_num=self.cfg.TEST.MAX_NUM, category_ids=category_ids,
+                                           score_thr=score_thr)
+        height, width = self.frame_size
+        return VideoResult(video_id, self.accumulator.num_frames, height, width, entries, truncated, error)
