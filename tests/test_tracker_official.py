@@ -71,3 +71,24 @@ def test_step_by_step_equals_whole_clip(bundle, tracker):
             out, state = tracker.step(seg_embds[t : t + 1], mask_features[t], state)
             torch.testing.assert_close(out["pred_masks"], whole["pred_masks"][:, :, t])
             torch.testing.assert_close(out["pred_logits"], whole["pred_logits"][:, t])
+
+
+def test_bundle_producer_reproduces_online_results_without_masks(bundle, tracker):
+    """Producer on the bundle's segmenter queries: tracker tensors and the final (id, label, score) set."""
+    from types import SimpleNamespace
+
+    from spvis.checkpoints.bundle_tracker import TRACKER_KEYS, produce
+
+    _, outputs = bundle
+    frames = np.zeros((6, 128, 192, 3), np.uint8)
+    features = np.zeros((6, BUNDLE_C, 32, 48), np.float32)
+    got = produce(SimpleNamespace(tracker=tracker), frames, {"seg_embds": outputs["seg_embds"],
+                                                             "mask_features": features})
+    assert set(got) == set(TRACKER_KEYS)
+    for key in ("trk_logits", "trk_embds", "trk_frame_embds", "final_online_cls_in"):
+        np.testing.assert_allclose(got[key], outputs[key], atol=1e-4, rtol=0, err_msg=key)
+    np.testing.assert_array_equal(got["trk_match_indices"], outputs["trk_match_indices"])
+    ours = sorted(zip(got["final_online_ids"].tolist(), got["final_online_labels"].tolist()))
+    official = sorted(zip(outputs["final_online_ids"].tolist(), outputs["final_online_labels"].tolist()))
+    assert ours == official
+    assert got["final_online_masks"].shape == outputs["final_online_masks"].shape
