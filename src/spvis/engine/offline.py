@@ -1,0 +1,256 @@
+"""Offline inference with bounded memory: segmenter + tracker, the refiner over the whole video, windowed masks.
+
+Pass 1 streams the frames once through the segmenter and the tracker and keeps only per-frame queries
+(the tracker's instance embeddings and the frame memory, T x Q x C each), the running sum of the
+tracker's class logits and, while a memory budget allows, the frames' mask features (float32, so the
+cached and recomputed paths give identical masks). The
+refiner then runs once over all queries, the top-k (query, class) pairs are chosen (reference §5) and
+pass 2 decodes only those k masks window by window, recomputing the segmenter for frames whose mask
+features were not cached (the source is read a second time), and encodes them to RLE at once. Memory
+is therefore O(T x Q x C + budget), never O(T x mask size).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from spvis.data.rle import encode_mask
+from spvis.engine.frame_result import FrameResult, VideoResult
+from spvis.errors import SpvisError
+from spvis.modeling.postprocess import masks_to_original, vis_topk
+
+_GB = 1024**3
+
+
+@dataclass
+class PreparedWindow:
+    """A window of frames as the network sees them."""
+
+    images: Tensor  # (Tw, 3, Hp, Wp) normalised, zero-padded
+    image_size: tuple[int, int]  # (Hi, Wi) resized size before padding
+    frames: list[np.ndarray]  # the original uint8 (H, W, 3) frames
+
+
+@dataclass
+class Pass1Result:
+    """What pass 1 keeps: per-frame queries (small), the tracker's logit sum and the feature cache."""
+
+    instance_embeds: Tensor  # (T, Q, C) tracker outputs (SIM-grounded when the refiner has SIM)
+    frame_memory: Tensor  # (T, Q, C) tracker.frame_forward of the segmenter queries
+    tracker_logits_sum: Tensor  # (Q, K+1)
+    feature_cache: list[Tensor]  # mask features (Cm, h, w) float32 (exact) of frames 0 .. len-1
+    num_frames: int
+    image_size: tuple[int, int]
+    padded_size: tuple[int, int]
+    height: int
+    width: int
+
+
+def resize_for_test(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
+    """detectron2 ResizeShortestEdge at test time: shortest side ``min_size``, longest at most ``max_size``."""
+    scale = min_size / min(height, width)
+    if max(height, width) * scale > max_size:
+        scale = max_size / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+def prepare_window(frames: list[np.ndarray], model, cfg) -> PreparedWindow:
+    """uint8 RGB frames (H, W, 3) -> resized, normalised, padded float batch on the model's device."""
+    device = model.pixel_mean.device
+    batch = torch.from_numpy(np.stack(frames)).to(device).permute(0, 3, 1, 2)  # (Tw, 3, H, W) uint8
+    height, width = batch.shape[-2:]
+    size = resize_for_test(height, width, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
+    images = batch.float()
+    if size != (height, width):
+        images = F.interpolate(images, size=size, mode="bilinear", align_corners=False).clamp(0, 255)
+    images = (images - model.pixel_mean.view(1, -1, 1, 1)) / model.pixel_std.view(1, -1, 1, 1)
+    div = cfg.MODEL.SIZE_DIVISIBILITY
+    pad_h, pad_w = (-size[0]) % div if div > 0 else 0, (-size[1]) % div if div > 0 else 0
+    images = F.pad(images, (0, pad_w, 0, pad_h), value=0.0)
+    return PreparedWindow(images=images, image_size=tuple(size), frames=frames)
+
+
+def _windows(frames: Iterable[np.ndarray], size: int, limit: int | None = None) -> Iterator[list[np.ndarray]]:
+    """Group a frame iterator into lists of ``size`` frames (stops after ``limit`` frames)."""
+    window: list[np.ndarray] = []
+    for index, frame in enumerate(frames):
+        if limit is not None and index >= limit:
+            break
+        window.append(frame)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def padded_input_size(cfg, height: int, width: int) -> tuple[int, int]:
+    """(Hp, Wp) of the network input for a (height, width) video."""
+    h, w = resize_for_test(height, width, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
+    div = max(cfg.MODEL.SIZE_DIVISIBILITY, 1)
+    return math.ceil(h / div) * div, math.ceil(w / div) * div
+
+
+def mask_feature_bytes(cfg, height: int, width: int) -> int:
+    """Bytes of one frame's float32 mask features (Cm x Hp/s x Wp/s) for a (height, width) video."""
+    hp, wp = padded_input_size(cfg, height, width)
+    stride = cfg.MODEL.PIXEL_DECODER.COMMON_STRIDE
+    return cfg.MODEL.PIXEL_DECODER.MASK_DIM * math.ceil(hp / stride) * math.ceil(wp / stride) * 4
+
+
+@torch.no_grad()
+def run_pass1(model, cfg, frames: Iterable[np.ndarray], *, height: int, width: int,
+              window_size: int, cache_frames: int) -> Pass1Result:
+    """Segmenter + tracker frame by frame; keeps queries, the tracker logit sum and up to ``cache_frames`` features."""
+    tracker, refiner = model.tracker, model.refiner
+    state = None
+    instance, memory, cache = [], [], []
+    logits_sum = None
+    image_size = padded_size = None
+    for window in _windows(frames, window_size):
+        prepared = prepare_window(window, model, cfg)
+        image_size, padded_size = prepared.image_size, tuple(prepared.images.shape[-2:])
+        seg = model.segment(prepared.images)
+        embeds, features = seg["pred_embds"], seg["mask_features"]  # (Tw, Q, C), (Tw, Cm, h, w)
+        memory.append(tracker.frame_forward(embeds.unsqueeze(0))[0].cpu())  # (Tw, Q, C)
+        for t in range(embeds.shape[0]):
+            out, state = tracker.step(embeds[t:t + 1], features[t:t + 1], state)
+            grounded = refiner.ground_frame(out["pred_embds"], features[t:t + 1], out["pred_masks"])
+            instance.append(grounded[0].cpu())  # (Q, C)
+            logits = out["pred_logits"][0].float().cpu()  # (Q, K+1)
+            logits_sum = logits if logits_sum is None else logits_sum + logits
+            if len(cache) < cache_frames:
+                cache.append(features[t].float().cpu())
+        del seg, features
+    if not instance:
+        raise SpvisError("offline inference: the video has no readable frames")
+    return Pass1Result(
+        instance_embeds=torch.stack(instance), frame_memory=torch.cat(memory), tracker_logits_sum=logits_sum,
+        feature_cache=cache, num_frames=len(instance), image_size=image_size, padded_size=padded_size,
+        height=height, width=width,
+    )
+
+
+def plan_windows(model, cfg, *, height: int, width: int, num_queries: int, max_memory_gb: float,
+                 window_size: int | None) -> tuple[int, int]:
+    """(pass-2 window, frames of mask features to cache) that fit in ``max_memory_gb``.
+
+    Half of the budget goes to the feature cache; a pass-2 window holds its features plus the k selected
+    masks at padded and original resolution in float32.
+    """
+    budget = max(max_memory_gb, 0.0) * _GB
+    per_feature = mask_feature_bytes(cfg, height, width)
+    cache_frames = int(budget * 0.5 // per_feature)
+    if window_size is None:
+        k = min(cfg.TEST.MAX_NUM, num_queries)
+        hp, wp = padded_input_size(cfg, height, width)
+        per_frame = per_feature + k * 4 * (hp * wp + height * width) + k * height * width  # + bool masks
+        window_size = int(min(max(1, budget * 0.5 // per_frame), 64))
+    return max(1, window_size), cache_frames
+
+
+@torch.no_grad()
+def run_offline(
+    model,
+    cfg,
+    source,
+    max_memory_gb: float | None = None,
+    window_size: int | None = None,
+    *,
+    video_id: int | str | None = None,
+    category_ids: Mapping[int, int] | None = None,
+    frame_callback: Callable[[FrameResult], None] | None = None,
+) -> VideoResult:
+    """Offline inference of one video with bounded memory -> VideoResult (the online engine's format).
+
+    ``source``: a frame source (``.name``, ``.height``, ``.width``, iterable of uint8 RGB (H, W, 3) frames)
+    that can be iterated twice (pass 2 re-reads frames whose features were not cached).
+    ``category_ids`` maps contiguous labels to dataset category ids (default: label + 1, the YTVIS ids).
+    ``frame_callback`` receives a FrameResult per frame during pass 2 (overlay rendering).
+    """
+    if getattr(model, "refiner", None) is None:
+        raise SpvisError("offline mode needs a model with a refiner (set MODEL.REFINER.ENABLED True)")
+    budget = cfg.TEST.MAX_MEMORY_GB if max_memory_gb is None else max_memory_gb
+    height, width = int(source.height), int(source.width)
+    num_queries = cfg.MODEL.DECODER.NUM_QUERIES
+    decode_window, cache_frames = plan_windows(model, cfg, height=height, width=width, num_queries=num_queries,
+                                               max_memory_gb=budget, window_size=window_size)
+    seg_window = window_size or cfg.TEST.WINDOW_SIZE
+    was_training = model.training
+    model.eval()
+    try:
+        first = run_pass1(model, cfg, iter(source), height=height, width=width, window_size=seg_window,
+                          cache_frames=cache_frames)
+        device = model.pixel_mean.device
+        refined = model.refiner(first.instance_embeds.unsqueeze(0).to(device), first.frame_memory.unsqueeze(0).to(device))
+        video_logits = refined["pred_logits"][0].float().cpu()  # (Q, K+1)
+        tracker_logits = first.tracker_logits_sum / first.num_frames
+        scores, labels, query_ids = vis_topk(video_logits, cfg.TEST.MAX_NUM, aux_logits=tracker_logits)
+        order = scores.argsort(descending=True)
+        scores, labels, query_ids = scores[order], labels[order], query_ids[order]
+        selected = refined["pred_embds"][0][:, query_ids.to(device)]  # (T, k, C)
+        del refined
+        segmentations = run_pass2(model, cfg, source, first, selected, decode_window=decode_window,
+                                  frame_callback=frame_callback, scores=scores, labels=labels, query_ids=query_ids)
+    finally:
+        model.train(was_training)
+    vid = video_id if video_id is not None else getattr(source, "name", "video")
+    entries = [
+        {"video_id": vid,
+         "category_id": int(category_ids[int(lab)]) if category_ids is not None else int(lab) + 1,
+         "score": float(score), "segmentations": segs}
+        for score, lab, segs in zip(scores.tolist(), labels.tolist(), segmentations)
+    ]
+    return VideoResult(video_id=vid, num_frames=first.num_frames, height=height, width=width, entries=entries,
+                       truncated=bool(getattr(source, "truncated", False)), error=getattr(source, "error", None))
+
+
+def run_pass2(model, cfg, source, first: Pass1Result, selected: Tensor, *, decode_window: int,
+              frame_callback: Callable[[FrameResult], None] | None, scores: Tensor, labels: Tensor,
+              query_ids: Tensor) -> list[list[dict]]:
+    """Decode the k selected masks window by window and RLE-encode them; returns k lists of T RLEs."""
+    device = model.pixel_mean.device
+    k = selected.shape[1]
+    segmentations: list[list[dict]] = [[] for _ in range(k)]
+    reread = frame_callback is not None or len(first.feature_cache) < first.num_frames
+    frames = _windows(iter(source), decode_window, limit=first.num_frames) if reread else None
+    for start in range(0, first.num_frames, decode_window):
+        stop = min(start + decode_window, first.num_frames)
+        window_frames = next(frames, None) if frames is not None else None
+        if frames is not None and (window_frames is None or len(window_frames) != stop - start):
+            raise SpvisError(f"offline inference: {getattr(source, 'name', 'source')} gave fewer frames on the "
+                             f"second read than on the first ({first.num_frames}); cannot decode masks")
+        features = _window_features(model, cfg, first, start, stop, window_frames)  # (Tw, Cm, h, w)
+        logits = model.refiner.predict_masks(selected[start:stop].unsqueeze(0), features.unsqueeze(0).to(device))
+        masks = masks_to_original(logits[0].transpose(0, 1), first.padded_size, first.image_size,
+                                  (first.height, first.width)).cpu().numpy()  # (k, Tw, H, W) bool
+        for i in range(k):
+            segmentations[i].extend(encode_mask(masks[i, t]) for t in range(stop - start))
+        if frame_callback is not None:
+            for t in range(stop - start):
+                visible = masks[:, t].reshape(k, -1).any(axis=1)
+                frame_callback(FrameResult(
+                    frame_index=start + t, track_ids=query_ids.numpy()[visible].astype(np.int64),
+                    labels=labels.numpy()[visible].astype(np.int64),
+                    scores=scores.numpy()[visible].astype(np.float32), masks=masks[visible, t],
+                    frame=window_frames[t]))
+    return segmentations
+
+
+def _window_features(model, cfg, first: Pass1Result, start: int, stop: int,
+                     window_frames: list[np.ndarray] | None) -> Tensor:
+    """Mask features (Tw, Cm, h, w) of frames [start, stop): from the cache, else recomputed."""
+    cached = first.feature_cache
+    if stop <= len(cached):
+        return torch.stack(cached[start:stop])
+    recomputed = model.segment(prepare_window(window_frames, model, cfg).images)["mask_features"].float()
+    if start < len(cached):  # a window straddling the cache end keeps the cached part bit-identical
+        recomputed[: len(cached) - start] = torch.stack(cached[start:]).to(recomputed.device)
+    return recomputed
