@@ -1,0 +1,188 @@
+"""Frame sources for inference: a video file, a folder of frames, or a dataset video record, read lazily.
+
+Every source has ``.name``, ``.num_frames`` (None when a stream does not say), ``.height``, ``.width``,
+``.fps`` (None for image folders) and iterates uint8 RGB frames (H, W, 3) one at a time, so a 2,000-frame
+video is never held in memory. A video that breaks off mid-stream stops iterating and sets
+``.truncated = True`` and ``.error`` (one line); it never raises mid-stream. A source with no readable
+frame at all raises ``SpvisError`` when it is opened.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from PIL import Image
+
+from spvis.data.ytvis import VideoRecord
+from spvis.errors import DataFormatError, SpvisError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+class FrameSource:
+    """Common state of all sources (see module docstring); subclasses implement ``_frames``."""
+
+    def __init__(self, name: str, num_frames: int | None, height: int, width: int, fps: float | None,
+                 max_frames: int | None):
+        if max_frames is not None and max_frames < 1:
+            raise SpvisError(f"{name}: max_frames must be at least 1, got {max_frames}")
+        self.name = name
+        self.max_frames = max_frames
+        if num_frames is not None and max_frames is not None:
+            num_frames = min(num_frames, max_frames)
+        self.num_frames = num_frames
+        self.height, self.width, self.fps = int(height), int(width), fps
+        self.truncated = False
+        self.error: str | None = None
+
+    def _frames(self) -> Iterator[np.ndarray]:
+        raise TypeError(f"{type(self).__name__} does not implement _frames")
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self.truncated, self.error = False, None
+        for index, frame in enumerate(self._frames()):
+            if self.max_frames is not None and index >= self.max_frames:
+                return
+            yield frame
+
+    def __len__(self) -> int:
+        if self.num_frames is None:
+            raise TypeError(f"{self.name}: the number of frames is unknown until the stream is read")
+        return self.num_frames
+
+    def _stop(self, message: str) -> None:
+        self.truncated, self.error = True, message
+
+
+class VideoFileSource(FrameSource):
+    """A video file decoded with PyAV, one frame at a time (the first video stream)."""
+
+    def __init__(self, path: Path, max_frames: int | None = None):
+        import av
+
+        self.path = path
+        try:
+            with av.open(str(path)) as container:
+                if not container.streams.video:
+                    raise SpvisError(f"{path}: no video stream in this file")
+                stream = container.streams.video[0]
+                num = int(stream.frames) or None  # 0 = the container does not say
+                fps = float(stream.average_rate) if stream.average_rate else None
+                first = next(container.decode(stream), None)
+        except SpvisError:
+            raise
+        except (av.FFmpegError, OSError, StopIteration) as exc:
+            raise SpvisError(f"{path}: cannot read video: {_one_line(exc)}") from None
+        if first is None:
+            raise SpvisError(f"{path}: video has no decodable frame")
+        super().__init__(path.stem, num, first.height, first.width, fps, max_frames)
+
+    def _frames(self) -> Iterator[np.ndarray]:
+        import av
+
+        count = 0
+        try:
+            container = av.open(str(self.path))
+        except (av.FFmpegError, OSError) as exc:
+            self._stop(f"{self.path}: cannot reopen video: {_one_line(exc)}")
+            return
+        with container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            decoded = container.decode(stream)
+            while True:
+                try:
+                    frame = next(decoded)
+                except StopIteration:
+                    break
+                except (av.FFmpegError, OSError) as exc:
+                    self._stop(f"{self.path}: decoding stopped after {count} frames: {_one_line(exc)}")
+                    return
+                if frame.height != self.height or frame.width != self.width:  # mid-stream resolution change
+                    array = frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
+                else:
+                    array = frame.to_ndarray(format="rgb24")
+                count += 1
+                yield array  # (H, W, 3) uint8
+                if self.max_frames is not None and count >= self.max_frames:
+                    return
+        if self.num_frames is not None and count < self.num_frames:
+            self._stop(f"{self.path}: video ends after {count} of {self.num_frames} frames (truncated file)")
+
+
+class ImageSequenceSource(FrameSource):
+    """A list of image files of one size (a frame folder or a dataset record); checks headers when opened."""
+
+    def __init__(self, name: str, paths: list[Path], *, expect: tuple[int, int] | None = None,
+                 source: str | None = None, max_frames: int | None = None):
+        if max_frames is not None:
+            paths = paths[:max_frames]
+        self.paths, self.source = paths, source
+        size = None
+        for path in paths:  # header only: cheap even for thousands of frames
+            try:
+                with Image.open(path) as im:
+                    w, h = im.size
+            except FileNotFoundError:
+                raise DataFormatError(source or path, f"frame file not found: {path}", field="file_names") from None
+            except OSError as exc:
+                raise DataFormatError(source or path, f"cannot read frame {path}: {_one_line(exc)}",
+                                      field="file_names") from None
+            if expect is not None and (h, w) != tuple(expect):
+                raise DataFormatError(source or path, f"frame {path} is {h}x{w}, expected {expect[0]}x{expect[1]}",
+                                      field="height/width")
+            if size is None:
+                size = (h, w)
+            elif (h, w) != size:
+                raise SpvisError(f"{path}: frame is {h}x{w} but the first frame {paths[0].name} is "
+                                 f"{size[0]}x{size[1]}; all frames of a video must have one size")
+        if size is None:
+            raise SpvisError(f"{source or name}: no frames")
+        super().__init__(name, len(paths), size[0], size[1], None, max_frames)
+
+    def _frames(self) -> Iterator[np.ndarray]:
+        for count, path in enumerate(self.paths):
+            try:
+                with Image.open(path) as im:
+                    frame = np.asarray(im.convert("RGB"))  # (H, W, 3) uint8
+            except OSError as exc:
+                self._stop(f"{path}: cannot read frame {count}: {_one_line(exc)}")
+                return
+            yield frame
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().replace("\n", " ")
+    return text or type(exc).__name__
+
+
+def open_frame_source(path_or_video_record: Any, image_root: str | Path | None = None,
+                      max_frames: int | None = None) -> FrameSource:
+    """A lazy frame source for a video file, a frame folder (sorted jpg/png) or a ``VideoRecord``/video dict.
+
+    ``image_root`` is the folder that a record's ``file_names`` are relative to.
+    """
+    record = path_or_video_record
+    if isinstance(record, dict) and "file_names" in record:
+        record = VideoRecord(int(record.get("id", 0)), list(record["file_names"]), int(record["height"]),
+                             int(record["width"]), len(record["file_names"]), str(record.get("name", "")))
+    if isinstance(record, VideoRecord):
+        root = Path(image_root) if image_root is not None else Path(".")
+        paths = [root / name for name in record.file_names]
+        name = record.name or (Path(record.file_names[0]).parent.name if record.file_names else "") or str(record.id)
+        return ImageSequenceSource(name, paths, expect=(record.height, record.width),
+                                   source=f"{root}: video {record.id}", max_frames=max_frames)
+    path = Path(path_or_video_record)
+    if path.is_dir():
+        frames = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not frames:
+            raise SpvisError(f"{path}: folder holds no .jpg/.jpeg/.png frames")
+        return ImageSequenceSource(path.name, frames, max_frames=max_frames)
+    if not path.exists():
+        raise SpvisError(f"{path}: no such video file or frame folder")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSequenceSource(path.stem, [path], max_frames=max_frames)
+    return VideoFileSource(path, max_frames=max_frames)
