@@ -11,6 +11,7 @@ from torch import nn
 from spvis.config import get_cfg
 from spvis.data.rle import decode_rle
 from spvis.engine.offline import plan_windows, prepare_window, run_offline
+from spvis.engine.streaming import FramePreprocessor
 from spvis.errors import SpvisError
 from spvis.modeling.postprocess import masks_to_original, vis_topk
 from spvis.modeling.refiner import TemporalRefiner
@@ -106,7 +107,7 @@ def _decoded(result):
 def _direct(model, cfg, frames):
     """Everything in memory at once: the reference the bounded engine must reproduce."""
     model.eval()
-    prep = prepare_window(frames, model, cfg)
+    prep = prepare_window(frames, FramePreprocessor(cfg, torch.device("cpu")))
     seg = model.segment(prep.images)
     state, inst, logits = None, [], []
     for t in range(len(frames)):
@@ -177,7 +178,7 @@ def test_errors_are_one_line_spvis_errors():
 
 def test_plan_windows_respects_the_budget():
     model, cfg = FakeModel(), _cfg()
-    small = plan_windows(model, cfg, height=720, width=1280, num_queries=Q, max_memory_gb=0.05, window_size=None)
-    large = plan_windows(model, cfg, height=720, width=1280, num_queries=Q, max_memory_gb=4.0, window_size=None)
+    small = plan_windows(cfg, height=720, width=1280, num_queries=Q, max_memory_gb=0.05, window_size=None)
+    large = plan_windows(cfg, height=720, width=1280, num_queries=Q, max_memory_gb=4.0, window_size=None)
     assert small[0] <= large[0] and small[1] < large[1]
-    assert plan_windows(model, cfg, height=720, width=1280, num_queries=Q, max_memory_gb=4.0, window_size=3)[0] == 3
+    assert plan_windows(cfg, height=720, width=1280, num_queries=Q, max_memory_gb=4.0, window_size=3)[0] == 3

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from spvis.data.rle import encode_mask
 from spvis.engine.frame_result import FrameResult, VideoResult
+from spvis.engine.streaming import FramePreprocessor, _check_frame, resized_shape
 from spvis.errors import SpvisError
 from spvis.modeling.postprocess import masks_to_original, vis_topk
 
@@ -53,28 +53,10 @@ class Pass1Result:
     width: int
 
 
-def resize_for_test(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
-    """detectron2 ResizeShortestEdge at test time: shortest side ``min_size``, longest at most ``max_size``."""
-    scale = min_size / min(height, width)
-    if max(height, width) * scale > max_size:
-        scale = max_size / max(height, width)
-    return int(height * scale + 0.5), int(width * scale + 0.5)
-
-
-def prepare_window(frames: list[np.ndarray], model, cfg) -> PreparedWindow:
-    """uint8 RGB frames (H, W, 3) -> resized, normalised, padded float batch on the model's device."""
-    device = model.pixel_mean.device
-    batch = torch.from_numpy(np.stack(frames)).to(device).permute(0, 3, 1, 2)  # (Tw, 3, H, W) uint8
-    height, width = batch.shape[-2:]
-    size = resize_for_test(height, width, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
-    images = batch.float()
-    if size != (height, width):
-        images = F.interpolate(images, size=size, mode="bilinear", align_corners=False).clamp(0, 255)
-    images = (images - model.pixel_mean.view(1, -1, 1, 1)) / model.pixel_std.view(1, -1, 1, 1)
-    div = cfg.MODEL.SIZE_DIVISIBILITY
-    pad_h, pad_w = (-size[0]) % div if div > 0 else 0, (-size[1]) % div if div > 0 else 0
-    images = F.pad(images, (0, pad_w, 0, pad_h), value=0.0)
-    return PreparedWindow(images=images, image_size=tuple(size), frames=frames)
+def prepare_window(frames: list[np.ndarray], preprocess: FramePreprocessor) -> PreparedWindow:
+    """uint8 RGB frames (H, W, 3) -> resized, normalised, padded batch, exactly as the online engine does."""
+    images, sizes = zip(*(preprocess(frame) for frame in frames))
+    return PreparedWindow(images=torch.cat(images), image_size=sizes[0], frames=frames)
 
 
 def _windows(frames: Iterable[np.ndarray], size: int, limit: int | None = None) -> Iterator[list[np.ndarray]]:
@@ -93,7 +75,7 @@ def _windows(frames: Iterable[np.ndarray], size: int, limit: int | None = None) 
 
 def padded_input_size(cfg, height: int, width: int) -> tuple[int, int]:
     """(Hp, Wp) of the network input for a (height, width) video."""
-    h, w = resize_for_test(height, width, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
+    h, w = resized_shape(height, width, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
     div = max(cfg.MODEL.SIZE_DIVISIBILITY, 1)
     return math.ceil(h / div) * div, math.ceil(w / div) * div
 
@@ -106,16 +88,18 @@ def mask_feature_bytes(cfg, height: int, width: int) -> int:
 
 
 @torch.no_grad()
-def run_pass1(model, cfg, frames: Iterable[np.ndarray], *, height: int, width: int,
-              window_size: int, cache_frames: int) -> Pass1Result:
+def run_pass1(model, frames: Iterable[np.ndarray], *, height: int, width: int, window_size: int,
+              cache_frames: int, preprocess: FramePreprocessor, source_name: str = "<frames>") -> Pass1Result:
     """Segmenter + tracker frame by frame; keeps queries, the tracker logit sum and up to ``cache_frames`` features."""
     tracker, refiner = model.tracker, model.refiner
     state = None
     instance, memory, cache = [], [], []
     logits_sum = None
     image_size = padded_size = None
-    for window in _windows(frames, window_size):
-        prepared = prepare_window(window, model, cfg)
+    for window_index, window in enumerate(_windows(frames, window_size)):
+        for offset, frame in enumerate(window):
+            _check_frame(frame, window_index * window_size + offset, (height, width), source_name)
+        prepared = prepare_window(window, preprocess)
         image_size, padded_size = prepared.image_size, tuple(prepared.images.shape[-2:])
         seg = model.segment(prepared.images)
         embeds, features = seg["pred_embds"], seg["mask_features"]  # (Tw, Q, C), (Tw, Cm, h, w)
@@ -138,7 +122,7 @@ def run_pass1(model, cfg, frames: Iterable[np.ndarray], *, height: int, width: i
     )
 
 
-def plan_windows(model, cfg, *, height: int, width: int, num_queries: int, max_memory_gb: float,
+def plan_windows(cfg, *, height: int, width: int, num_queries: int, max_memory_gb: float,
                  window_size: int | None) -> tuple[int, int]:
     """(pass-2 window, frames of mask features to cache) that fit in ``max_memory_gb``.
 
@@ -165,14 +149,14 @@ def run_offline(
     window_size: int | None = None,
     *,
     video_id: int | str | None = None,
-    category_ids: Mapping[int, int] | None = None,
+    category_ids: Sequence[int] | None = None,
     frame_callback: Callable[[FrameResult], None] | None = None,
 ) -> VideoResult:
     """Offline inference of one video with bounded memory -> VideoResult (the online engine's format).
 
     ``source``: a frame source (``.name``, ``.height``, ``.width``, iterable of uint8 RGB (H, W, 3) frames)
     that can be iterated twice (pass 2 re-reads frames whose features were not cached).
-    ``category_ids`` maps contiguous labels to dataset category ids (default: label + 1, the YTVIS ids).
+    ``category_ids[k]`` is the dataset id of contiguous class k (default k + 1), as in the online engine.
     ``frame_callback`` receives a FrameResult per frame during pass 2 (overlay rendering).
     """
     if getattr(model, "refiner", None) is None:
@@ -180,24 +164,26 @@ def run_offline(
     budget = cfg.TEST.MAX_MEMORY_GB if max_memory_gb is None else max_memory_gb
     height, width = int(source.height), int(source.width)
     num_queries = cfg.MODEL.DECODER.NUM_QUERIES
-    decode_window, cache_frames = plan_windows(model, cfg, height=height, width=width, num_queries=num_queries,
+    decode_window, cache_frames = plan_windows(cfg, height=height, width=width, num_queries=num_queries,
                                                max_memory_gb=budget, window_size=window_size)
-    seg_window = window_size or cfg.TEST.WINDOW_SIZE
+    seg_window = cfg.TEST.WINDOW_SIZE  # pass-1 segmenter batch; window_size only sets the pass-2 decoding window
+    device = next(model.parameters()).device
+    preprocess = FramePreprocessor(cfg, device)
+    name = str(getattr(source, "name", "<frames>"))
     was_training = model.training
     model.eval()
     try:
-        first = run_pass1(model, cfg, iter(source), height=height, width=width, window_size=seg_window,
-                          cache_frames=cache_frames)
-        device = model.pixel_mean.device
+        first = run_pass1(model, iter(source), height=height, width=width, window_size=seg_window,
+                          cache_frames=cache_frames, preprocess=preprocess, source_name=name)
         refined = model.refiner(first.instance_embeds.unsqueeze(0).to(device), first.frame_memory.unsqueeze(0).to(device))
         video_logits = refined["pred_logits"][0].float().cpu()  # (Q, K+1)
         tracker_logits = first.tracker_logits_sum / first.num_frames
         scores, labels, query_ids = vis_topk(video_logits, cfg.TEST.MAX_NUM, aux_logits=tracker_logits)
-        order = scores.argsort(descending=True)
+        order = scores.argsort(descending=True, stable=True)
         scores, labels, query_ids = scores[order], labels[order], query_ids[order]
         selected = refined["pred_embds"][0][:, query_ids.to(device)]  # (T, k, C)
         del refined
-        segmentations = run_pass2(model, cfg, source, first, selected, decode_window=decode_window,
+        segmentations = run_pass2(model, source, first, selected, preprocess, decode_window=decode_window,
                                   frame_callback=frame_callback, scores=scores, labels=labels, query_ids=query_ids)
     finally:
         model.train(was_training)
@@ -212,11 +198,12 @@ def run_offline(
                        truncated=bool(getattr(source, "truncated", False)), error=getattr(source, "error", None))
 
 
-def run_pass2(model, cfg, source, first: Pass1Result, selected: Tensor, *, decode_window: int,
+def run_pass2(model, source, first: Pass1Result, selected: Tensor, preprocess: FramePreprocessor, *,
+              decode_window: int,
               frame_callback: Callable[[FrameResult], None] | None, scores: Tensor, labels: Tensor,
               query_ids: Tensor) -> list[list[dict]]:
     """Decode the k selected masks window by window and RLE-encode them; returns k lists of T RLEs."""
-    device = model.pixel_mean.device
+    device = selected.device
     k = selected.shape[1]
     segmentations: list[list[dict]] = [[] for _ in range(k)]
     reread = frame_callback is not None or len(first.feature_cache) < first.num_frames
@@ -227,7 +214,7 @@ def run_pass2(model, cfg, source, first: Pass1Result, selected: Tensor, *, decod
         if frames is not None and (window_frames is None or len(window_frames) != stop - start):
             raise SpvisError(f"offline inference: {getattr(source, 'name', 'source')} gave fewer frames on the "
                              f"second read than on the first ({first.num_frames}); cannot decode masks")
-        features = _window_features(model, cfg, first, start, stop, window_frames)  # (Tw, Cm, h, w)
+        features = _window_features(model, preprocess, first, start, stop, window_frames)  # (Tw, Cm, h, w)
         logits = model.refiner.predict_masks(selected[start:stop].unsqueeze(0), features.unsqueeze(0).to(device))
         masks = masks_to_original(logits[0].transpose(0, 1), first.padded_size, first.image_size,
                                   (first.height, first.width)).cpu().numpy()  # (k, Tw, H, W) bool
@@ -244,13 +231,13 @@ def run_pass2(model, cfg, source, first: Pass1Result, selected: Tensor, *, decod
     return segmentations
 
 
-def _window_features(model, cfg, first: Pass1Result, start: int, stop: int,
+def _window_features(model, preprocess: FramePreprocessor, first: Pass1Result, start: int, stop: int,
                      window_frames: list[np.ndarray] | None) -> Tensor:
     """Mask features (Tw, Cm, h, w) of frames [start, stop): from the cache, else recomputed."""
     cached = first.feature_cache
     if stop <= len(cached):
         return torch.stack(cached[start:stop])
-    recomputed = model.segment(prepare_window(window_frames, model, cfg).images)["mask_features"].float()
+    recomputed = model.segment(prepare_window(window_frames, preprocess).images)["mask_features"].float()
     if start < len(cached):  # a window straddling the cache end keeps the cached part bit-identical
         recomputed[: len(cached) - start] = torch.stack(cached[start:]).to(recomputed.device)
     return recomputed
