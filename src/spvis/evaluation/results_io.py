@@ -1,0 +1,218 @@
+"""Benchmark-server result files: encode masks, write (json or server zip), load and validate.
+
+A result entry is ``{"video_id", "category_id" (dataset id), "score", "segmentations": [RLE or None] * T}``
+with compressed RLE (``counts`` a string). The YouTube-VIS / OVIS servers take a zip holding
+``results.json`` at its root.
+
+Loading checks every entry against the GT and raises ``DataFormatError`` naming the file and the
+entry (``result 12 (video 3)``) for: unknown video or category, wrong frame count, a malformed or
+wrongly sized RLE, a non-finite score. An empty list is valid: every metric is then computed with
+no predictions (AP 0 where GT exists), where the official loader crashes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from spvis.errors import DataFormatError
+from spvis.evaluation.ground_truth import GroundTruth
+from spvis.evaluation.rle_batch import parse_counts_batch
+from spvis.utils.atomic_io import atomic_write_bytes, atomic_write_json
+
+SERVER_JSON_NAME = "results.json"
+# Below this many non-empty frames a thread pool costs more than it saves.
+_PARALLEL_MIN_FRAMES = 16
+
+
+def _encode_fortran(masks_hwn: np.ndarray) -> list[dict]:
+    """pycocotools RLE of a Fortran-ordered uint8 (H, W, N) stack; counts decoded to str."""
+    rles = mask_utils.encode(masks_hwn)
+    for rle in rles:
+        rle["counts"] = rle["counts"].decode("ascii")
+    return rles
+
+
+def encode_masks(masks: Any, *, num_threads: int | None = None) -> list[dict | None]:
+    """Per-frame compressed RLE of bool (T, H, W) masks; frames with an empty mask give None.
+
+    Only non-empty frames are encoded. pycocotools wants (H, W, N) in Fortran order: a (T, H, W)
+    C-ordered stack needs one transposing copy, done once for all non-empty frames (a (T, W, H)
+    C-ordered input, i.e. ``x.transpose(0, 2, 1)`` of a contiguous (T, W, H) array, needs none).
+    With ``num_threads`` > 1 the copy + encode runs in chunks on a thread pool (numpy's copy
+    releases the GIL); the default uses threads only for large stacks.
+    """
+    if hasattr(masks, "detach"):  # torch tensor
+        masks = masks.detach().to("cpu").numpy()
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"encode_masks expects (T, H, W) masks, got shape {masks.shape}")
+    if masks.dtype != np.bool_ and masks.dtype != np.uint8:
+        masks = masks > 0
+    num_frames = masks.shape[0]
+    out: list[dict | None] = [None] * num_frames
+    nonempty = np.flatnonzero(masks.reshape(num_frames, -1).any(axis=1))
+    if len(nonempty) == 0:
+        return out
+    as_u8 = masks.view(np.uint8) if masks.dtype == np.bool_ else masks
+    if num_threads is None:
+        num_threads = min(4, os.cpu_count() or 1) if len(nonempty) >= _PARALLEL_MIN_FRAMES else 1
+    chunks = np.array_split(nonempty, max(1, min(num_threads, len(nonempty))))
+
+    def encode_chunk(frames: np.ndarray) -> list[dict]:
+        # (N, H, W) -> (H, W, N); Fortran order makes each frame's column-major pixels contiguous
+        stack = as_u8[frames] if len(frames) != num_frames else as_u8
+        return _encode_fortran(np.asfortranarray(stack.transpose(1, 2, 0)))
+
+    if len(chunks) == 1:
+        encoded = [encode_chunk(chunks[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            encoded = list(pool.map(encode_chunk, chunks))
+    for frames, rles in zip(chunks, encoded):
+        for t, rle in zip(frames, rles):
+            out[int(t)] = rle
+    return out
+
+
+def _json_ready(result: dict, index: int) -> dict:
+    """One result entry with plain json types (str counts, float score, int ids)."""
+    segs = []
+    for s in result["segmentations"]:
+        if s is None:
+            segs.append(None)
+            continue
+        counts = s["counts"]
+        segs.append({"size": [int(s["size"][0]), int(s["size"][1])],
+                     "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts})
+    score = float(result["score"])
+    if not math.isfinite(score):
+        raise ValueError(f"result {index}: score is {score}")
+    return {"video_id": int(result["video_id"]), "category_id": int(result["category_id"]), "score": score,
+            "segmentations": segs}
+
+
+def write_results(path: str | os.PathLike | None, results: Iterable[dict], *,
+                  zip_path: str | os.PathLike | None = None) -> None:
+    """Write results as json to ``path`` and/or as a server zip (``results.json`` at its root), atomically."""
+    entries = [_json_ready(r, i) for i, r in enumerate(results)]
+    if path is not None:
+        atomic_write_json(path, entries)
+    if zip_path is not None:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(SERVER_JSON_NAME, json.dumps(entries))
+        atomic_write_bytes(zip_path, buffer.getvalue())
+
+
+@dataclass
+class ResultTrack:
+    """One validated prediction: per-frame RLE (None where null) and per-frame mask areas."""
+
+    index: int  # position in the file (official result id = index + 1)
+    video_id: int
+    category_id: int
+    score: float
+    rles: list[dict | None]
+    frame_areas: np.ndarray  # (T,) int64, 0 for null or empty frames
+
+    @property
+    def avg_area(self) -> float:
+        """Official result area: mean of the non-zero frame areas (0 if none)."""
+        nonzero = self.frame_areas[self.frame_areas > 0]
+        return float(nonzero.mean()) if len(nonzero) else 0.0
+
+
+def _read_results_file(path: Path) -> Any:
+    if not path.is_file():
+        raise DataFormatError(path, "results file not found")
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                if SERVER_JSON_NAME not in archive.namelist():
+                    raise DataFormatError(path, f"zip has no {SERVER_JSON_NAME} at its root")
+                return json.loads(archive.read(SERVER_JSON_NAME).decode("utf-8"))
+        with open(path, "r", encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(path, f"malformed json (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except UnicodeDecodeError:
+        raise DataFormatError(path, "malformed json (not UTF-8 text)") from None
+
+
+def load_results(results: str | os.PathLike | list, gt: GroundTruth) -> list[ResultTrack]:
+    """Validate a results file (json, server zip, or an in-memory list) against ``gt``; see module docstring."""
+    if isinstance(results, (str, os.PathLike)):
+        source = str(results)
+        data = _read_results_file(Path(results))
+    else:
+        source, data = "<results list>", results
+    if not isinstance(data, list):
+        raise DataFormatError(source, "top level must be a list of {video_id, category_id, score, segmentations}")
+    cat_ids = set(gt.category_ids)
+    tracks: list[ResultTrack] = []
+    pending: list[tuple[int, int, bytes]] = []  # (result, frame, counts) to validate in one batch
+    for i, r in enumerate(data):
+        entry = f"result {i}"
+        if not isinstance(r, dict):
+            raise DataFormatError(source, "must be an object", entry=entry)
+        vid = r.get("video_id")
+        if isinstance(vid, bool) or not isinstance(vid, int) or vid not in gt.video_index:
+            raise DataFormatError(source, f"unknown video id {vid!r}", entry=entry, field="video_id")
+        entry = f"result {i} (video {vid})"
+        cid = r.get("category_id")
+        if isinstance(cid, bool) or not isinstance(cid, int) or cid not in cat_ids:
+            raise DataFormatError(source, f"unknown category id {cid!r}", entry=entry, field="category_id")
+        score = r.get("score")
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise DataFormatError(source, f"must be a finite number, got {score!r}", entry=entry, field="score")
+        video = gt.video_index[vid]
+        segs = r.get("segmentations")
+        if not isinstance(segs, list):
+            raise DataFormatError(source, "must be a list (one entry per frame)", entry=entry, field="segmentations")
+        if len(segs) != video.length:
+            raise DataFormatError(source, f"has {len(segs)} frames but video {vid} has {video.length}", entry=entry,
+                                  field="segmentations")
+        rles: list[dict | None] = []
+        for t, s in enumerate(segs):
+            if s is None:
+                rles.append(None)
+                continue
+            if not isinstance(s, dict) or "size" not in s or "counts" not in s:
+                raise DataFormatError(source, f"frame {t}: must be a compressed RLE {{size, counts}} or null",
+                                      entry=entry, field="segmentations")
+            size = s["size"]
+            if not isinstance(size, list) or [*size] != [video.height, video.width]:
+                raise DataFormatError(source, f"frame {t}: mask size {size} differs from the video size "
+                                      f"[{video.height}, {video.width}]", entry=entry, field="segmentations")
+            counts = s["counts"]
+            if isinstance(counts, str):
+                counts = counts.encode("ascii", errors="replace")
+            elif not isinstance(counts, bytes):
+                raise DataFormatError(source, f"frame {t}: 'counts' must be a compressed RLE string",
+                                      entry=entry, field="segmentations")
+            rles.append({"size": [video.height, video.width], "counts": counts})
+            pending.append((i, t, counts))
+        tracks.append(ResultTrack(i, vid, cid, float(score), rles, np.zeros(video.length, dtype=np.int64)))
+    parsed = parse_counts_batch([c for _, _, c in pending])
+    for k, (i, t, _) in enumerate(pending):
+        track = tracks[i]
+        video = gt.video_index[track.video_id]
+        error = parsed.errors[k]
+        if error is None and parsed.totals[k] != video.height * video.width:
+            error = f"RLE runs cover {parsed.totals[k]} pixels, expected {video.height}x{video.width}"
+        if error is not None:
+            raise DataFormatError(source, f"frame {t}: {error}", entry=f"result {i} (video {track.video_id})",
+                                  field="segmentations")
+        track.frame_areas[t] = parsed.areas[k]
+    return tracks
