@@ -1,0 +1,53 @@
+"""Loading a state dict into a model with a full report: every missing, unexpected or mis-shaped key by name."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from torch import nn
+
+from spvis.errors import CheckpointError
+
+
+def _group(keys: list[str], limit: int = 12) -> str:
+    """'a.b.{x,y}'-style compact listing grouped by module prefix, truncated to `limit` groups."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for key in keys:
+        prefix, _, leaf = key.rpartition(".")
+        groups[prefix].append(leaf)
+    parts = [f"{prefix}.{{{','.join(leaves)}}}" if prefix else ",".join(leaves) for prefix, leaves in groups.items()]
+    more = f" ... (+{len(parts) - limit} more modules)" if len(parts) > limit else ""
+    return "; ".join(parts[:limit]) + more
+
+
+def compare_state(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, mis-shaped) keys of `state` against the model's state dict."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    mismatched = [
+        f"{key} (checkpoint {list(state[key].shape)} vs model {list(expected[key].shape)})"
+        for key in expected if key in state and tuple(state[key].shape) != tuple(expected[key].shape)
+    ]
+    return missing, unexpected, mismatched
+
+
+def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], *, source: str,
+                      allow_missing_prefixes: tuple[str, ...] = ()) -> None:
+    """Copy `state` into `model` (cast to the model's dtypes); raise CheckpointError naming any disagreement."""
+    missing, unexpected, mismatched = compare_state(model, state)
+    missing = [key for key in missing if not key.startswith(allow_missing_prefixes)]
+    problems = []
+    if mismatched:
+        problems.append(f"{len(mismatched)} mis-shaped: " + "; ".join(mismatched[:8])
+                        + (f" ... (+{len(mismatched) - 8} more)" if len(mismatched) > 8 else ""))
+    if missing:
+        problems.append(f"{len(missing)} missing: " + _group(missing))
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected: " + _group(unexpected))
+    if problems:
+        raise CheckpointError(f"{source}: weights do not fit the model ({' | '.join(problems)})")
+    expected = model.state_dict()
+    converted = {key: value.to(expected[key].dtype) for key, value in state.items()}
+    model.load_state_dict(converted, strict=False)

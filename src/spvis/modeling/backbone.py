@@ -1,0 +1,317 @@
+"""Backbones for the segmenter: detectron2-layout ResNet (FrozenBN), Swin (timm blocks) and a tiny CNN.
+
+Every backbone maps images (N, 3, H, W) to {"res2": stride 4, ..., "res5": stride 32} and publishes
+``output_shape()`` so the pixel decoder never hard-codes channel counts. Parameter names follow the
+official detectron2/Mask2Former checkpoints (reference §8) so imported weights load by name.
+Pretrained weights come from a local file only; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spvis.errors import CheckpointError, ConfigError
+
+LEVELS = ("res2", "res3", "res4", "res5")
+
+
+@dataclass(frozen=True)
+class ShapeSpec:
+    """Channels and stride of one backbone output level."""
+
+    channels: int
+    stride: int
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """BatchNorm with fixed statistics and affine parameters (all buffers, never trained)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features) - eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale.view(1, -1, 1, 1).to(x.dtype) + shift.view(1, -1, 1, 1).to(x.dtype)
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """Norm layer by detectron2 name: FrozenBN | BN | GN (32 groups)."""
+    if kind == "FrozenBN":
+        return FrozenBatchNorm2d(channels)
+    if kind == "BN":
+        return nn.BatchNorm2d(channels)
+    if kind == "GN":
+        return nn.GroupNorm(32, channels)
+    raise ConfigError(f"MODEL.BACKBONE.NORM: unknown norm {kind!r} (FrozenBN | BN | GN)")
+
+
+class ConvNorm(nn.Conv2d):
+    """Conv2d followed by an optional ``norm`` child and activation (detectron2 Conv2d key layout)."""
+
+    def __init__(self, *args, norm: nn.Module | None = None, activation: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if norm is not None:
+            self.norm = norm
+        else:
+            self.norm = None
+        self.activation = activation
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if self.norm is not None:
+            x = self.norm(x)
+        return F.relu(x) if self.activation else x
+
+
+def c2_msra_fill(module: nn.Conv2d) -> None:
+    """Kaiming-normal (fan_out, ReLU) weights and zero bias, detectron2's default for ResNet convs."""
+    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs + shortcut (ResNet-18/34)."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, stride: int, norm: str):
+        super().__init__()
+        self.shortcut = (
+            ConvNorm(in_channels, out_channels, 1, stride=stride, bias=False, norm=make_norm(norm, out_channels))
+            if in_channels != out_channels else None
+        )
+        self.conv1 = ConvNorm(in_channels, out_channels, 3, stride=stride, padding=1, bias=False,
+                              norm=make_norm(norm, out_channels))
+        self.conv2 = ConvNorm(out_channels, out_channels, 3, padding=1, bias=False, norm=make_norm(norm, out_channels))
+        for conv in (self.conv1, self.conv2, self.shortcut):
+            if conv is not None:
+                c2_msra_fill(conv)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv2(F.relu(self.conv1(x)))
+        identity = x if self.shortcut is None else self.shortcut(x)
+        return F.relu(out + identity)
+
+
+class BottleneckBlock(nn.Module):
+    """1x1 -> 3x3 -> 1x1 + shortcut (ResNet-50/101); the stride sits in the 1x1 when stride_in_1x1."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, bottleneck_channels: int, stride: int,
+                 norm: str, stride_in_1x1: bool):
+        super().__init__()
+        self.shortcut = (
+            ConvNorm(in_channels, out_channels, 1, stride=stride, bias=False, norm=make_norm(norm, out_channels))
+            if in_channels != out_channels else None
+        )
+        stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = ConvNorm(in_channels, bottleneck_channels, 1, stride=stride_1x1, bias=False,
+                              norm=make_norm(norm, bottleneck_channels))
+        self.conv2 = ConvNorm(bottleneck_channels, bottleneck_channels, 3, stride=stride_3x3, padding=1,
+                              bias=False, norm=make_norm(norm, bottleneck_channels))
+        self.conv3 = ConvNorm(bottleneck_channels, out_channels, 1, bias=False, norm=make_norm(norm, out_channels))
+        for conv in (self.conv1, self.conv2, self.conv3, self.shortcut):
+            if conv is not None:
+                c2_msra_fill(conv)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv3(F.relu(self.conv2(F.relu(self.conv1(x)))))
+        identity = x if self.shortcut is None else self.shortcut(x)
+        return F.relu(out + identity)
+
+
+class BasicStem(nn.Module):
+    """7x7 stride-2 conv + norm + ReLU + 3x3 stride-2 max-pool (stride 4 in total)."""
+
+    def __init__(self, out_channels: int, norm: str):
+        super().__init__()
+        self.conv1 = ConvNorm(3, out_channels, 7, stride=2, padding=3, bias=False, norm=make_norm(norm, out_channels))
+        c2_msra_fill(self.conv1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.max_pool2d(F.relu(self.conv1(x)), kernel_size=3, stride=2, padding=1)
+
+
+_BLOCKS_PER_STAGE = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+
+
+class ResNet(nn.Module):
+    """detectron2 ``build_resnet_backbone`` layout: ``stem`` then ``res2``..``res5`` (nn.Sequential of blocks)."""
+
+    def __init__(self, *, depth: int = 50, stem_channels: int = 64, res2_channels: int = 256, norm: str = "FrozenBN",
+                 stride_in_1x1: bool = False, freeze_at: int = 0, out_features: tuple[str, ...] = LEVELS):
+        super().__init__()
+        if depth not in _BLOCKS_PER_STAGE:
+            raise ConfigError(f"MODEL.BACKBONE.DEPTH: {depth} is not one of {sorted(_BLOCKS_PER_STAGE)}")
+        if depth in (18, 34) and res2_channels != 64:
+            raise ConfigError(f"MODEL.BACKBONE.RES2_OUT_CHANNELS must be 64 for ResNet-{depth}, got {res2_channels}")
+        self.stem = BasicStem(stem_channels, norm)
+        self.out_features = tuple(out_features)
+        self._shapes: dict[str, ShapeSpec] = {}
+        in_channels, out_channels, bottleneck = stem_channels, res2_channels, 64
+        for index, num_blocks in enumerate(_BLOCKS_PER_STAGE[depth]):
+            name = LEVELS[index]
+            blocks = []
+            for block_index in range(num_blocks):
+                stride = 2 if (block_index == 0 and index > 0) else 1
+                if depth >= 50:
+                    blocks.append(BottleneckBlock(in_channels, out_channels, bottleneck_channels=bottleneck,
+                                                  stride=stride, norm=norm, stride_in_1x1=stride_in_1x1))
+                else:
+                    blocks.append(BasicBlock(in_channels, out_channels, stride=stride, norm=norm))
+                in_channels = out_channels
+            self.add_module(name, nn.Sequential(*blocks))
+            self._shapes[name] = ShapeSpec(out_channels, 4 * 2 ** index)
+            out_channels *= 2
+            bottleneck *= 2
+        self.freeze(freeze_at)
+
+    def freeze(self, freeze_at: int) -> None:
+        """Stop gradients into the stem (freeze_at >= 1) and into res2..res{freeze_at} (detectron2 rule)."""
+        stages = [self.stem] + [getattr(self, name) for name in LEVELS]
+        for stage in stages[:freeze_at]:
+            for parameter in stage.parameters():
+                parameter.requires_grad_(False)
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        return {name: self._shapes[name] for name in self.out_features}
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        x = self.stem(images)  # (N, C0, H/4, W/4)
+        outputs = {}
+        for name in LEVELS:
+            x = getattr(self, name)(x)
+            if name in self.out_features:
+                outputs[name] = x
+        return outputs
+
+
+class TinyBackbone(nn.Module):
+    """A four-stage CNN (GroupNorm, strides 4..32) for CPU tests and the built-in demo model."""
+
+    def __init__(self, width: int = 32, out_features: tuple[str, ...] = LEVELS):
+        super().__init__()
+        self.out_features = tuple(out_features)
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.GroupNorm(8, width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.GroupNorm(8, width), nn.ReLU(inplace=True),
+        )
+        self._shapes: dict[str, ShapeSpec] = {}
+        in_channels = width
+        for index, name in enumerate(LEVELS):
+            out_channels = width * 2 ** index
+            stride = 1 if index == 0 else 2
+            self.add_module(name, nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1), nn.GroupNorm(8, out_channels),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(out_channels, out_channels, 3, padding=1), nn.GroupNorm(8, out_channels), nn.ReLU(inplace=True),
+            ))
+            self._shapes[name] = ShapeSpec(out_channels, 4 * 2 ** index)
+            in_channels = out_channels
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        return {name: self._shapes[name] for name in self.out_features}
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        x = self.stem(images)
+        outputs = {}
+        for name in LEVELS:
+            x = getattr(self, name)(x)
+            if name in self.out_features:
+                outputs[name] = x
+        return outputs
+
+
+class SwinBackbone(nn.Module):
+    """Swin Transformer from timm blocks with per-level output LayerNorms ``norm0..norm3`` (D2SwinTransformer).
+
+    Our keys are timm's (``layers.{s}.downsample`` opens stage s); official Swin checkpoints close stage s with
+    ``layers.{s}.downsample`` instead: ``spvis.checkpoints.keymaps`` renames s -> s+1 on import.
+    """
+
+    def __init__(self, *, embed_dim: int = 96, depths: tuple[int, ...] = (2, 2, 6, 2),
+                 num_heads: tuple[int, ...] = (3, 6, 12, 24), window_size: int = 7, mlp_ratio: float = 4.0,
+                 drop_path_rate: float = 0.3, patch_size: int = 4, pretrain_img_size: int = 224,
+                 out_features: tuple[str, ...] = LEVELS):
+        super().__init__()
+        from timm.models.swin_transformer import SwinTransformer
+
+        swin = SwinTransformer(
+            img_size=pretrain_img_size, patch_size=patch_size, embed_dim=embed_dim, depths=tuple(depths),
+            num_heads=tuple(num_heads), window_size=window_size, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate,
+            num_classes=0, strict_img_size=False, dynamic_img_size=True,
+        )
+        self.patch_embed = swin.patch_embed
+        self.layers = swin.layers
+        self.out_features = tuple(out_features)
+        self._shapes = {}
+        for index, name in enumerate(LEVELS):
+            channels = embed_dim * 2 ** index
+            self.add_module(f"norm{index}", nn.LayerNorm(channels))
+            self._shapes[name] = ShapeSpec(channels, patch_size * 2 ** index)
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        return {name: self._shapes[name] for name in self.out_features}
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        height, width = images.shape[-2:]
+        patch = self.patch_embed.patch_size[0]
+        pad_h, pad_w = (-height) % patch, (-width) % patch
+        if pad_h or pad_w:  # official Swin pads the input to a multiple of the patch size
+            images = F.pad(images, (0, pad_w, 0, pad_h))
+        x = self.patch_embed(images)  # (N, H/4, W/4, C) channels-last
+        outputs = {}
+        for index, (name, stage) in enumerate(zip(LEVELS, self.layers)):
+            x = stage(x)
+            if name in self.out_features:
+                outputs[name] = getattr(self, f"norm{index}")(x).permute(0, 3, 1, 2).contiguous()
+        return outputs
+
+
+def build_backbone(cfg) -> nn.Module:
+    """Backbone named by MODEL.BACKBONE.NAME; loads MODEL.BACKBONE.PRETRAINED (a local file) when set."""
+    bcfg = cfg.MODEL.BACKBONE
+    out_features = tuple(bcfg.OUT_FEATURES)
+    unknown = [name for name in out_features if name not in LEVELS]
+    if unknown:
+        raise ConfigError(f"MODEL.BACKBONE.OUT_FEATURES: unknown level(s) {unknown} (choose from {list(LEVELS)})")
+    if bcfg.NAME == "resnet":
+        backbone: nn.Module = ResNet(
+            depth=bcfg.DEPTH, stem_channels=bcfg.STEM_OUT_CHANNELS, res2_channels=bcfg.RES2_OUT_CHANNELS,
+            norm=bcfg.NORM, stride_in_1x1=bcfg.STRIDE_IN_1X1, freeze_at=bcfg.FREEZE_AT, out_features=out_features,
+        )
+    elif bcfg.NAME == "swin":
+        scfg = bcfg.SWIN
+        backbone = SwinBackbone(
+            embed_dim=scfg.EMBED_DIM, depths=tuple(scfg.DEPTHS), num_heads=tuple(scfg.NUM_HEADS),
+            window_size=scfg.WINDOW_SIZE, mlp_ratio=scfg.MLP_RATIO, drop_path_rate=scfg.DROP_PATH_RATE,
+            patch_size=scfg.PATCH_SIZE, pretrain_img_size=scfg.PRETRAIN_IMG_SIZE, out_features=out_features,
+        )
+    elif bcfg.NAME == "tiny":
+        backbone = TinyBackbone(width=bcfg.WIDTH, out_features=out_features)
+    else:
+        raise ConfigError(f"MODEL.BACKBONE.NAME: unknown backbone {bcfg.NAME!r}")
+    if bcfg.PRETRAINED:
+        load_pretrained_backbone(backbone, bcfg.PRETRAINED, kind=bcfg.NAME)
+    return backbone
+
+
+def load_pretrained_backbone(backbone: nn.Module, path: str | Path, *, kind: str) -> None:
+    """Load backbone weights from a local .pkl/.pth/.safetensors file, reporting every key mismatch by name."""
+    from spvis.checkpoints.keymaps import backbone_state_from_file
+    from spvis.checkpoints.loading import load_state_strict
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: MODEL.BACKBONE.PRETRAINED file not found (weights load from local files only)")
+    state = backbone_state_from_file(path, kind=kind)
+    load_state_strict(backbone, state, source=str(path), allow_missing_prefixes=("norm",) if kind == "swin" else ())

@@ -1,0 +1,117 @@
+"""SPVISModel: backbone + segmenter head (+ tracker, + refiner), with pre-processing and stage dispatch.
+
+Training: ``model(batch)`` takes the clip dicts of ``spvis.data.clip_dataset`` and returns the weighted
+loss dict of the stage named by ``cfg.STAGE``. Inference: ``model.segment(images)`` runs the per-frame
+segmenter on normalised, padded images; streaming/offline video inference lives in ``spvis.engine``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spvis.errors import ConfigError
+from spvis.modeling.backbone import build_backbone
+from spvis.modeling.mask_former_head import MaskFormerHead
+from spvis.modeling.preprocessing import normalize_and_pad, padded_size
+
+_STAGE_MODULES = {
+    "segmenter": "spvis.modeling.stages.segmenter_stage",
+    "tracker": "spvis.modeling.stages.tracker_stage",
+    "refiner": "spvis.modeling.stages.refiner_stage",
+}
+
+
+class SPVISModel(nn.Module):
+    """The whole video instance segmentation model; children use the official checkpoint names."""
+
+    def __init__(self, *, backbone: nn.Module, sem_seg_head: MaskFormerHead, tracker: nn.Module | None,
+                 refiner: nn.Module | None, pixel_mean: list[float], pixel_std: list[float],
+                 size_divisibility: int, stage: str = "segmenter", cfg=None):
+        super().__init__()
+        self.backbone = backbone
+        self.sem_seg_head = sem_seg_head
+        self.tracker = tracker
+        self.refiner = refiner
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32), persistent=False)
+        self.size_divisibility = size_divisibility
+        self.stage = stage
+        self.cfg = cfg
+
+    @classmethod
+    def from_config(cls, cfg) -> "SPVISModel":
+        """Build every part named by the config (random init; weights are loaded separately)."""
+        backbone = build_backbone(cfg)
+        head = MaskFormerHead.from_config(cfg, backbone.output_shape())
+        tracker = refiner = None
+        if cfg.MODEL.TRACKER.ENABLED:
+            tracker = importlib.import_module("spvis.modeling.tracker").build_tracker(cfg)
+        if cfg.MODEL.REFINER.ENABLED:
+            if tracker is None:
+                raise ConfigError("MODEL.REFINER.ENABLED needs MODEL.TRACKER.ENABLED (the refiner reads tracker output)")
+            refiner = importlib.import_module("spvis.modeling.refiner").build_refiner(cfg)
+        return cls(backbone=backbone, sem_seg_head=head, tracker=tracker, refiner=refiner,
+                   pixel_mean=list(cfg.MODEL.PIXEL_MEAN), pixel_std=list(cfg.MODEL.PIXEL_STD),
+                   size_divisibility=cfg.MODEL.SIZE_DIVISIBILITY, stage=cfg.STAGE, cfg=cfg)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def preprocess(self, images: Tensor) -> Tensor:
+        """uint8/float 0-255 RGB (N, 3, H, W) -> normalised (N, 3, Hp, Wp) padded to size_divisibility."""
+        return normalize_and_pad(images, self.pixel_mean, self.pixel_std, self.size_divisibility)
+
+    def segment(self, images: Tensor) -> dict:
+        """Per-frame segmenter on normalised, padded images (N, 3, Hp, Wp) -> head dict (see INTERFACES.md)."""
+        return self.sem_seg_head(self.backbone(images))
+
+    def forward(self, batch: list[dict]) -> dict[str, Tensor]:
+        """Training losses of ``cfg.STAGE`` for a list of clip dicts (weighted; the trainer sums them)."""
+        images, targets, clip_len = self.prepare_batch(batch)
+        module_name = _STAGE_MODULES.get(self.stage)
+        if module_name is None:
+            raise ConfigError(f"STAGE: unknown training stage {self.stage!r} (choose from {sorted(_STAGE_MODULES)})")
+        stage = importlib.import_module(module_name)
+        return stage.compute_losses(self, images, targets, clip_len)
+
+    def prepare_batch(self, batch: list[dict]) -> tuple[Tensor, list[dict], int]:
+        """Clip dicts -> (images (B*T, 3, Hp, Wp) normalised, targets per clip, T); all clips share (Hp, Wp)."""
+        if not batch:
+            raise ValueError("empty training batch")
+        clip_len = int(batch[0]["frames"].shape[0])
+        height = max(int(clip["frames"].shape[-2]) for clip in batch)
+        width = max(int(clip["frames"].shape[-1]) for clip in batch)
+        hp, wp = padded_size(height, width, self.size_divisibility)
+        images, targets = [], []
+        for clip in batch:
+            frames = clip["frames"].to(self.device)  # (T, 3, H, W) uint8
+            if frames.shape[0] != clip_len:
+                raise ValueError(f"clips in one batch must have the same length ({frames.shape[0]} != {clip_len})")
+            h, w = frames.shape[-2:]
+            normalised = self.preprocess(frames)
+            images.append(F.pad(normalised, (0, wp - normalised.shape[-1], 0, hp - normalised.shape[-2])))
+            masks = clip["masks"].to(self.device)  # (T, N, H, W) bool
+            padded = torch.zeros((masks.shape[1], clip_len, hp, wp), dtype=torch.float32, device=self.device)
+            padded[:, :, :h, :w] = masks.permute(1, 0, 2, 3).float()
+            targets.append({
+                "labels": clip["labels"].to(self.device).long(),
+                "ids": clip["ids"].to(self.device).long(),
+                "masks": padded,  # (N, T, Hp, Wp)
+                "present": clip["present"].to(self.device).transpose(0, 1).bool(),  # (N, T)
+            })
+        return torch.cat(images, 0), targets, clip_len
+
+
+def build_model(cfg) -> SPVISModel:
+    """SPVISModel from a config, on MODEL.DEVICE; loads MODEL.WEIGHTS (our safetensors) when set."""
+    model = SPVISModel.from_config(cfg)
+    if cfg.MODEL.WEIGHTS:
+        from spvis.checkpoints.io import load_weights_into
+
+        load_weights_into(model, cfg.MODEL.WEIGHTS)
+    return model

@@ -1,0 +1,151 @@
+"""Multi-scale deformable attention (Deformable DETR) in pure PyTorch, built for CPU speed.
+
+The official CPU fallback samples each level with its own ``grid_sample`` call, materialises every
+sample (N*M, D, Lq, L*P) and then reduces it with the attention weights. Here all levels, points and
+the four bilinear corners of every sample become one weighted gather-and-sum that
+``F.embedding_bag(mode="sum", per_sample_weights=...)`` performs in a single fused, multi-threaded
+kernel: the sampled values are never materialised and there is no per-level Python loop. Zero
+padding outside each level is reproduced exactly by giving out-of-range corners weight 0, so the
+result equals ``grid_sample(..., padding_mode="zeros", align_corners=False)`` up to float rounding.
+Gradients flow to the values, the sampling locations (through the bilinear weights) and the
+attention weights, so the op also trains. ``ms_deform_attn_reference`` is the official per-level
+algorithm, kept for tests and the benchmark.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+SpatialShapes = Sequence[tuple[int, int]]
+
+
+def ms_deform_attn_core(
+    value: Tensor,  # (N, S, M, D) values of all levels, flattened level after level
+    spatial_shapes: SpatialShapes,  # L x (H_l, W_l), sum(H_l * W_l) == S
+    sampling_locations: Tensor,  # (N, Lq, M, L, P, 2) normalised (x, y) in [0, 1] for in-map samples
+    attention_weights: Tensor,  # (N, Lq, M, L, P) softmax-normalised over (L, P)
+) -> Tensor:
+    """Deformable attention core -> (N, Lq, M*D), channel order head-major as the official op."""
+    n, s, m, d = value.shape
+    _, lq, _, num_levels, num_points, _ = sampling_locations.shape
+    device, dtype = value.device, value.dtype
+    heights = torch.tensor([h for h, _ in spatial_shapes], device=device)
+    widths = torch.tensor([w for _, w in spatial_shapes], device=device)
+    starts = torch.cumsum(heights * widths, 0) - heights * widths  # (L,)
+    level_h = heights.view(1, 1, 1, num_levels, 1)
+    level_w = widths.view(1, 1, 1, num_levels, 1)
+
+    # pixel coordinates with align_corners=False (pixel centres at integers); everything below works on
+    # the (N, Lq, M, L, P) samples and only the last two ops expand to the 4 bilinear corners
+    x = sampling_locations[..., 0] * level_w.to(dtype) - 0.5
+    y = sampling_locations[..., 1] * level_h.to(dtype) - 0.5
+    x0f = torch.floor(x)
+    y0f = torch.floor(y)
+    fx = x - x0f  # weight of the right neighbour
+    fy = y - y0f  # weight of the lower neighbour
+    # zero padding: a corner outside its level gets weight 0 (same as grid_sample padding_mode="zeros")
+    max_x = (level_w - 1).to(dtype)
+    max_y = (level_h - 1).to(dtype)
+    wx = torch.stack(((1 - fx) * ((x0f >= 0) & (x0f <= max_x)), fx * ((x0f >= -1) & (x0f < max_x))), dim=-1)
+    wy = torch.stack(((1 - fy) * ((y0f >= 0) & (y0f <= max_y)), fy * ((y0f >= -1) & (y0f < max_y))), dim=-1)
+    # (N, Lq, M, L, P, 2) each. Clamping to [-1, size - 1] keeps indices in range; clamped samples have weight 0
+    x0 = torch.minimum(x0f.clamp(min=-1), max_x).long()
+    y0 = torch.minimum(y0f.clamp(min=-1), max_y).long()
+    wy = wy * attention_weights.unsqueeze(-1)
+    weights = (wy.unsqueeze(-1) * wx.unsqueeze(-2)).flatten(-2)  # (N, Lq, M, L, P, 4) TL, TR, BL, BR
+
+    # row of the (N*S*M, D) value table: ((n * S) + position) * M + head; corners add 0, 1, W, W+1 pixels
+    position = starts.view(1, 1, 1, num_levels, 1) + y0 * level_w + x0
+    batch_offset = (torch.arange(n, device=device) * s).view(n, 1, 1, 1, 1)
+    head_offset = torch.arange(m, device=device).view(1, 1, m, 1, 1)
+    base_rows = (batch_offset + position) * m + head_offset  # (N, Lq, M, L, P)
+    corner_offsets = torch.stack((torch.zeros_like(widths), torch.ones_like(widths), widths, widths + 1), -1) * m
+    rows = base_rows.unsqueeze(-1) + corner_offsets.view(1, 1, 1, num_levels, 1, 4)
+    rows = rows.clamp_(0, n * s * m - 1)  # corners with weight 0 may point just outside the table
+
+    bag = num_levels * num_points * 4
+    out = F.embedding_bag(
+        rows.view(n * lq * m, bag), value.reshape(n * s * m, d),
+        per_sample_weights=weights.reshape(n * lq * m, bag).to(dtype), mode="sum",
+    )  # (N*Lq*M, D)
+    return out.view(n, lq, m * d)
+
+
+def ms_deform_attn_reference(
+    value: Tensor, spatial_shapes: SpatialShapes, sampling_locations: Tensor, attention_weights: Tensor
+) -> Tensor:
+    """The official per-level ``grid_sample`` algorithm (ms_deform_attn_core_pytorch) -> (N, Lq, M*D)."""
+    n, _, m, d = value.shape
+    _, lq, _, num_levels, num_points, _ = sampling_locations.shape
+    value_list = value.split([h * w for h, w in spatial_shapes], dim=1)
+    grids = 2 * sampling_locations - 1
+    sampled = []
+    for level, (h, w) in enumerate(spatial_shapes):
+        value_l = value_list[level].flatten(2).transpose(1, 2).reshape(n * m, d, h, w)
+        grid_l = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)  # (N*M, Lq, P, 2)
+        sampled.append(F.grid_sample(value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False))
+    stacked = torch.stack(sampled, dim=-2).flatten(-2)  # (N*M, D, Lq, L*P)
+    weights = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, num_levels * num_points)
+    out = (stacked * weights).sum(-1).view(n, m * d, lq)
+    return out.transpose(1, 2).contiguous()
+
+
+class MSDeformAttn(nn.Module):
+    """Multi-scale deformable attention with the official parameter names and initialisation."""
+
+    def __init__(self, d_model: int = 256, n_levels: int = 4, n_heads: int = 8, n_points: int = 4):
+        super().__init__()
+        if d_model % n_heads != 0:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.d_model, self.n_levels, self.n_heads, self.n_points = d_model, n_levels, n_heads, n_points
+        self.sampling_offsets = nn.Linear(d_model, n_heads * n_levels * n_points * 2)
+        self.attention_weights = nn.Linear(d_model, n_heads * n_levels * n_points)
+        self.value_proj = nn.Linear(d_model, d_model)
+        self.output_proj = nn.Linear(d_model, d_model)
+        self.use_reference_core = False  # benchmarks flip this to time the official algorithm
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        """Offsets start on a ring of 8 directions, scaled by point index (Deformable DETR init)."""
+        nn.init.constant_(self.sampling_offsets.weight, 0.0)
+        thetas = torch.arange(self.n_heads, dtype=torch.float32) * (2.0 * math.pi / self.n_heads)
+        grid = torch.stack([thetas.cos(), thetas.sin()], -1)
+        grid = (grid / grid.abs().max(-1, keepdim=True)[0]).view(self.n_heads, 1, 1, 2)
+        grid = grid.repeat(1, self.n_levels, self.n_points, 1)
+        grid = grid * torch.arange(1, self.n_points + 1, dtype=torch.float32).view(1, 1, -1, 1)
+        with torch.no_grad():
+            self.sampling_offsets.bias.copy_(grid.view(-1))
+        nn.init.constant_(self.attention_weights.weight, 0.0)
+        nn.init.constant_(self.attention_weights.bias, 0.0)
+        nn.init.xavier_uniform_(self.value_proj.weight)
+        nn.init.constant_(self.value_proj.bias, 0.0)
+        nn.init.xavier_uniform_(self.output_proj.weight)
+        nn.init.constant_(self.output_proj.bias, 0.0)
+
+    def forward(
+        self,
+        query: Tensor,  # (N, Lq, C) with positional encoding added
+        reference_points: Tensor,  # (N, Lq, L, 2) normalised (x, y)
+        input_flatten: Tensor,  # (N, S, C)
+        spatial_shapes: SpatialShapes,  # L x (H, W)
+        padding_mask: Tensor | None = None,  # (N, S) True = padding
+    ) -> Tensor:
+        n, lq, _ = query.shape
+        s = input_flatten.shape[1]
+        value = self.value_proj(input_flatten)
+        if padding_mask is not None:
+            value = value.masked_fill(padding_mask[..., None], 0.0)
+        value = value.view(n, s, self.n_heads, self.d_model // self.n_heads)
+        offsets = self.sampling_offsets(query).view(n, lq, self.n_heads, self.n_levels, self.n_points, 2)
+        weights = self.attention_weights(query).view(n, lq, self.n_heads, self.n_levels * self.n_points)
+        weights = weights.softmax(-1).view(n, lq, self.n_heads, self.n_levels, self.n_points)
+        # offsets are in pixels of each level: normalise by (W, H)
+        normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], dtype=query.dtype, device=query.device)
+        locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
+        core = ms_deform_attn_reference if self.use_reference_core else ms_deform_attn_core
+        return self.output_proj(core(value, spatial_shapes, locations, weights))
