@@ -35,8 +35,11 @@ class _Compensator(nn.Module):
 class VideoRefinementCompensator(nn.Module):
     """Full-video RCP: compensates the refiner output with the tracker's per-frame and video-level states."""
 
-    def __init__(self, hidden_dim: int, alpha_init: float = 0.05):
+    def __init__(self, hidden_dim: int, alpha_init: float = 0.05, *, preserve_weight: float = 1.0,
+                 contrast_weight: float = 1.0):
         super().__init__()
+        self.preserve_weight = preserve_weight  # loss weights used by the refiner training stage
+        self.contrast_weight = contrast_weight
         self.memory_score = nn.Linear(hidden_dim, 1)
         self.compensator = _Compensator(hidden_dim, alpha_init)
 

@@ -97,7 +97,11 @@ class TemporalRefiner(nn.Module):
         hidden = model.DECODER.HIDDEN_DIM
         ref = model.REFINER
         sim = build_sim(ref, hidden_dim=hidden, mask_dim=model.PIXEL_DECODER.MASK_DIM, nheads=model.DECODER.NHEADS)
-        rcp = VideoRefinementCompensator(hidden, alpha_init=ref.RCP_ALPHA_INIT) if ref.RCP else None
+        rcp = None
+        if ref.RCP:
+            rcp = VideoRefinementCompensator(hidden, alpha_init=ref.RCP_ALPHA_INIT,
+                                             preserve_weight=model.LOSS.PRESERVE_WEIGHT,
+                                             contrast_weight=model.LOSS.CONTRAST_WEIGHT)
         return cls(
             num_classes=model.NUM_CLASSES, hidden_dim=hidden, nheads=model.DECODER.NHEADS,
             dim_feedforward=model.DECODER.DIM_FEEDFORWARD, num_layers=ref.DECODER_LAYERS,
