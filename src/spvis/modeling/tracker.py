@@ -185,6 +185,8 @@ class ReferringTracker(nn.Module):
             last_aligned=aligned,
             memory=None if first else state.memory,
             books=[] if first else state.books,
+            last_masks=None if first else state.last_masks,
+            last_labels=None if first else state.last_labels,
         )
         result["track_ids"] = self._update_identities(new_state, out, logits[-1], masks[-1])
         return result, new_state
