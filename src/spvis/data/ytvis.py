@@ -183,6 +183,7 @@ def parse_tracks(path: Path, data: dict, videos: list[VideoRecord], categories: 
         if vid not in by_video:
             raise DataFormatError(path, f"unknown video id {vid}", entry=entry, field="video_id")
         video = by_video[vid]
+        entry = f"video {vid}: annotation {aid}"
         cid = _int_field(path, a, "category_id", entry)
         if cid not in cat_ids:
             raise DataFormatError(path, f"unknown category id {cid}", entry=entry, field="category_id")

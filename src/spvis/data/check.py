@@ -1,0 +1,119 @@
+"""Deep validation and statistics of a video dataset (``spvis data check``).
+
+Loading (``load_video_dataset``) already rejects malformed json, duplicate ids, unknown categories,
+wrong ``segmentations`` lengths and mask sizes. This adds what loading skips for speed: every compressed
+RLE is parsed (pycocotools decodes a corrupt string to garbage without complaint), every frame file must
+exist, and frame headers must match the json's size (first frame of each video, or all with ``all_frames``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from spvis.data.rle import RLEError, check_rle
+from spvis.data.ytvis import VideoDataset
+from spvis.errors import DataFormatError
+
+
+def check_frames(ds: VideoDataset, *, all_frames: bool = False) -> None:
+    """DataFormatError naming the json, the video and the field unless every frame file exists with the json's size."""
+    for video in ds.videos:
+        entry = f"video {video.id}"
+        for t in range(video.length):
+            path = ds.frame_path(video, t)
+            if not path.is_file():
+                raise DataFormatError(ds.json_path, f"frame {t} not found: {path}", entry=entry, field="file_names")
+            if t == 0 or all_frames:
+                try:
+                    with Image.open(path) as im:
+                        w, h = im.size
+                except OSError as exc:
+                    raise DataFormatError(ds.json_path, f"frame {t} is not a readable image: {path} ({exc})",
+                                          entry=entry, field="file_names") from None
+                if (h, w) != (video.height, video.width):
+                    raise DataFormatError(ds.json_path, f"is {video.height}x{video.width} but frame {t} ({path}) "
+                                          f"is {h}x{w}", entry=entry, field="height/width")
+
+
+def check_masks(ds: VideoDataset) -> None:
+    """DataFormatError unless every stored RLE's runs are well formed and cover exactly the video size."""
+    by_id = {v.id: v for v in ds.videos}
+    for vid, tracks in ds.tracks_by_video.items():
+        video = by_id[vid]
+        for track in tracks:
+            for t, rle in enumerate(track.segmentations):
+                if rle is None:
+                    continue
+                try:
+                    check_rle(rle, video.height, video.width)
+                except RLEError as exc:
+                    raise DataFormatError(ds.json_path, f"frame {t}: undecodable RLE: {exc}",
+                                          entry=f"video {vid}: annotation {track.id}", field="segmentations") from None
+
+
+def dataset_statistics(ds: VideoDataset) -> dict:
+    """Counts of videos, frames, tracks, per-category tracks and object-frames, presence and occlusion stats."""
+    lengths = [v.length for v in ds.videos]
+    sizes = Counter(f"{v.height}x{v.width}" for v in ds.videos)
+    per_cat_tracks: Counter = Counter()
+    per_cat_frames: Counter = Counter()
+    presence, gaps, occlusion = [], 0, Counter()
+    tracks_total = object_frames = 0
+    for tracks in ds.tracks_by_video.values():
+        for track in tracks:
+            present = track.present()  # (T,) bool
+            name = ds.class_names[ds.dataset_to_contiguous_id[track.category_id]]
+            tracks_total += 1
+            per_cat_tracks[name] += 1
+            per_cat_frames[name] += int(present.sum())
+            object_frames += int(present.sum())
+            presence.append(float(present.mean()) if present.size else 0.0)
+            idx = np.flatnonzero(present)
+            if idx.size and (idx[-1] - idx[0] + 1) > idx.size:
+                gaps += 1  # disappears and comes back within the video
+            for level in track.occlusion or []:
+                if level is not None:
+                    occlusion[str(level)] += 1
+    return {
+        "json": str(ds.json_path),
+        "videos": len(ds.videos),
+        "frames": int(sum(lengths)),
+        "length_min": int(min(lengths)) if lengths else 0,
+        "length_median": float(np.median(lengths)) if lengths else 0.0,
+        "length_max": int(max(lengths)) if lengths else 0,
+        "frame_sizes": dict(sizes.most_common()),
+        "categories": ds.num_classes,
+        "annotated": ds.has_annotations,
+        "tracks": tracks_total,
+        "object_frames": object_frames,
+        "mean_track_presence": round(float(np.mean(presence)), 4) if presence else 0.0,
+        "tracks_with_gaps": gaps,
+        "per_category": {name: {"tracks": per_cat_tracks[name], "object_frames": per_cat_frames[name]}
+                         for name in ds.class_names},
+        "occlusion": dict(sorted(occlusion.items())),
+    }
+
+
+def format_statistics(stats: dict, image_root: Path | None) -> list[str]:
+    """Human-readable lines of ``dataset_statistics``."""
+    lines = [f"dataset: {stats['json']}" + (f"  (frames under {image_root})" if image_root else ""),
+             f"videos: {stats['videos']}  frames: {stats['frames']}  length min/median/max: "
+             f"{stats['length_min']}/{stats['length_median']:g}/{stats['length_max']}  sizes: "
+             + ", ".join(f"{k} ({v})" for k, v in list(stats["frame_sizes"].items())[:5]),
+             f"categories: {stats['categories']}"]
+    if not stats["annotated"]:
+        lines.append("annotations: none (a valid/test split without ground truth)")
+        return lines
+    lines.append(f"tracks: {stats['tracks']}  object-frames: {stats['object_frames']}  mean presence per track: "
+                 f"{stats['mean_track_presence']:.2f}  tracks that disappear and re-appear: {stats['tracks_with_gaps']}")
+    width = max((len(n) for n in stats["per_category"]), default=8)
+    lines.append(f"  {'category':<{width}}  tracks  object-frames")
+    for name, c in stats["per_category"].items():
+        lines.append(f"  {name:<{width}}  {c['tracks']:>6}  {c['object_frames']:>13}")
+    if stats["occlusion"]:
+        lines.append("occlusion labels (object-frames): " + ", ".join(f"{k} {v}" for k, v in stats["occlusion"].items()))
+    return lines
