@@ -322,7 +322,7 @@ class Trainer:
         result = TrainResult(iteration=self.start_iter, stopped_by="max_iter", last_checkpoint=self.resumed_from)
         period, eval_period = int(cfg.SOLVER.CHECKPOINT_PERIOD), int(cfg.TEST.EVAL_PERIOD)
         loader_iter = iter(self._data_loader())
-        step_started = time.perf_counter()
+        window_started, window_iter = time.perf_counter(), self.start_iter
         try:
             with self._graceful_signals():
                 for it in range(self.start_iter, self.max_iter):
@@ -335,8 +335,10 @@ class Trainer:
                         logged = mean_over_ranks(values, self.ctx.device)
                         result.last_losses = logged
                         now = time.perf_counter()
+                        # s/iter over the iterations since the previous log line (includes data loading)
                         entry = {"iteration": done, "lr": lr, **logged,
-                                 "time": (now - step_started) / max(done - self.start_iter, 1)}
+                                 "time": (now - window_started) / max(done - window_iter, 1)}
+                        window_started, window_iter = now, done
                         if metrics is not None:
                             metrics.write(entry)
                             progress.update(done, entry)
