@@ -1,0 +1,44 @@
+"""Tracking metrics on masks equal to TrackEval 1.3.0's YouTubeVIS evaluation (HOTA, CLEAR, Identity).
+
+``evaluate_tracking`` returns ``{"class_avg": {...}, "pooled": {...}}`` (and ``"per_category"`` on
+request): class_avg = TrackEval's ``cls_comb_cls_av`` (mean over every GT category, empty ones
+included), pooled = ``cls_comb_det_av`` (counts pooled over categories). Counts are integers, rates
+fractions.
+"""
+
+from __future__ import annotations
+
+from spvis.evaluation.ground_truth import GroundTruth
+from spvis.evaluation.results_io import ResultTrack
+from spvis.evaluation.tracking.clear import clear_class_average, clear_combine_sum, clear_sequence, clear_summary
+from spvis.evaluation.tracking.hota import hota_class_average, hota_combine_sum, hota_sequence, hota_summary
+from spvis.evaluation.tracking.identity import (identity_class_average, identity_combine_sum, identity_sequence,
+                                                identity_summary)
+from spvis.evaluation.tracking.sequences import Sequence, build_sequences
+
+__all__ = ["evaluate_tracking", "Sequence", "build_sequences"]
+
+
+def _summary(hota: dict, clear: dict, identity: dict) -> dict[str, float]:
+    return {**hota_summary(hota), **clear_summary(clear), **identity_summary(identity)}
+
+
+def evaluate_tracking(gt: GroundTruth, results: list[ResultTrack], *, score_threshold: float = 0.5,
+                      per_category: bool = False) -> dict:
+    """HOTA / CLEAR / Identity of the predictions with score >= ``score_threshold`` (empty masks dropped)."""
+    sequences = build_sequences(gt, results, score_threshold)
+    per_class: dict[int, tuple[dict, dict, dict]] = {}
+    for cid, seqs in sequences.items():
+        per_class[cid] = (hota_combine_sum([hota_sequence(s) for s in seqs]),
+                          clear_combine_sum([clear_sequence(s) for s in seqs]),
+                          identity_combine_sum([identity_sequence(s) for s in seqs]))
+    classes = list(per_class.values())
+    hotas, clears, identities = [c[0] for c in classes], [c[1] for c in classes], [c[2] for c in classes]
+    out = {
+        "class_avg": _summary(hota_class_average(hotas), clear_class_average(clears),
+                              identity_class_average(identities)),
+        "pooled": _summary(hota_combine_sum(hotas), clear_combine_sum(clears), identity_combine_sum(identities)),
+    }
+    if per_category:
+        out["per_category"] = {str(cid): _summary(*parts) for cid, parts in per_class.items()}
+    return out
