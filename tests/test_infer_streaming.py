@@ -83,3 +83,25 @@ def test_category_ids_map_contiguous_labels_to_dataset_ids():
     list(engine.stream(_frames(2)))
     entries = engine.video_result(3, category_ids=[10, 20, 30]).entries
     assert {e["category_id"] for e in entries} <= {10, 20, 30}
+
+
+def test_lifecycle_stream_with_no_live_track_reports_nothing():
+    cfg = tiny_cfg(MEMORY=True, LIFECYCLE=True, BIRTH_SCORE_THR=1.1)  # nothing can be born
+    engine = OnlineTracker(FakeSegmenterModel(cfg), cfg, score_thr=0.0)
+    results = list(engine.stream(_frames(3)))
+    assert all(r.masks.shape == (0, 50, 70) for r in results)
+    assert engine.video_result(1).entries == []
+
+
+def test_lifecycle_stream_entries_use_track_ids_and_null_before_birth():
+    cfg = tiny_cfg(MEMORY=True, LIFECYCLE=True, CLIP_ASSOCIATION=True, CLIP_LEN=2, BIRTH_SCORE_THR=0.0,
+                   MEMORY_SCORE_THR=0.0)
+    engine = OnlineTracker(FakeSegmenterModel(cfg), cfg, score_thr=0.0)
+    list(engine.stream(_frames(5)))
+    video = engine.video_result(1)
+    assert video.entries
+    for entry in video.entries:
+        segs = entry["segmentations"]
+        assert len(segs) == 5
+        first = next(i for i, s in enumerate(segs) if s is not None)
+        assert all(s is None for s in segs[:first])

@@ -57,3 +57,8 @@ def test_padding_is_cropped_before_resizing():
     logits[:, :, 4:] = 1.0  # the right half (the padding) is positive
     masks = masks_to_original(logits, (32, 32), (32, 16), (10, 5))
     assert masks.shape == (1, 10, 5) and not masks.any()
+
+
+def test_no_instances_give_empty_masks():
+    masks = masks_to_original(torch.zeros(0, 8, 8), (32, 32), (30, 32), (15, 16))
+    assert masks.shape == (0, 15, 16) and masks.dtype == torch.bool

@@ -47,6 +47,8 @@ def masks_to_original(
     Returns bool with the same leading axes as ``mask_logits`` and (H, W) last.
     """
     lead = mask_logits.shape[:-2]
+    if mask_logits.numel() == 0:  # no instances (e.g. no live track on this frame)
+        return torch.zeros(*lead, *output_size, dtype=torch.bool, device=mask_logits.device)
     x = mask_logits.reshape(1, -1, *mask_logits.shape[-2:]).float()  # (1, N*T, h, w)
     x = F.interpolate(x, size=padded_size, mode="bilinear", align_corners=False)
     x = x[:, :, : image_size[0], : image_size[1]]
