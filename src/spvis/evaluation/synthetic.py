@@ -15,6 +15,20 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 
+def _canonical_runs(runs: list[int]) -> list[int]:
+    """Merge away zero-length interior runs (a full-height box): pycocotools' ``iou`` stops early on them."""
+    out = [runs[0]]
+    i = 1
+    while i < len(runs):
+        if runs[i] == 0 and i + 1 < len(runs):
+            out[-1] += runs[i + 1]
+            i += 2
+        else:
+            out.append(runs[i])
+            i += 1
+    return out
+
+
 def box_rle(height: int, width: int, box: tuple[int, int, int, int] | None) -> dict:
     """Compressed RLE (str counts) of a box (x0, y0, x1, y1), exclusive ends; None or empty box = empty mask."""
     total = height * width
@@ -32,6 +46,7 @@ def box_rle(height: int, width: int, box: tuple[int, int, int, int] | None) -> d
             for _ in range(x1 - x0 - 1):
                 runs += [h, height - h]
             runs += [h, total - (x1 - 1) * height - y1]
+            runs = _canonical_runs(runs)
     rle = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)
     rle["counts"] = rle["counts"].decode("ascii")
     return rle
