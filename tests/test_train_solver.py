@@ -108,3 +108,18 @@ def test_cli_reports_bad_override_and_missing_dataset_in_one_line(tmp_path, caps
     assert len(err) == 1 and "none.json" in err[0] and "not found" in err[0]
     assert main(["train", "--config", str(cfg), "MODEL.DEVICE=cpu"]) == 2
     assert "DATASETS.TRAIN is empty" in capsys.readouterr().err
+
+
+def test_each_stage_trains_only_its_module():
+    from spvis.engine.optim import freeze_for_stage
+
+    def net():
+        return nn.ModuleDict({"backbone": nn.Linear(2, 2), "sem_seg_head": nn.Linear(2, 2),
+                              "tracker": nn.Linear(2, 2), "refiner": nn.Linear(2, 2)})
+
+    trainable = {}
+    for stage in ("segmenter", "tracker", "refiner"):
+        model = net()
+        freeze_for_stage(model, stage)
+        trainable[stage] = sorted({n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad})
+    assert trainable == {"segmenter": ["backbone", "sem_seg_head"], "tracker": ["tracker"], "refiner": ["refiner"]}

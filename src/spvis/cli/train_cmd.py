@@ -78,10 +78,13 @@ def build_train_dataset(cfg: Any) -> Any:
 
 
 def build_model(cfg: Any) -> Any:
-    """SPVISModel for cfg.STAGE (freezes the earlier stages' modules itself)."""
+    """SPVISModel for cfg.STAGE with everything outside the stage's own module frozen (random init)."""
+    from spvis.engine.optim import freeze_for_stage
     from spvis.modeling.meta_arch import SPVISModel
 
-    return SPVISModel.from_config(cfg)
+    model = SPVISModel.from_config(cfg)
+    freeze_for_stage(model, cfg.STAGE)
+    return model
 
 
 def build_evaluator(cfg: Any, ctx: Any) -> Any:

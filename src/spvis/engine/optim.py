@@ -46,6 +46,24 @@ def param_groups(model: nn.Module, *, base_lr: float, weight_decay: float, weigh
     return groups
 
 
+# What each stage trains (DVIS: stage 2 freezes the segmenter, stage 3 also the tracker; reference §4).
+STAGE_TRAINABLE_PREFIXES = {"segmenter": ("backbone.", "sem_seg_head."), "tracker": ("tracker.",),
+                            "refiner": ("refiner.",)}
+
+
+def freeze_for_stage(model: nn.Module, stage: str) -> list[str]:
+    """Turn off requires_grad outside the stage's own modules (never turns it on); returns the frozen names."""
+    if stage not in STAGE_TRAINABLE_PREFIXES:
+        raise ConfigError(f"config key STAGE must be one of {sorted(STAGE_TRAINABLE_PREFIXES)}, got {stage!r}")
+    keep = STAGE_TRAINABLE_PREFIXES[stage]
+    frozen = []
+    for name, param in model.named_parameters():
+        if param.requires_grad and not name.startswith(keep):
+            param.requires_grad_(False)
+            frozen.append(name)
+    return frozen
+
+
 def build_optimizer(cfg: Any, model: nn.Module) -> torch.optim.AdamW:
     """AdamW over the trainable parameters of ``model`` from cfg.SOLVER (ConfigError when none trains)."""
     s = cfg.SOLVER
