@@ -1,0 +1,141 @@
+"""Tracker training stage (reference §4, stage 2; PGT part 4): segmenter frozen, tracker trained like inference.
+
+The sample holds INPUT.SAMPLING_NUM_CLIPS consecutive clips of INPUT.SAMPLING_FRAME_NUM frames. The frozen
+segmenter runs once without gradients; the tracker runs clip after clip with its state (last output,
+aligned queries, PGT memory) carried over and cut from the graph between clips (stop-gradient, as GenVIS).
+Ground truth is assigned to slots once, at each identity's first appearance over the whole sample
+(DVIS ``VideoHungarianMatcher_Consistent``), and kept for every frame, so the tracker must keep following
+its object; DVIS++ denoising (MODEL.TRACKER.NOISE_MODE) corrupts the layer-0 identity during training.
+The loss is the per-frame set loss (absent objects: empty mask, class kept) on every tracker layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor
+
+from spvis.modeling.criterion import SetCriterion
+from spvis.modeling.matcher import batch_dice_cost, batch_sigmoid_ce_cost
+from spvis.modeling.point_sampling import point_sample
+
+USED_QUERY_COST = 1e6  # DVIS excludes already assigned queries with this cost
+
+
+@torch.no_grad()
+def first_appearance_assignment(
+    logits: Tensor,  # (T, Q, K+1) one clip's per-frame class logits
+    masks: Tensor,  # (T, Q, h, w) mask logits
+    target: dict,  # labels (N,), masks (N, T, H, W), present (N, T)
+    *, class_weight: float, mask_weight: float, dice_weight: float, num_points: int,
+) -> tuple[Tensor, Tensor]:
+    """(slot indices, target indices): each identity matched in the first frame it appears in, frames in
+    order, queries taken earlier excluded; the pairs then hold for every frame."""
+    num_frames, num_queries = logits.shape[:2]
+    present = target["present"]
+    used = torch.zeros(num_queries, dtype=torch.bool)
+    assigned = torch.zeros(present.shape[0], dtype=torch.bool)
+    slots, ids = [], []
+    for t in range(num_frames):
+        new = torch.nonzero(present[:, t].cpu() & ~assigned).flatten()
+        if new.numel() == 0:
+            continue
+        probs = logits[t].float().softmax(-1)  # (Q, K+1)
+        cost_class = -probs[:, target["labels"][new]]  # (Q, n)
+        coords = torch.rand(1, num_points, 2, device=masks.device)
+        pred_points = point_sample(masks[t].float()[:, None], coords.expand(num_queries, -1, -1))[:, 0]  # (Q, P)
+        tgt = target["masks"][new.to(masks.device), t].float()[:, None]  # (n, 1, H, W)
+        tgt_points = point_sample(tgt, coords.expand(tgt.shape[0], -1, -1))[:, 0]  # (n, P)
+        cost = (class_weight * cost_class + mask_weight * batch_sigmoid_ce_cost(pred_points, tgt_points)
+                + dice_weight * batch_dice_cost(pred_points, tgt_points))
+        cost = torch.nan_to_num(cost, nan=0.0).cpu()
+        cost[used] = USED_QUERY_COST
+        rows, cols = linear_sum_assignment(cost.numpy())
+        for r, c in zip(rows.tolist(), cols.tolist()):
+            used[r] = True
+            assigned[new[c]] = True
+            slots.append(r)
+            ids.append(int(new[c]))
+    return torch.as_tensor(slots, dtype=torch.int64), torch.as_tensor(ids, dtype=torch.int64)
+
+
+@torch.no_grad()
+def frozen_segmenter(model, images: Tensor, frames_per_clip: int) -> tuple[Tensor, Tensor]:
+    """Segmenter in eval mode without gradients -> (queries (B, T, Q, C), mask features (B, T, Cm, h, w))."""
+    parts = [m for m in (getattr(model, "backbone", None), getattr(model, "sem_seg_head", None)) if m is not None]
+    modes = [m.training for m in parts]
+    for m in parts:
+        m.eval()
+    try:
+        seg = model.segment(images)
+    finally:
+        for m, mode in zip(parts, modes):
+            m.train(mode)
+    n, q, c = seg["pred_embds"].shape
+    b = n // frames_per_clip
+    features = seg["mask_features"]
+    return seg["pred_embds"].reshape(b, frames_per_clip, q, c), features.reshape(b, frames_per_clip, *features.shape[1:])
+
+
+def track_sample(tracker, embeds: Tensor, features: Tensor, clip_frames: int) -> list[dict]:
+    """Run the tracker over consecutive clips of ``clip_frames``, state carried with stop-gradient.
+
+    Returns one output dict per clip (``ReferringTracker.forward`` layout).
+    """
+    outputs, state = [], None
+    for start in range(0, embeds.shape[1], clip_frames):
+        out, state = tracker(embeds[:, start:start + clip_frames], features[:, start:start + clip_frames], state)
+        outputs.append(out)
+        state = state.detached()
+    return outputs
+
+
+def _per_frame(head: dict) -> dict:
+    """(B, T, Q, K+1) logits and (B, Q, T, h, w) masks -> B*T one-frame clips for the criterion."""
+    logits = head["pred_logits"].flatten(0, 1)  # (B*T, Q, K+1)
+    masks = head["pred_masks"].transpose(1, 2).flatten(0, 1).unsqueeze(2)  # (B*T, Q, 1, h, w)
+    return {"pred_logits": logits, "pred_masks": masks}
+
+
+def _concat_clips(clips: list[dict]) -> dict:
+    """Join per-clip tracker outputs on the time axis (logits dim 1, masks dim 2)."""
+    def join(heads: list[dict]) -> dict:
+        return {"pred_logits": torch.cat([h["pred_logits"] for h in heads], 1),
+                "pred_masks": torch.cat([h["pred_masks"] for h in heads], 2)}
+    result = join(clips)
+    result["aux_outputs"] = [join([c["aux_outputs"][i] for c in clips]) for i in range(len(clips[0]["aux_outputs"]))]
+    return result
+
+
+def tracker_criterion(model) -> SetCriterion:
+    """The set criterion sized for the tracker's aux layers, cached on the model (not a child: no keys)."""
+    criterion = getattr(model, "_tracker_criterion", None)
+    if criterion is None:
+        criterion = SetCriterion.from_config(model.cfg, num_aux=model.cfg.MODEL.TRACKER.DECODER_LAYERS - 1)
+        object.__setattr__(model, "_tracker_criterion", criterion)
+    return criterion
+
+
+def compute_losses(model, images: Tensor, targets: list[dict], clip_len: int) -> dict[str, Tensor]:
+    """Weighted tracker losses. images (B*T, 3, Hp, Wp) normalised; targets per sample {labels (N,),
+    ids (N,), masks (N, T, Hp, Wp) float, present (N, T) bool}; T = clip_len = frames per sample."""
+    cfg = model.cfg
+    clip_frames = cfg.INPUT.SAMPLING_FRAME_NUM if clip_len % cfg.INPUT.SAMPLING_FRAME_NUM == 0 else clip_len
+    embeds, features = frozen_segmenter(model, images, clip_len)
+    outputs = _concat_clips(track_sample(model.tracker, embeds, features, clip_frames))
+    loss_cfg = cfg.MODEL.LOSS
+    criterion = tracker_criterion(model)
+    frame_targets, frame_indices = [], []
+    for b, target in enumerate(targets):
+        indices = first_appearance_assignment(
+            outputs["pred_logits"][b].detach(), outputs["pred_masks"][b].detach().transpose(0, 1), target,
+            class_weight=loss_cfg.CLASS_WEIGHT, mask_weight=loss_cfg.MASK_WEIGHT, dice_weight=loss_cfg.DICE_WEIGHT,
+            num_points=loss_cfg.TRAIN_NUM_POINTS,
+        )
+        for t in range(clip_len):
+            frame_targets.append({"labels": target["labels"], "masks": target["masks"][:, t:t + 1]})
+            frame_indices.append(indices)
+    per_frame = _per_frame(outputs)
+    per_frame["aux_outputs"] = [_per_frame(aux) for aux in outputs["aux_outputs"]]
+    losses = criterion(per_frame, frame_targets, indices=frame_indices)
+    return criterion.weighted(losses)

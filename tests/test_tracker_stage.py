@@ -1,0 +1,77 @@
+"""Tracker training stage: first-appearance assignment, multi-clip state with stop-gradient, losses."""
+
+from __future__ import annotations
+
+import torch
+
+from _tracker_fakes import TINY, FakeSegmenterModel, tiny_cfg
+from spvis.modeling.stages import tracker_stage
+from spvis.modeling.stages.tracker_stage import first_appearance_assignment
+
+
+def _clip_targets(num_frames: int, height: int = 32, width: int = 32) -> dict:
+    masks = torch.zeros(2, num_frames, height, width)
+    masks[0, :, 4:12, 4:12] = 1  # object 0 everywhere
+    masks[1, 2:, 20:28, 16:30] = 1  # object 1 appears at frame 2
+    present = masks.flatten(2).any(-1)
+    return {"labels": torch.tensor([0, 2]), "ids": torch.tensor([5, 9]), "masks": masks, "present": present}
+
+
+def test_identities_are_matched_at_first_appearance_with_used_queries_excluded():
+    target = _clip_targets(4)
+    q = 3
+    logits = torch.full((4, q, 4), -5.0)
+    masks = torch.full((4, q, 32, 32), -8.0)
+    logits[:, 0, 0] = 5.0
+    masks[:, 0, 4:12, 4:12] = 8.0  # slot 0 = object 0
+    logits[2:, 0, 2] = 9.0  # from frame 2 slot 0 also fits object 1 best, but it is already used
+    masks[2:, 0, 20:28, 16:30] = 8.0
+    logits[2:, 2, 2] = 3.0
+    masks[2:, 2, 20:28, 16:30] = 8.0
+    slots, ids = first_appearance_assignment(logits, masks, target, class_weight=2, mask_weight=5,
+                                             dice_weight=5, num_points=256)
+    assert sorted(zip(slots.tolist(), ids.tolist())) == [(0, 0), (2, 1)]
+
+
+def test_absent_identity_is_never_assigned():
+    target = _clip_targets(2)  # object 1 appears at frame 2: outside this clip
+    slots, ids = first_appearance_assignment(torch.randn(2, 3, 4), torch.randn(2, 3, 32, 32), target,
+                                             class_weight=2, mask_weight=5, dice_weight=5, num_points=64)
+    assert ids.tolist() == [0] and len(slots) == 1
+
+
+def _model(**pgt):
+    cfg = tiny_cfg(**pgt)
+    cfg.INPUT.SAMPLING_FRAME_NUM = 2
+    cfg.INPUT.SAMPLING_NUM_CLIPS = 2
+    cfg.MODEL.LOSS.TRAIN_NUM_POINTS = 64
+    cfg.STAGE = "tracker"
+    model = FakeSegmenterModel(cfg)
+    model.cfg = cfg
+    return model.train()
+
+
+def test_losses_train_only_the_tracker_over_consecutive_clips():
+    model = _model()
+    images = torch.randn(2 * 4, 3, 32, 32)
+    targets = [_clip_targets(4), _clip_targets(4)]
+    losses = tracker_stage.compute_losses(model, images, targets, clip_len=4)
+    assert {"loss_ce", "loss_mask", "loss_dice", "loss_ce_0"} <= set(losses)
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    assert model.pixel_proj.weight.grad is None  # segmenter frozen
+    assert model.tracker.class_embed.weight.grad is not None
+    assert model.tracker.transformer_cross_attention_layers[0].multihead_attn.in_proj_weight.grad.abs().sum() > 0
+
+
+def test_state_is_cut_between_clips():
+    model = _model(MEMORY=True, PROGRESSIVE_REF=True)
+    embeds = torch.randn(1, 4, TINY["Q"], TINY["C"], requires_grad=True)
+    features = torch.randn(1, 4, TINY["C"], 8, 8)
+    clips = tracker_stage.track_sample(model.tracker, embeds, features, clip_frames=2)
+    assert len(clips) == 2
+    clips[1]["pred_logits"].sum().backward()
+    assert embeds.grad[:, :2].abs().sum() == 0  # no gradient flows into the first clip
+    assert embeds.grad[:, 2:].abs().sum() > 0
+    assert model.tracker.ref_gate.proj.bias.grad is not None  # the gate learns from the carried memory
