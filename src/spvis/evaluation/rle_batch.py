@@ -48,12 +48,12 @@ def parse_counts_batch(counts: list[bytes]) -> ParsedCounts:
     last_char = np.cumsum(lengths) - 1
     nonempty = lengths > 0
     ends_mid_run[nonempty] = more[last_char[nonempty]]
-    bad_string = np.zeros(n, dtype=bool)
+    has_bad_char = np.zeros(n, dtype=bool)
     if bad_char.any():
-        bad_string[np.unique(string_of_char[bad_char])] = True
-    bad_string |= ends_mid_run
+        has_bad_char[np.unique(string_of_char[bad_char])] = True
+    bad_string = has_bad_char | ends_mid_run
     for i in np.flatnonzero(bad_string):
-        errors[i] = "counts string has an invalid character" if not ends_mid_run[i] else \
+        errors[i] = "counts string has an invalid character" if has_bad_char[i] else \
             "counts string ends in the middle of a run"
     keep_char = ~bad_string[string_of_char]
     data, more, string_of_char = data[keep_char], more[keep_char], string_of_char[keep_char]
