@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spvis.config import get_cfg
 from spvis.modeling.rcp import VideoRefinementCompensator
 from spvis.modeling.refiner import TemporalRefiner
 from spvis.modeling.sim import SpatialInteractionModule
@@ -39,28 +40,6 @@ class FakeTracker(nn.Module):
         return torch.tanh(self.mix(embeds) + embeds)
 
 
-class IdentityMatchCriterion(nn.Module):
-    """Slot i <-> target i; CE on video logits + BCE on masks: enough to exercise the stage."""
-
-    def matcher(self, outputs, targets):
-        return [(torch.arange(len(t["labels"])), torch.arange(len(t["labels"]))) for t in targets]
-
-    def forward(self, outputs, targets, indices):
-        losses = {}
-        for name, out in [("", outputs)] + [(f"_{i}", a) for i, a in enumerate(outputs["aux_outputs"])]:
-            ce, bce = 0.0, 0.0
-            for b, (pred_idx, tgt_idx) in enumerate(indices):
-                labels = torch.full((Q,), K)
-                labels[pred_idx] = targets[b]["labels"][tgt_idx]
-                ce = ce + F.cross_entropy(out["pred_logits"][b], labels)
-                masks = out["pred_masks"][b, pred_idx]  # (M, T, h, w)
-                gt = F.interpolate(targets[b]["masks"][tgt_idx], size=masks.shape[-2:])
-                bce = bce + F.binary_cross_entropy_with_logits(masks, gt)
-            losses[f"loss_ce{name}"] = 2.0 * ce
-            losses[f"loss_mask{name}"] = 5.0 * bce
-        return losses
-
-
 class FakeModel(nn.Module):
     def __init__(self, sim=False, rcp=False):
         super().__init__()
@@ -71,7 +50,10 @@ class FakeModel(nn.Module):
             num_classes=K, hidden_dim=C, nheads=2, dim_feedforward=32, num_layers=2, mask_dim=C,
             sim=SpatialInteractionModule(hidden_dim=C, mask_dim=C, nheads=2, feature_stride=1) if sim else None,
             rcp=VideoRefinementCompensator(C, preserve_weight=1.0, contrast_weight=1.0) if rcp else None)
-        self.criterion = IdentityMatchCriterion()
+        self.cfg = get_cfg()
+        self.cfg.MODEL.NUM_CLASSES = K
+        self.cfg.MODEL.REFINER.DECODER_LAYERS = 2
+        self.cfg.MODEL.LOSS.TRAIN_NUM_POINTS = 64
         for part in (self.sem_seg_head, self.tracker):
             part.requires_grad_(False)
 
@@ -96,7 +78,7 @@ def test_plain_stage_trains_only_the_refiner_and_keeps_modes():
     model = FakeModel().train()
     images, targets = _batch()
     losses = compute_losses(model, images, targets, clip_len=T)
-    assert set(losses) == {"loss_ce", "loss_mask", "loss_ce_0", "loss_mask_0"}
+    assert set(losses) == {"loss_ce", "loss_mask", "loss_dice", "loss_ce_0", "loss_mask_0", "loss_dice_0"}
     total = sum(losses.values())
     assert torch.isfinite(total)
     total.backward()
@@ -124,3 +106,43 @@ def test_matched_presence_marks_only_present_frames_of_matched_slots():
     assert valid.shape == (1, 3, 4)
     assert valid[0, :, 3].tolist() == [True, False, True] and valid[0, :, 0].tolist() == [False, True, True]
     assert not valid[0, :, 1:3].any()
+
+
+def test_video_level_criterion_uses_points_times_frames():
+    model = FakeModel()
+    images, targets = _batch()
+    compute_losses(model, images, targets, clip_len=T)
+    criterion = model._refiner_criteria[T]
+    assert criterion.num_points == 64 * T and criterion.matcher.num_points == 64 * T
+    assert "criterion" not in dict(model.named_children())  # cached without adding checkpoint keys
+
+
+def test_real_model_refiner_stage_with_sim_and_rcp():
+    """SPVISModel (tiny backbone) dispatches STAGE=refiner here; only the refiner receives gradients."""
+    from spvis.modeling.meta_arch import SPVISModel
+
+    cfg = get_cfg()
+    cfg.STAGE = "refiner"
+    cfg.MODEL.NUM_CLASSES = 3
+    cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.WIDTH = "tiny", 8
+    cfg.MODEL.PIXEL_DECODER.CONV_DIM = cfg.MODEL.PIXEL_DECODER.MASK_DIM = 32
+    cfg.MODEL.PIXEL_DECODER.ENC_LAYERS, cfg.MODEL.PIXEL_DECODER.ENC_FFN = 1, 64
+    cfg.MODEL.PIXEL_DECODER.NHEADS = 4
+    cfg.MODEL.DECODER.HIDDEN_DIM, cfg.MODEL.DECODER.NUM_QUERIES = 32, 6
+    cfg.MODEL.DECODER.NHEADS, cfg.MODEL.DECODER.DIM_FEEDFORWARD, cfg.MODEL.DECODER.DEC_LAYERS = 4, 64, 2
+    cfg.MODEL.TRACKER.DECODER_LAYERS = cfg.MODEL.REFINER.DECODER_LAYERS = 2
+    cfg.MODEL.REFINER.ENABLED = cfg.MODEL.REFINER.SIM = cfg.MODEL.REFINER.RCP = True
+    cfg.MODEL.LOSS.TRAIN_NUM_POINTS = 64
+    torch.manual_seed(0)
+    model = SPVISModel.from_config(cfg).train()
+    clip = {"frames": torch.randint(0, 255, (3, 3, 64, 64), dtype=torch.uint8),
+            "masks": torch.zeros(3, 2, 64, 64, dtype=torch.bool), "labels": torch.tensor([0, 2]),
+            "ids": torch.tensor([5, 7]), "present": torch.tensor([[True, True], [True, False], [True, True]])}
+    clip["masks"][:, 0, 10:30, 10:30] = True
+    clip["masks"][[0, 2], 1, 40:60, 5:25] = True
+    losses = model([clip, clip])
+    assert {"loss_ce", "loss_dice_0", "loss_preserve", "loss_contrast"} <= set(losses)
+    sum(losses.values()).backward()
+    assert all(p.grad is None for p in model.sem_seg_head.parameters())
+    assert all(p.grad is None for p in model.tracker.parameters())
+    assert model.refiner.mask_embed.layers[0].weight.grad.abs().sum() > 0

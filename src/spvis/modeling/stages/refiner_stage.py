@@ -3,7 +3,7 @@
 Clips are long (INPUT.SAMPLING_FRAME_NUM, e.g. 21) and reversed with probability 0.5 by the data side
 (INPUT.REVERSE_AGU). The frozen segmenter and tracker run in eval mode without gradients; the refiner's
 video-level predictions (class pooled over T, masks (B, Q, T, h, w)) are matched once per video and
-supervised on every layer by the shared criterion. With RCP on, the preservation loss pulls the
+supervised on every layer by the shared criterion (each video as one tall mask, as the official code). With RCP on, the preservation loss pulls the
 compensated queries of matched, present objects towards their (stop-gradient) stable embedding; the
 track contrastive loss separates matched objects across frames. SIM is applied per frame before the
 refiner, guided by the tracker's mask of that frame.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from spvis.modeling.criterion import SetCriterion
 from spvis.modeling.rcp import contrastive_loss, preservation_loss
 
 
@@ -73,16 +74,49 @@ def matched_presence(indices: list[tuple[Tensor, Tensor]], targets: list[dict], 
     return valid
 
 
+def video_level(outputs: dict) -> dict:
+    """(B, Q, T, h, w) masks -> (B, Q, 1, T*h, w): the official refiner matches and supervises each video as
+    one tall mask (frames stacked along the height), with TRAIN_NUM_POINTS x T points."""
+    def flat(head: dict) -> dict:
+        masks = head["pred_masks"]
+        return {"pred_logits": head["pred_logits"], "pred_masks": masks.flatten(2, 3).unsqueeze(2)}
+
+    result = flat(outputs)
+    result["aux_outputs"] = [flat(aux) for aux in outputs["aux_outputs"]]
+    return result
+
+
+def refiner_criterion(model, clip_len: int) -> SetCriterion:
+    """Set criterion for ``clip_len``-frame videos (points x T, aux = refiner layers - 1), cached on the model
+    without becoming a child module (no checkpoint keys)."""
+    cache = getattr(model, "_refiner_criteria", None)
+    if cache is None:
+        cache = {}
+        object.__setattr__(model, "_refiner_criteria", cache)
+    if clip_len not in cache:
+        cfg = model.cfg
+        criterion = SetCriterion.from_config(cfg, num_aux=cfg.MODEL.REFINER.DECODER_LAYERS - 1)
+        criterion.num_points = cfg.MODEL.LOSS.TRAIN_NUM_POINTS * clip_len
+        criterion.matcher.num_points = cfg.MODEL.LOSS.TRAIN_NUM_POINTS * clip_len
+        cache[clip_len] = criterion
+    return cache[clip_len]
+
+
 def compute_losses(model, images: Tensor, targets: list[dict], clip_len: int) -> dict[str, Tensor]:
     """Weighted refiner-stage losses. images (B*T, 3, Hp, Wp) normalised; targets per clip
-    {labels (N,), ids (N,), masks (N, T, Hp, Wp) float, present (N, T) bool} (docs/INTERFACES.md)."""
+    {labels (N,), ids (N,), masks (N, T, Hp, Wp) float, present (N, T) bool} (docs/INTERFACES.md).
+
+    Every layer is matched on its own (official); RCP losses use the last layer's matching.
+    """
     tracked = frozen_tracking(model, images, clip_len)
     outputs = refine_clip(model.refiner, tracked)
-    criterion_targets = [{"labels": t["labels"], "masks": t["masks"]} for t in targets]
-    indices = model.criterion.matcher(outputs, criterion_targets)
-    losses = dict(model.criterion(outputs, criterion_targets, indices=indices))
+    flat = video_level(outputs)
+    flat_targets = [{"labels": t["labels"], "masks": t["masks"].flatten(1, 2).unsqueeze(1)} for t in targets]
+    criterion = refiner_criterion(model, clip_len)
+    losses = criterion.weighted(criterion(flat, flat_targets))
     rcp = model.refiner.rcp
     if rcp is not None:
+        indices = criterion.matcher(flat, flat_targets)
         b, t, q, _ = outputs["pred_embds"].shape
         valid = matched_presence(indices, targets, t, q).to(outputs["pred_embds"].device)
         if rcp.preserve_weight > 0:
