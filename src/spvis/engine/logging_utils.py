@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from spvis.errors import ConfigError
 from spvis.utils.atomic_io import atomic_write_json, atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
+_AUX_SUFFIX = re.compile(r"_\d+$")
 
 
 def format_eta(seconds: float) -> str:
@@ -95,7 +97,9 @@ class ConsoleProgress:
         """Report the state after ``iteration`` optimiser steps."""
         spi = self.seconds_per_iter(iteration)
         eta = format_eta(spi * (self.max_iter - iteration)) if spi == spi else "?"
-        losses = {k: v for k, v in entry.items() if k.startswith("loss")}
+        # deep-supervision copies (loss_ce_0, loss_ce_1, ...) go to metrics.jsonl only; the console shows the
+        # final layer's losses
+        losses = {k: v for k, v in entry.items() if k.startswith("loss") and not _AUX_SUFFIX.search(k)}
         if self.bar is not None:
             self.bar.n = iteration
             self.bar.set_postfix_str(f"loss {entry.get('total_loss', float('nan')):.4f} lr {entry.get('lr', 0):.2e}",
