@@ -27,11 +27,14 @@ def evaluate_tracking(gt: GroundTruth, results: list[ResultTrack], *, score_thre
                       per_category: bool = False) -> dict:
     """HOTA / CLEAR / Identity of the predictions with score >= ``score_threshold`` (empty masks dropped)."""
     sequences = build_sequences(gt, results, score_threshold)
+    # a sequence with neither GT nor predictions adds only zeros to the sums: evaluate one, reuse it
+    empty = Sequence("", 0, [], [], [], 0, 0, 0, 0)
+    empty_parts = (hota_sequence(empty), clear_sequence(empty), identity_sequence(empty))
     per_class: dict[int, tuple[dict, dict, dict]] = {}
     for cid, seqs in sequences.items():
-        per_class[cid] = (hota_combine_sum([hota_sequence(s) for s in seqs]),
-                          clear_combine_sum([clear_sequence(s) for s in seqs]),
-                          identity_combine_sum([identity_sequence(s) for s in seqs]))
+        parts = [(hota_sequence(s), clear_sequence(s), identity_sequence(s)) for s in seqs] or [empty_parts]
+        per_class[cid] = (hota_combine_sum([p[0] for p in parts]), clear_combine_sum([p[1] for p in parts]),
+                          identity_combine_sum([p[2] for p in parts]))
     classes = list(per_class.values())
     hotas, clears, identities = [c[0] for c in classes], [c[1] for c in classes], [c[2] for c in classes]
     out = {

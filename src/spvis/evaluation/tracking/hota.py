@@ -77,15 +77,14 @@ def hota_sequence(seq: Sequence) -> dict:
         res["HOTA_TP"] += num_matches
         res["HOTA_FN"] += len(gt_ids) - num_matches
         res["HOTA_FP"] += len(tr_ids) - num_matches
-        for a in np.flatnonzero(num_matches):
-            res["LocA"][a] += sum(matched_sim[keep[a]])
-            matches[a, gt_ids[rows[keep[a]]], tr_ids[cols[keep[a]]]] += 1
+        res["LocA"] += np.where(keep, matched_sim[None, :], 0.0).sum(axis=1)
+        alpha_idx, pair_idx = np.nonzero(keep)
+        matches[alpha_idx, gt_ids[rows[pair_idx]], tr_ids[cols[pair_idx]]] += 1  # (alpha, gt, pred) unique
     tp = np.maximum(1, res["HOTA_TP"])
-    for a in range(num_alpha):
-        m = matches[a]
-        res["AssA"][a] = np.sum(m * (m / np.maximum(1, gt_count + tracker_count - m))) / tp[a]
-        res["AssRe"][a] = np.sum(m * (m / np.maximum(1, gt_count))) / tp[a]
-        res["AssPr"][a] = np.sum(m * (m / np.maximum(1, tracker_count))) / tp[a]
+    m = matches  # (A, G, P)
+    res["AssA"] = (m * (m / np.maximum(1, gt_count + tracker_count - m))).sum(axis=(1, 2)) / tp
+    res["AssRe"] = (m * (m / np.maximum(1, gt_count))).sum(axis=(1, 2)) / tp
+    res["AssPr"] = (m * (m / np.maximum(1, tracker_count))).sum(axis=(1, 2)) / tp
     res["LocA"] = np.maximum(1e-10, res["LocA"]) / np.maximum(1e-10, res["HOTA_TP"])
     return _final_fields(res)
 

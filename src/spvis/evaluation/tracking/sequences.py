@@ -78,7 +78,7 @@ def build_sequence(name: str, num_frames: int, gts: list[GtTrack], preds: list[R
 
 
 def build_sequences(gt: GroundTruth, results: list[ResultTrack], score_threshold: float) -> dict[int, list[Sequence]]:
-    """Sequences per category id (categories in GT file order), videos sorted by name as TrackEval does."""
+    """Sequences per category id, videos sorted by name as TrackEval does (only those where the category occurs)."""
     kept: dict[tuple[int, int], list[ResultTrack]] = {}
     for r in results:
         if r.score >= score_threshold:
@@ -91,6 +91,7 @@ def build_sequences(gt: GroundTruth, results: list[ResultTrack], score_threshold
     out: dict[int, list[Sequence]] = {}
     for cat in gt.categories:
         cid = int(cat["id"])
+        # videos where the category has neither GT nor predictions are left out (they only add zeros)
         out[cid] = [build_sequence(v.name, v.length, gts_by_cell.get((v.id, cid), []), kept.get((v.id, cid), []))
-                    for v in videos]
+                    for v in videos if (v.id, cid) in gts_by_cell or (v.id, cid) in kept]
     return out
