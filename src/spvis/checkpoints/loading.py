@@ -10,14 +10,14 @@ from torch import nn
 from spvis.errors import CheckpointError
 
 
-def _group(keys: list[str], limit: int = 12) -> str:
-    """'a.b.{x,y}'-style compact listing grouped by module prefix, truncated to `limit` groups."""
+def _group(keys: list[str], limit: int = 8) -> str:
+    """Compact listing: keys grouped by their first two name parts, with counts and one full example."""
     groups: dict[str, list[str]] = defaultdict(list)
     for key in keys:
-        prefix, _, leaf = key.rpartition(".")
-        groups[prefix].append(leaf)
-    parts = [f"{prefix}.{{{','.join(leaves)}}}" if prefix else ",".join(leaves) for prefix, leaves in groups.items()]
-    more = f" ... (+{len(parts) - limit} more modules)" if len(parts) > limit else ""
+        groups[".".join(key.split(".")[:2])].append(key)
+    parts = [f"{prefix}.* x{len(members)} (e.g. {members[0]})" if len(members) > 1 else members[0]
+             for prefix, members in groups.items()]
+    more = f" ... (+{len(parts) - limit} more groups)" if len(parts) > limit else ""
     return "; ".join(parts[:limit]) + more
 
 

@@ -1,0 +1,39 @@
+"""`spvis checkpoint import`: official Mask2Former / DVIS / DVIS++ weights -> our safetensors + config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spvis.checkpoints.io import save_weights
+from spvis.checkpoints.keymaps import MODEL_PREFIXES, official_to_ours
+from spvis.checkpoints.loading import load_state_strict
+from spvis.checkpoints.official_config import official_to_cfg
+from spvis.checkpoints.unpickler import read_state_dict
+from spvis.errors import CheckpointError
+
+FORMATS = ("mask2former", "dvis", "dvis++")
+
+
+def build_official_model(src: str | Path, official_config: str | Path, fmt: str):
+    """(model with the official weights loaded, our cfg) — every key disagreement raises, named."""
+    from spvis.modeling.meta_arch import SPVISModel
+
+    if fmt not in FORMATS:
+        raise CheckpointError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    cfg = official_to_cfg(official_config, fmt=fmt)
+    state, _dropped = official_to_ours(read_state_dict(src), backbone=cfg.MODEL.BACKBONE.NAME)
+    foreign = sorted(key for key in state if not key.startswith(MODEL_PREFIXES))
+    if foreign:
+        raise CheckpointError(f"{src}: keys outside the model ({len(foreign)}): {', '.join(foreign[:10])}")
+    model = SPVISModel.from_config(cfg)
+    load_state_strict(model, state, source=f"{src} with {official_config}")
+    return model, cfg
+
+
+def import_official(src: str | Path, *, fmt: str, official_config: str | Path, out: str | Path) -> Path:
+    """Convert and write ``out`` (a .safetensors path, or a directory that receives model.safetensors)."""
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        out = out / "model.safetensors"
+    model, cfg = build_official_model(src, official_config, fmt)
+    return save_weights(out, model, cfg)
