@@ -7,42 +7,26 @@ scores them with ``spvis.evaluation.evaluate`` (VIS AP + tracking metrics). Othe
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-import numpy as np
 from torch import nn
 
 from spvis.engine.distributed import DistContext, gather_objects, shard
 from spvis.errors import ConfigError
 
 
-class DatasetVideoFrames:
-    """Frames of one dataset video as a re-iterable frame source (``.name``, ``.height``, ``.width``)."""
-
-    def __init__(self, dataset: Any, video: Any):
-        self.dataset, self.video = dataset, video
-        self.name = str(video.id)
-        self.height, self.width, self.num_frames = int(video.height), int(video.width), int(video.length)
-        self.fps = None
-        self.truncated, self.error = False, None
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        from spvis.data.clip_dataset import read_image
-
-        source = f"{self.dataset.json_path}: video {self.video.id}"
-        for t in range(self.num_frames):
-            yield read_image(self.dataset.frame_path(self.video, t), expect=(self.height, self.width), source=source)
-
-
 def predict_videos(model: nn.Module, cfg: Any, dataset: Any, videos: list[Any]) -> list[dict]:
     """Result entries ({video_id, category_id, score, segmentations}) of ``videos`` in TEST.MODE."""
+    from spvis.data.frames import open_frame_source
+
     category_ids = list(dataset.contiguous_to_dataset_id)
+    root = dataset.image_root if dataset.image_root is not None else dataset.json_path.parent
     entries: list[dict] = []
     if cfg.TEST.MODE == "offline":
         from spvis.engine.offline import run_offline
 
         for video in videos:
-            result = run_offline(model, cfg, DatasetVideoFrames(dataset, video), video_id=video.id,
+            result = run_offline(model, cfg, open_frame_source(video, image_root=root), video_id=video.id,
                                  category_ids=category_ids)
             entries.extend(result.entries)
         return entries
@@ -50,7 +34,7 @@ def predict_videos(model: nn.Module, cfg: Any, dataset: Any, videos: list[Any]) 
 
     tracker = OnlineTracker(model, cfg)
     for video in videos:
-        for _ in tracker.stream(DatasetVideoFrames(dataset, video), source=str(dataset.json_path)):
+        for _ in tracker.stream(open_frame_source(video, image_root=root), source=str(dataset.json_path)):
             pass  # per-frame results are summarised inside the tracker; the video entries come below
         entries.extend(tracker.video_result(video.id, category_ids=category_ids).entries)
     return entries
