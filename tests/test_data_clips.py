@@ -211,3 +211,47 @@ def test_train_loader_from_registered_config(tmp_path):
     assert isinstance(batch, list) and len(batch) == 2
     assert all(b["frames"].shape[:2] == (2, 3) and min(b["frames"].shape[2:]) == 32 for b in batch)
     assert collate_clips(batch) == batch
+
+
+# ------------------------------------------------------------------ RLE parsing (validation of `data check`)
+def _reference_runs(counts: bytes) -> list[int]:
+    """Straight transcription of the COCO compressed-RLE format, one char at a time."""
+    runs: list[int] = []
+    pos = 0
+    while pos < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            c = counts[pos] - 48
+            value |= (c & 0x1F) << (5 * shift)
+            more = bool(c & 0x20)
+            pos += 1
+            shift += 1
+            if not more and c & 0x10:
+                value |= -1 << (5 * shift)
+        runs.append(value + (runs[-2] if len(runs) > 2 else 0))
+    return runs
+
+
+def test_vectorised_rle_parser_matches_format_and_pycocotools():
+    from pycocotools import mask as mask_utils
+
+    from spvis.data.rle import RLEError, check_rle, parse_compressed_counts
+
+    rng = np.random.default_rng(0)
+    for i in range(200):
+        h, w = (int(v) for v in rng.integers(1, 70, 2))
+        m = rng.random((h, w)) < rng.random()
+        if i % 2:
+            m = np.zeros((h, w), dtype=bool)
+            m[rng.integers(0, h):, rng.integers(0, w):] = True
+        rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+        runs = parse_compressed_counts(rle["counts"]).tolist()
+        assert runs == _reference_runs(rle["counts"]) and sum(runs) == h * w
+        check_rle(rle, h, w)
+    with pytest.raises(RLEError, match="invalid character"):
+        parse_compressed_counts("0a\x10")
+    with pytest.raises(RLEError, match="ends in the middle of a run"):
+        parse_compressed_counts(b"0P")  # 'P' = 32 + 0: continuation bit set on the last char
+    with pytest.raises(RLEError, match="cover 100 pixels, expected 10x11=110"):
+        check_rle({"size": [10, 11], "counts": mask_utils.encode(np.zeros((10, 10), np.uint8, order="F"))["counts"]},
+                  10, 11)

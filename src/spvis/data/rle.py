@@ -18,28 +18,37 @@ class RLEError(ValueError):
     """A segmentation cannot be decoded; the message says why (the caller adds file and ids)."""
 
 
-def parse_compressed_counts(counts: bytes | str) -> list[int]:
-    """Run lengths of a COCO compressed-RLE string (LEB128-like, 6 bits a char, delta after the 2nd run)."""
-    data = counts.encode("ascii", errors="replace") if isinstance(counts, str) else counts
-    runs: list[int] = []
-    pos, n = 0, len(data)
-    while pos < n:
-        value, shift, more = 0, 0, True
-        while more:
-            if pos >= n:
-                raise RLEError("counts string ends in the middle of a run")
-            c = data[pos] - 48
-            if c < 0 or c > 63:
-                raise RLEError(f"counts string has an invalid character {chr(data[pos])!r} at offset {pos}")
-            value |= (c & 0x1F) << (5 * shift)
-            more = bool(c & 0x20)
-            pos += 1
-            shift += 1
-            if not more and (c & 0x10):
-                value |= -1 << (5 * shift)
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
+def parse_compressed_counts(counts: bytes | str) -> np.ndarray:
+    """Run lengths (int64 array) of a COCO compressed-RLE string: 5 data bits per char, a continuation bit,
+    sign extension in the last char, runs after the 2nd stored as deltas to the run two before.
+
+    Vectorised with numpy: ``spvis data check`` parses every RLE of a dataset (100k+ strings for YTVIS), and
+    pycocotools offers no validating parser.
+    """
+    data = counts.encode("ascii", errors="replace") if isinstance(counts, str) else bytes(counts)
+    if not data:
+        return np.zeros(0, dtype=np.int64)
+    c = np.frombuffer(data, dtype=np.uint8).astype(np.int64) - 48  # (L,)
+    bad = np.flatnonzero((c < 0) | (c > 63))
+    if bad.size:
+        pos = int(bad[0])
+        raise RLEError(f"counts string has an invalid character {chr(data[pos])!r} at offset {pos}")
+    more = (c & 0x20) != 0
+    if more[-1]:
+        raise RLEError("counts string ends in the middle of a run")
+    ends = np.flatnonzero(~more)  # last char of each run
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    run_of_char = np.repeat(np.arange(ends.size), ends - starts + 1)
+    shift = 5 * (np.arange(c.size) - starts[run_of_char])
+    if shift.max() > 55:
+        raise RLEError("counts string has a run longer than 64 bits")
+    values = np.add.reduceat((c & 0x1F) << shift, starts)  # (R,)
+    negative = (c[ends] & 0x10) != 0
+    values = values - np.where(negative, np.left_shift(1, shift[ends] + 5), 0)
+    runs = values.copy()
+    if runs.size > 3:  # runs[i] = v[i] + runs[i-2] for i > 2: a cumulative sum over odd indices from 1, even from 2
+        runs[1::2] = np.cumsum(values[1::2])
+        runs[2::2] = np.cumsum(values[2::2])
     return runs
 
 
@@ -56,7 +65,7 @@ def check_rle(rle: dict, height: int, width: int) -> None:
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in runs):
             raise RLEError("uncompressed RLE counts must be integers")
     elif isinstance(counts, (str, bytes)):
-        runs = parse_compressed_counts(counts)
+        runs = parse_compressed_counts(counts).tolist()
     else:
         raise RLEError(f"RLE 'counts' must be a string or a list, got {type(counts).__name__}")
     if any(v < 0 for v in runs):
