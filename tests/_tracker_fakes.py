@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,3 +46,13 @@ class FakeSegmenterModel(nn.Module):
         regions = F.adaptive_avg_pool2d(mask_features, (2, 3)).flatten(2).transpose(1, 2)  # (N, 6, C)
         embeds = F.layer_norm(self.query_proj(regions[:, : self.num_queries]), (regions.shape[-1],))
         return {"pred_embds": embeds, "mask_features": mask_features}
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Run torch single-threaded: on the shared 2-core machine, 2 OpenMP threads spin against other jobs
+    and small ops get ~50x slower. Restores the previous setting afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

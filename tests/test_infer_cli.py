@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from _tracker_fakes import FakeSegmenterModel, tiny_cfg
+from _tracker_fakes import FakeSegmenterModel, tiny_cfg, single_thread  # noqa: F401 (autouse fixture)
 from spvis.cli import infer_cmd
 from spvis.cli.main import main
 from spvis.errors import CheckpointError

@@ -10,6 +10,7 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
+from _tracker_fakes import single_thread  # noqa: F401 (autouse fixture)
 from spvis.engine.streaming import OnlineTracker
 
 
@@ -22,10 +23,8 @@ def official(test_data_dir):
     return model.eval(), cfg, frames, dict(np.load(bundle / "outputs.npz"))
 
 
-@pytest.mark.slow
 def test_stream_reproduces_official_online_results(official):
     model, cfg, frames, outputs = official
-    torch.set_num_threads(2)
     engine = OnlineTracker(model, cfg, score_thr=0.5)
     per_frame = list(engine.stream(iter(frames)))
     assert len(per_frame) == len(frames)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from _tracker_fakes import FakeSegmenterModel, tiny_cfg
+from _tracker_fakes import FakeSegmenterModel, tiny_cfg, single_thread  # noqa: F401 (autouse fixture)
 from spvis.engine.streaming import OnlineTracker, resized_shape
 from spvis.errors import DataFormatError, SpvisError
 from spvis.modeling.postprocess import vis_topk

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from _tracker_fakes import single_thread  # noqa: F401 (autouse fixture)
 from spvis.modeling.tracker import ReferringTracker
 
 BUNDLE_Q, BUNDLE_C, BUNDLE_K = 20, 64, 40

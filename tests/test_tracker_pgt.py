@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from _tracker_fakes import TINY, tiny_cfg
+from _tracker_fakes import TINY, tiny_cfg, single_thread  # noqa: F401 (autouse fixture)
 from spvis.errors import ConfigError
 from spvis.modeling.pgt.association import associate, mask_iou
 from spvis.modeling.pgt.gate import ProgressiveReferenceGate

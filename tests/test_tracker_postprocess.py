@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from _tracker_fakes import single_thread  # noqa: F401 (autouse fixture)
 from spvis.modeling.postprocess import class_probabilities, masks_to_original, topk_instances, vis_topk
 
 

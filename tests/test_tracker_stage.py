@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from _tracker_fakes import TINY, FakeSegmenterModel, tiny_cfg
+from _tracker_fakes import TINY, FakeSegmenterModel, tiny_cfg, single_thread  # noqa: F401 (autouse fixture)
 from spvis.modeling.stages import tracker_stage
 from spvis.modeling.stages.tracker_stage import first_appearance_assignment
 
