@@ -203,3 +203,26 @@ def test_show_bad_inputs(synth, tmp_path, capsys):
     code, _, err = _run(capsys, "data", "show", str(synth / "train.json"), "--video", "2", "--out",
                         str(tmp_path / "v.gif"))
     assert code == 2 and "--out must end in .mp4 or .png" in err
+
+
+def test_check_split_without_annotations(synth, tmp_path, capsys):
+    data = json.loads((synth / "valid.json").read_text())
+    data.pop("annotations")
+    path = tmp_path / "valid.json"
+    path.write_text(json.dumps(data))
+    code, out, _ = _run(capsys, "data", "check", str(path), "--image-root", str(synth / "valid" / "JPEGImages"))
+    assert code == 0 and "annotations: none" in out and "videos: 1" in out
+
+
+def test_check_coco_images(tmp_path, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("DATASETS:\n  REGISTER:\n"
+                   f"    - {{name: coco_mini_t, json: {DATA / 'coco_mini' / 'instances.json'}, "
+                   f"image_root: {DATA / 'coco_mini' / 'images'}, kind: image}}\n"
+                   f"    - {{name: coco_mini_missing, json: {DATA / 'coco_mini' / 'instances_with_binary_mask.json'}, "
+                   f"image_root: {DATA / 'coco_mini' / 'images'}, kind: image}}\n")
+    code, out, _ = _run(capsys, "data", "check", "coco_mini_t", "--config", str(cfg))
+    assert code == 0 and "images: 2  instances (non-crowd, mapped): 3" in out and "elephant: 1" in out
+    code, _, err = _run(capsys, "data", "check", "coco_mini_missing", "--config", str(cfg))
+    assert code == 2
+    assert "instances_with_binary_mask.json: image 374545: field 'file_name': image not found" in err

@@ -61,15 +61,24 @@ def _resolve(args: argparse.Namespace):
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from spvis.data.check import check_frames, check_masks, dataset_statistics, format_statistics
+    from collections import Counter
+
+    from spvis.data.check import check_frames, check_images, check_masks, dataset_statistics, format_statistics
     from spvis.data.coco import ImageDataset
     from spvis.utils.atomic_io import atomic_write_json
 
     spec, ds = _resolve(args)
     if isinstance(ds, ImageDataset):
-        n_inst = sum(len(v) for v in ds.instances_by_image.values())
-        print(f"dataset: {spec.json} (COCO images for pseudo-videos)\nimages: {len(ds.images)}  instances: {n_inst}  "
+        if not args.no_frames:
+            check_images(ds)
+        per_cat = Counter(ds.class_names[ds.dataset_to_contiguous_id[i.category_id]]
+                          for insts in ds.instances_by_image.values() for i in insts)
+        print(f"dataset: {spec.json} (COCO images for pseudo-videos)")
+        print(f"images: {len(ds.images)}  instances (non-crowd, mapped): {sum(per_cat.values())}  "
               f"categories: {len(ds.class_names)}")
+        for name, count in per_cat.most_common():
+            print(f"  {name}: {count}")
+        print("ok")
         return 0
     check_masks(ds)
     if not args.no_frames:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from spvis.data.coco import ImageDataset
 from spvis.data.rle import RLEError, check_rle
 from spvis.data.ytvis import VideoDataset
 from spvis.errors import DataFormatError
@@ -37,6 +38,24 @@ def check_frames(ds: VideoDataset, *, all_frames: bool = False) -> None:
                 if (h, w) != (video.height, video.width):
                     raise DataFormatError(ds.json_path, f"is {video.height}x{video.width} but frame {t} ({path}) "
                                           f"is {h}x{w}", entry=entry, field="height/width")
+
+
+def check_images(ds: ImageDataset) -> None:
+    """DataFormatError naming the json, the image id and the field unless every COCO image exists with its size."""
+    for image in ds.images:
+        path = ds.image_path(image)
+        entry = f"image {image.id}"
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+        except FileNotFoundError:
+            raise DataFormatError(ds.json_path, f"image not found: {path}", entry=entry, field="file_name") from None
+        except OSError as exc:
+            raise DataFormatError(ds.json_path, f"not a readable image: {path} ({exc})", entry=entry,
+                                  field="file_name") from None
+        if (h, w) != (image.height, image.width):
+            raise DataFormatError(ds.json_path, f"is {image.height}x{image.width} but {path} is {h}x{w}",
+                                  entry=entry, field="height/width")
 
 
 def check_masks(ds: VideoDataset) -> None:
