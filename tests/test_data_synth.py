@@ -110,3 +110,9 @@ def test_cli_synth_bad_arguments(tmp_path, capsys, args, message):
     assert main(["synth", "--out", str(tmp_path / "x"), "--no-progress", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("spvis synth: error:") and message in err and "\n" not in err
+
+
+def test_cli_synth_out_is_a_file(tmp_path, capsys):
+    (tmp_path / "taken").write_text("x")
+    assert main(["synth", "--out", str(tmp_path / "taken"), "--videos", "1", "--no-progress"]) == 2
+    assert "taken: --out must be a folder" in capsys.readouterr().err

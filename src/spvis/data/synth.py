@@ -325,6 +325,8 @@ def generate_synthetic_dataset(out_dir: str | Path, *, videos: int = 40, frames:
     if not 0.0 <= valid_fraction < 1.0:
         raise SpvisError(f"--valid-fraction must be in [0, 1), got {valid_fraction}")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SpvisError(f"{out}: --out must be a folder, but a file of that name exists")
     n_valid = int(round(videos * valid_fraction))
     if valid_fraction > 0 and videos > 1:
         n_valid = min(max(n_valid, 1), videos - 1)
