@@ -75,3 +75,24 @@ def test_state_is_cut_between_clips():
     assert embeds.grad[:, :2].abs().sum() == 0  # no gradient flows into the first clip
     assert embeds.grad[:, 2:].abs().sum() > 0
     assert model.tracker.ref_gate.proj.bias.grad is not None  # the gate learns from the carried memory
+
+
+def test_reference_contrast_prefers_own_slot():
+    from spvis.modeling.pgt.reference_contrast import reference_contrastive_loss
+
+    own = torch.eye(4).unsqueeze(0)  # (B=1, Q=4, C=4): each slot keeps its direction
+    swapped = own[:, [1, 0, 2, 3]]
+    slots = [torch.tensor([0, 1])]
+    consistent = reference_contrastive_loss([None, own, own], slots)
+    broken = reference_contrastive_loss([None, own, swapped], slots)
+    assert consistent < 1e-3 < broken
+    assert reference_contrastive_loss([None, own], slots) is None  # no neighbour with a reference
+
+
+def test_reid_loss_is_added_with_its_weight():
+    model = _model()
+    images = torch.randn(4, 3, 32, 32)
+    losses = tracker_stage.compute_losses(model, images, [_clip_targets(4)], clip_len=4)
+    assert "loss_reid" in losses and torch.isfinite(losses["loss_reid"])
+    model.cfg.MODEL.LOSS.REID_WEIGHT = 0.0
+    assert "loss_reid" not in tracker_stage.compute_losses(model, images, [_clip_targets(4)], clip_len=4)

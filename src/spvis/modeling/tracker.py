@@ -178,6 +178,8 @@ class ReferringTracker(nn.Module):
             "pred_embds": normed[-1].transpose(0, 1),
             "aux_outputs": [{"pred_logits": lg, "pred_masks": mk} for lg, mk in zip(logits[:-1], masks[:-1])],
             "match_indices": indices,
+            # the attention query every layer used (None on a video's first frame): DVIS++ contrastive loss
+            "pred_references": None if first else reference.transpose(0, 1),  # (B, Q, C)
         }
         new_state = TrackerState(
             frame_index=0 if first else state.frame_index + 1,
@@ -240,7 +242,8 @@ class ReferringTracker(nn.Module):
 
         Returns per-frame outputs stacked on a T axis (pred_logits (B, T, Q, K+1), pred_masks
         (B, Q, T, h, w), pred_embds (B, T, Q, C), match_indices / track_ids (B, T, Q), aux_outputs with
-        the same layout) and the state after the last frame (pass it back to continue the video).
+        the same layout, pred_references: list of T (B, Q, C) or None) and the state after the last frame
+        (pass it back to continue the video).
         """
         per_frame = []
         for t in range(frame_embeds.shape[1]):
@@ -258,6 +261,8 @@ def stack_frame_outputs(per_frame: list[dict]) -> dict:
         }
     result = stack(per_frame)
     result["pred_embds"] = torch.stack([o["pred_embds"] for o in per_frame], 1)
+    # per frame (B, Q, C) or None (first frame of a video): a list, since frame 0 has no reference
+    result["pred_references"] = [o["pred_references"] for o in per_frame]
     result["match_indices"] = torch.stack([o["match_indices"] for o in per_frame], 1)
     result["track_ids"] = torch.stack([o["track_ids"] for o in per_frame], 1)
     num_aux = len(per_frame[0]["aux_outputs"])

@@ -6,7 +6,10 @@ aligned queries, PGT memory) carried over and cut from the graph between clips (
 Ground truth is assigned to slots once, at each identity's first appearance over the whole sample
 (DVIS ``VideoHungarianMatcher_Consistent``), and kept for every frame, so the tracker must keep following
 its object; DVIS++ denoising (MODEL.TRACKER.NOISE_MODE) corrupts the layer-0 identity during training.
-The loss is the per-frame set loss (absent objects: empty mask, class kept) on every tracker layer.
+The loss is the per-frame set loss (absent objects: empty mask, class kept) on every tracker layer, plus
+the DVIS++ reference contrastive loss (MODEL.LOSS.REID_WEIGHT). DVIS guides the matching by the segmenter
+for the first half of training (an iteration counter hidden in the model); we always match on the
+tracker's own outputs, so resumed runs behave the same.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from torch import Tensor
 
 from spvis.modeling.criterion import SetCriterion
 from spvis.modeling.matcher import batch_dice_cost, batch_sigmoid_ce_cost
+from spvis.modeling.pgt.reference_contrast import reference_contrastive_loss
 from spvis.modeling.point_sampling import point_sample
 
 USED_QUERY_COST = 1e6  # DVIS excludes already assigned queries with this cost
@@ -104,6 +108,7 @@ def _concat_clips(clips: list[dict]) -> dict:
                 "pred_masks": torch.cat([h["pred_masks"] for h in heads], 2)}
     result = join(clips)
     result["aux_outputs"] = [join([c["aux_outputs"][i] for c in clips]) for i in range(len(clips[0]["aux_outputs"]))]
+    result["pred_references"] = [ref for c in clips for ref in c["pred_references"]]
     return result
 
 
@@ -125,17 +130,22 @@ def compute_losses(model, images: Tensor, targets: list[dict], clip_len: int) ->
     outputs = _concat_clips(track_sample(model.tracker, embeds, features, clip_frames))
     loss_cfg = cfg.MODEL.LOSS
     criterion = tracker_criterion(model)
-    frame_targets, frame_indices = [], []
+    frame_targets, frame_indices, matched_slots = [], [], []
     for b, target in enumerate(targets):
         indices = first_appearance_assignment(
             outputs["pred_logits"][b].detach(), outputs["pred_masks"][b].detach().transpose(0, 1), target,
             class_weight=loss_cfg.CLASS_WEIGHT, mask_weight=loss_cfg.MASK_WEIGHT, dice_weight=loss_cfg.DICE_WEIGHT,
             num_points=loss_cfg.TRAIN_NUM_POINTS,
         )
+        matched_slots.append(indices[0])
         for t in range(clip_len):
             frame_targets.append({"labels": target["labels"], "masks": target["masks"][:, t:t + 1]})
             frame_indices.append(indices)
     per_frame = _per_frame(outputs)
     per_frame["aux_outputs"] = [_per_frame(aux) for aux in outputs["aux_outputs"]]
-    losses = criterion(per_frame, frame_targets, indices=frame_indices)
-    return criterion.weighted(losses)
+    losses = criterion.weighted(criterion(per_frame, frame_targets, indices=frame_indices))
+    if loss_cfg.REID_WEIGHT > 0:
+        reid = reference_contrastive_loss(outputs["pred_references"], matched_slots)
+        if reid is not None:
+            losses["loss_reid"] = loss_cfg.REID_WEIGHT * reid
+    return losses
