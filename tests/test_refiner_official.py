@@ -45,7 +45,12 @@ def test_refiner_reproduces_official_logits_and_embeddings(bundle):
     np.testing.assert_allclose(out["pred_logits"][0].numpy(), outputs["ref_logits"], atol=1e-4, rtol=0)
     np.testing.assert_allclose(out["pred_embds"][0].numpy(), outputs["ref_embds"], atol=1e-4, rtol=0)
     np.testing.assert_allclose(out["pred_logits"][0].numpy(), outputs["final_offline_cls_in"], atol=1e-4, rtol=0)
-    assert len(out["aux_outputs"]) == 5
+    assert out["aux_outputs"] == []  # eval mode: no aux heads
+    with torch.no_grad():
+        train_out = refiner.train()(torch.from_numpy(outputs["trk_embds"])[None],
+                                    torch.from_numpy(outputs["trk_frame_embds"])[None])
+    assert len(train_out["aux_outputs"]) == 5  # dropout is 0: training mode gives the same final outputs
+    np.testing.assert_allclose(train_out["pred_logits"][0].numpy(), outputs["ref_logits"], atol=1e-4, rtol=0)
 
 
 def test_refiner_on_perturbed_input_differs(bundle):

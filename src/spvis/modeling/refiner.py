@@ -125,7 +125,7 @@ class TemporalRefiner(nn.Module):
         ``instance_embeds``: (B, T, Q, C) tracker outputs in slot order; ``frame_memory``: (B, T, Q, C)
         ``tracker.frame_forward`` of the segmenter queries. Returns ``pred_logits`` (B, Q, K+1) video level,
         ``pred_embds`` (B, T, Q, C) = decoder_norm(last layer) and ``aux_outputs`` (the first L-1 layers,
-        same keys); with RCP also ``rcp_compensated`` (B, T, Q, C) and ``rcp_memory`` (B, Q, C).
+        same keys; empty in eval mode, which keeps long videos small); with RCP also ``rcp_compensated`` (B, T, Q, C) and ``rcp_memory`` (B, Q, C).
         """
         b, t, q, c = instance_embeds.shape
         memory = frame_memory.permute(2, 0, 1, 3).reshape(q, b * t, c)  # (Q, B*T, C)
@@ -133,7 +133,8 @@ class TemporalRefiner(nn.Module):
         layer_outputs = []
         for i in range(self.num_layers):
             output = self._layer(i, output, memory)  # (B, T, Q, C)
-            layer_outputs.append(output)
+            if self.training or i == self.num_layers - 1:  # eval: no aux heads, O(T*Q*C) memory once
+                layer_outputs.append(output)
         extra = {}
         if self.rcp is not None:
             compensated, stable = self.rcp(layer_outputs[-1], instance_embeds)
