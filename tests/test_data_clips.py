@@ -255,3 +255,34 @@ def test_vectorised_rle_parser_matches_format_and_pycocotools():
     with pytest.raises(RLEError, match="cover 100 pixels, expected 10x11=110"):
         check_rle({"size": [10, 11], "counts": mask_utils.encode(np.zeros((10, 10), np.uint8, order="F"))["counts"]},
                   10, 11)
+
+
+def test_mixed_datasets_follow_ratio_and_need_one_category_list(tmp_path):
+    from spvis.data.clip_dataset import MixedClipDataset, build_clip_dataset
+
+    first = _tiny_video_dataset(tmp_path)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    second = _tiny_video_dataset(other_dir)
+    data = json.loads(second.read_text())
+    data["videos"][0]["id"] = 6
+    for ann in data["annotations"]:
+        ann["video_id"] = 6
+    second.write_text(json.dumps(data))
+    cfg = get_cfg()
+    cfg.DATASETS.REGISTER = [{"name": "mix_a", "json": str(first), "image_root": str(tmp_path / "imgs")},
+                             {"name": "mix_b", "json": str(second), "image_root": str(other_dir / "imgs")}]
+    cfg.DATASETS.RATIO = [0.0, 1.0]
+    cfg.INPUT.MIN_SIZE_TRAIN = [32]
+    mixed = build_clip_dataset(cfg, ["mix_a", "mix_b"])
+    assert isinstance(mixed, MixedClipDataset) and len(mixed) == 2
+    assert {mixed[i]["video_id"] for i in range(6)} == {6}
+    data["categories"] = [{"id": 3, "name": "cat"}]
+    data["annotations"] = [a for a in data["annotations"] if a["category_id"] == 3]
+    second.write_text(json.dumps(data))
+    with pytest.raises(SpvisError, match="must share one category list"):
+        build_clip_dataset(cfg, ["mix_a", "mix_b"])
+    cfg.DATASETS.RATIO = [1.0]
+    second.write_text(first.read_text())
+    with pytest.raises(SpvisError, match="one non-negative weight per training dataset"):
+        build_clip_dataset(cfg, ["mix_a", "mix_b"])
