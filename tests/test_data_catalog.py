@@ -83,3 +83,34 @@ def test_user_registration_and_json_paths(tmp_path):
         resolve_dataset("no_such_set")
     with pytest.raises(SpvisError, match="missing.json: dataset json not found"):
         resolve_dataset(tmp_path / "missing.json")
+
+
+def test_real_uncompressed_rle_and_polygons_are_normalised(tmp_path):
+    """A real YouTube-VIS mask stored as uncompressed RLE (mmtracking CocoVID file), re-wrapped as a YTVIS video,
+    and a real COCO polygon: both load as compressed RLE with the pixels pycocotools decodes."""
+    import json
+
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    from spvis.data.ytvis import load_video_dataset
+
+    cocovid = json.loads((DATA / "annotations_only" / "ytvis_0043f083b5_frame0_cocovid.json").read_text())
+    ann, image = cocovid["annotations"][0], cocovid["images"][0]
+    coco = json.loads((DATA / "coco_mini" / "instances.json").read_text())
+    poly = next(a for a in coco["annotations"] if isinstance(a["segmentation"], list))
+    data = {"videos": [{"id": 1, "file_names": [image["file_name"], image["file_name"]], "height": 720,
+                        "width": 1280, "length": 2}],
+            "categories": cocovid["categories"],
+            "annotations": [{"id": 1, "video_id": 1, "category_id": 1, "iscrowd": 0,
+                             "segmentations": [ann["segmentation"], poly["segmentation"]]}]}
+    path = tmp_path / "ytvis.json"
+    path.write_text(json.dumps(data))
+    track = load_video_dataset(path).tracks(1)[0]
+    expected = mask_utils.decode(mask_utils.frPyObjects(ann["segmentation"], 720, 1280)).astype(bool)
+    assert isinstance(track.segmentations[0]["counts"], bytes)
+    assert np.array_equal(track.mask(0), expected) and track.areas[0] == int(expected.sum()) > 0
+    x, y, w, h = (float(v) for v in mask_utils.toBbox(track.segmentations[0]))
+    assert [x, y, w, h] == [float(v) for v in ann["bbox"]]
+    poly_mask = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(poly["segmentation"], 720, 1280)))
+    assert np.array_equal(track.mask(1), poly_mask.astype(bool)) and track.areas[1] > 0
