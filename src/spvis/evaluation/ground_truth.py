@@ -19,6 +19,7 @@ from pycocotools import mask as mask_utils
 from spvis.data.rle import RLEError, normalize_segmentation
 from spvis.data.ytvis import parse_categories, parse_videos
 from spvis.errors import DataFormatError
+from spvis.evaluation.rle_batch import parse_counts_batch, stacked_video_rle
 
 # OVIS per-frame occlusion labels -> score (reference §1.8)
 OCCLUSION_SCORES = {"no_occlusion": 0.0, "slight_occlusion": 0.25, "severe_occlusion": 0.75}
@@ -36,6 +37,7 @@ class GtTrack:
     frame_areas: np.ndarray  # (T,) int64 decoded mask areas (0 where absent)
     avg_area: float  # mean of the truthy json ``areas`` entries (official track area)
     occlusion_score: float | None = None
+    video_rle: dict | None = None  # all frames stacked into one (T*H*W, 1) RLE (see rle_batch.stacked_video_rle)
 
 
 @dataclass
@@ -122,6 +124,22 @@ def _occlusion_score(occlusion: Any, source: str, entry: str) -> float:
     return sum(top) / len(top)
 
 
+def _attach_video_rles(source: str, tracks: dict[int, list[GtTrack]], videos: dict[int, GtVideo]) -> None:
+    """Give every GT track its stacked video RLE (one batched parse of all per-frame RLEs)."""
+    items = [(g, t) for gts in tracks.values() for g in gts for t, r in enumerate(g.rles) if r is not None]
+    parsed = parse_counts_batch([g.rles[t]["counts"] for g, t in items], keep_runs=True)
+    runs: dict[int, list] = {}
+    for k, (g, t) in enumerate(items):
+        if parsed.errors[k] is not None:
+            raise DataFormatError(source, f"frame {t}: {parsed.errors[k]}", entry=f"annotation {g.id}",
+                                  field="segmentations")
+        runs.setdefault(id(g), [None] * len(g.rles))[t] = parsed.runs[k]
+    for gts in tracks.values():
+        for g in gts:
+            video = videos[g.video_id]
+            g.video_rle = stacked_video_rle(runs.get(id(g), [None] * len(g.rles)), video.height * video.width)
+
+
 def load_ground_truth(gt: str | Path | dict) -> GroundTruth:
     """Load and validate a YTVIS/OVIS GT json (path or already-parsed dict) for evaluation."""
     source, data = _read_gt_json(gt)
@@ -177,5 +195,6 @@ def load_ground_truth(gt: str | Path | dict) -> GroundTruth:
         occ_score = _occlusion_score(occlusion, source, entry) if occlusion is not None else None
         tracks[vid].append(GtTrack(aid, vid, int(cid), bool(a.get("iscrowd", 0)), rles, frame_areas, avg_area,
                                    occ_score))
+    _attach_video_rles(source, tracks, by_id)
     has_occlusion = bool(occlusion_flags) and all(occlusion_flags)
     return GroundTruth(source, videos, categories, tracks, has_occlusion=has_occlusion)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from pycocotools import mask as mask_utils
 
 _CHUNK_CHARS = 1 << 22  # ~4M chars per vectorised pass keeps the per-run arrays in cache-sized pieces
 
@@ -23,14 +24,18 @@ class ParsedCounts:
     totals: np.ndarray  # (N,) int64
     areas: np.ndarray  # (N,) int64
     errors: list[str | None]
+    runs: list[np.ndarray] | None = None  # per string its absolute run lengths (when asked for)
 
 
-def _parse_chunk(counts: list[bytes], totals: np.ndarray, areas: np.ndarray, errors: list[str | None]) -> None:
-    """Fill totals / areas / errors (views of the caller's arrays) for one chunk of strings."""
+def _parse_chunk(counts: list[bytes], totals: np.ndarray, areas: np.ndarray, errors: list[str | None],
+                 runs_out: list | None = None) -> None:
+    """Fill totals / areas / errors (views of the caller's arrays), and runs_out if given, for one chunk."""
     n = len(counts)
     lengths = np.fromiter((len(c) for c in counts), dtype=np.int64, count=n)
     raw = np.frombuffer(b"".join(counts), dtype=np.uint8)
     if len(raw) == 0:
+        if runs_out is not None:
+            runs_out.extend(np.zeros(0, dtype=np.int64) for _ in range(n))
         return
     string_end = np.cumsum(lengths)  # exclusive end of each string
     bad_char = (raw < 48) | (raw > 111)
@@ -81,20 +86,54 @@ def _parse_chunk(counts: list[bytes], totals: np.ndarray, areas: np.ndarray, err
     if (absolute < 0).any():
         for i in np.unique(np.repeat(np.arange(n), runs_per_string)[absolute < 0]):
             errors[i] = errors[i] or "RLE has a negative run length"
+    if runs_out is not None:
+        runs_out.extend(np.split(absolute, first_run[1:]))
 
 
-def parse_counts_batch(counts: list[bytes]) -> ParsedCounts:
+def parse_counts_batch(counts: list[bytes], *, keep_runs: bool = False) -> ParsedCounts:
     """Parse N compressed-RLE strings; a malformed string gets an error message (its numbers are meaningless)."""
     n = len(counts)
     totals = np.zeros(n, dtype=np.int64)
     areas = np.zeros(n, dtype=np.int64)
     errors: list[str | None] = [None] * n
+    runs: list[np.ndarray] | None = [] if keep_runs else None
     begin, chars = 0, 0
     for i, c in enumerate(counts):
         chars += len(c)
         if chars >= _CHUNK_CHARS or i == n - 1:
             chunk_errors = errors[begin:i + 1]
-            _parse_chunk(counts[begin:i + 1], totals[begin:i + 1], areas[begin:i + 1], chunk_errors)
+            _parse_chunk(counts[begin:i + 1], totals[begin:i + 1], areas[begin:i + 1], chunk_errors, runs)
             errors[begin:i + 1] = chunk_errors
             begin, chars = i + 1, 0
-    return ParsedCounts(totals, areas, errors)
+    return ParsedCounts(totals, areas, errors, runs)
+
+
+def stacked_video_rle(frame_runs: list[np.ndarray | None], frame_size: int) -> dict:
+    """One compressed RLE of size (T * frame_size, 1) holding a track's frames back to back.
+
+    Column-major order of an (H, W) frame is its RLE order, so concatenating the frames makes the
+    mask IoU of two stacked tracks equal the spatio-temporal IoU (sum of intersections over sum of
+    unions); null frames are all background. Touching runs across frames are merged (pycocotools'
+    ``iou`` stops early on zero-length interior runs).
+    """
+    starts, ends = [], []
+    for t, runs in enumerate(frame_runs):
+        if runs is None or len(runs) < 2:
+            continue
+        bounds = np.cumsum(runs) + t * frame_size
+        fg_start, fg_end = bounds[0:len(runs) - 1:2], bounds[1::2]  # foreground = odd runs
+        keep = fg_end > fg_start
+        starts.append(fg_start[keep])
+        ends.append(fg_end[keep])
+    total = len(frame_runs) * frame_size
+    if starts:
+        s, e = np.concatenate(starts), np.concatenate(ends)
+        touching = s[1:] == e[:-1]
+        s = np.r_[s[:1], s[1:][~touching]]
+        e = np.r_[e[:-1][~touching], e[-1:]]
+        edges = np.empty(2 * len(s), dtype=np.int64)
+        edges[0::2], edges[1::2] = s, e
+        counts = np.diff(np.r_[0, edges, total])
+    else:
+        counts = np.array([total], dtype=np.int64)
+    return mask_utils.frPyObjects({"size": [total, 1], "counts": counts.astype(np.uint32)}, total, 1)

@@ -21,7 +21,7 @@ import numpy as np
 
 from spvis.evaluation.ground_truth import GroundTruth, GtTrack
 from spvis.evaluation.results_io import ResultTrack
-from spvis.evaluation.video_iou import video_ious
+from spvis.evaluation.video_iou import MAX_STACKED_PIXELS, stacked_ious, video_ious
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10, endpoint=True)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.00, 101, endpoint=True)
@@ -158,7 +158,12 @@ def _build_cells(gt: GroundTruth, results: list[ResultTrack]) -> dict[int, list[
                 continue
             order = np.argsort([-d.score for d in dts], kind="mergesort")[:max_det]
             dts = [dts[i] for i in order]
-            if dts and gts:
+            video = gt.video_index[vid]
+            stackable = video.length * video.height * video.width <= MAX_STACKED_PIXELS and \
+                all(x.video_rle is not None for x in (*dts, *gts))
+            if dts and gts and stackable:
+                ious = stacked_ious([d.video_rle for d in dts], [g.video_rle for g in gts])
+            elif dts and gts:
                 dt_areas = np.stack([d.frame_areas for d in dts])  # (D, T)
                 gt_areas = np.stack([g.frame_areas for g in gts])  # (G, T)
                 ious = video_ious([d.rles for d in dts], dt_areas, [g.rles for g in gts], gt_areas)
