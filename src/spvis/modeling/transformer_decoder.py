@@ -75,8 +75,14 @@ class MaskedTransformerDecoder(nn.Module):
         query_pos = self.query_embed.weight.unsqueeze(1).expand(-1, n, -1)  # (Q, N, C)
         output = self.query_feat.weight.unsqueeze(1).expand(-1, n, -1)
 
+        # In eval mode the intermediate predictions only feed the next attention mask, so their masks are
+        # computed directly at that level's size from pre-resized mask features: bilinear resizing is linear,
+        # so resize(embed . features) == embed . resize(features) (same result up to float rounding, ~10x
+        # fewer MACs than full stride-4 masks for every layer). Training keeps full aux masks for the losses.
+        full_aux = self.training
+        resized_features: dict[tuple[int, int], Tensor] = {}
         class_list, mask_list = [], []
-        logits, masks, attn_mask, _ = self._predict(output, mask_features, sizes[0])
+        logits, masks, attn_mask, _ = self._predict(output, mask_features, sizes[0], full_aux, resized_features)
         class_list.append(logits)
         mask_list.append(masks)
         embeds = None
@@ -88,27 +94,43 @@ class MaskedTransformerDecoder(nn.Module):
                 output, sources[level], memory_mask=attn_mask, pos=positions[level], query_pos=query_pos)
             output = self.transformer_self_attention_layers[index](output, query_pos=query_pos)
             output = self.transformer_ffn_layers[index](output)
+            last = index == self.num_layers - 1
             logits, masks, attn_mask, embeds = self._predict(
-                output, mask_features, sizes[(index + 1) % self.num_feature_levels])
+                output, mask_features, None if last else sizes[(index + 1) % self.num_feature_levels],
+                full_aux or last, resized_features)
             class_list.append(logits)
             mask_list.append(masks)
         if embeds is None:  # zero layers: the embeddings of the initial prediction
             embeds = self.decoder_norm(output).transpose(0, 1)
+        aux = [{"pred_logits": c} if m is None else {"pred_logits": c, "pred_masks": m}
+               for c, m in zip(class_list[:-1], mask_list[:-1])]
         return {
             "pred_logits": class_list[-1],  # (N, Q, K+1)
             "pred_masks": mask_list[-1],  # (N, Q, h, w)
             "pred_embds": embeds,  # (N, Q, C)
-            "aux_outputs": [{"pred_logits": c, "pred_masks": m} for c, m in zip(class_list[:-1], mask_list[:-1])],
+            "aux_outputs": aux,  # eval mode: pred_logits only
         }
 
-    def _predict(self, output: Tensor, mask_features: Tensor, attn_size) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Heads on the current queries; also the (N*heads, Q, HW) attention mask for the next level."""
+    def _predict(self, output: Tensor, mask_features: Tensor, attn_size, full_masks: bool,
+                 resized_features: dict) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor]:
+        """Heads on the current queries -> (logits (N, Q, K+1), masks (N, Q, h, w) or None when not
+        full_masks, attention mask (N*heads, Q, HW) for the next level or None when attn_size is None,
+        normalised embeddings (N, Q, C))."""
         decoded = self.decoder_norm(output).transpose(0, 1)  # (N, Q, C)
         logits = self.class_embed(decoded)
         mask_embed = self.mask_embed(decoded)
-        masks = torch.einsum("nqc,nchw->nqhw", mask_embed, mask_features)  # (N, Q, h, w)
-        with torch.no_grad():
-            resized = F.interpolate(masks.detach(), size=attn_size, mode="bilinear", align_corners=False)
-            blocked = resized.sigmoid().flatten(2) < 0.5  # (N, Q, HW)
-            attn_mask = blocked.unsqueeze(1).expand(-1, self.num_heads, -1, -1).flatten(0, 1)
+        masks = torch.einsum("nqc,nchw->nqhw", mask_embed, mask_features) if full_masks else None
+        attn_mask = None
+        if attn_size is not None:
+            with torch.no_grad():
+                if masks is not None:
+                    small = F.interpolate(masks.detach(), size=attn_size, mode="bilinear", align_corners=False)
+                else:
+                    key = tuple(attn_size)
+                    if key not in resized_features:
+                        resized_features[key] = F.interpolate(mask_features, size=key, mode="bilinear",
+                                                              align_corners=False)
+                    small = torch.einsum("nqc,nchw->nqhw", mask_embed.detach(), resized_features[key])
+                blocked = small.sigmoid().flatten(2) < 0.5  # (N, Q, HW)
+                attn_mask = blocked.unsqueeze(1).expand(-1, self.num_heads, -1, -1).flatten(0, 1)
         return logits, masks, attn_mask, decoded
