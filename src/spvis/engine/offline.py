@@ -111,7 +111,7 @@ def run_pass1(model, frames: Iterable[np.ndarray], *, height: int, width: int, w
             logits = out["pred_logits"][0].float().cpu()  # (Q, K+1)
             logits_sum = logits if logits_sum is None else logits_sum + logits
             if len(cache) < cache_frames:
-                cache.append(features[t].float().cpu())
+                cache.append(features[t].to("cpu", torch.float32, copy=True))  # own storage, not a window view
         del seg, features
     if not instance:
         raise SpvisError("offline inference: the video has no readable frames")
