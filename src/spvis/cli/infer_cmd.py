@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     entries: list[dict] = []
-    for job in iter_jobs(args.input, args.image_root, cfg):
+    for job in iter_jobs(args.input, args.image_root, cfg, args.max_frames):
         result = run_video(model, cfg, job, mode=args.mode, out_dir=None if args.no_overlay else out_dir,
                            score_thr=args.score_thr, max_frames=args.max_frames)
         if result.truncated:
@@ -122,7 +122,7 @@ def _names_for(num_classes: int) -> list[str]:
     return {len(YTVIS_2019_NAMES): YTVIS_2019_NAMES, len(OVIS_NAMES): OVIS_NAMES}.get(num_classes, [])
 
 
-def iter_jobs(input_path: str, image_root: str | None, cfg) -> Iterator[VideoJob]:
+def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | None = None) -> Iterator[VideoJob]:
     """The videos named by --input: every video of a dataset json, or the one video / frame folder."""
     from spvis.data import load_video_dataset, open_frame_source
     from spvis.errors import SpvisError
@@ -134,13 +134,13 @@ def iter_jobs(input_path: str, image_root: str | None, cfg) -> Iterator[VideoJob
             raise SpvisError(f"{path}: field 'categories': {dataset.num_classes} categories but the model "
                              f"predicts MODEL.NUM_CLASSES = {cfg.MODEL.NUM_CLASSES}")
         for record in dataset.videos:
-            source = open_frame_source(record, image_root=dataset.image_root or path.parent)
+            source = open_frame_source(record, image_root=dataset.image_root or path.parent, max_frames=max_frames)
             yield VideoJob(record.id, f"{record.id}", source, dataset.contiguous_to_dataset_id,
                            dataset.class_names)
         return
     if image_root is not None:
         raise SpvisError("--image-root is only used with a dataset json --input")
-    source = open_frame_source(path)
+    source = open_frame_source(path, max_frames=max_frames)
     yield VideoJob(SINGLE_VIDEO_ID, path.stem if path.is_file() else path.name, source, None,
                    _names_for(cfg.MODEL.NUM_CLASSES))
 
