@@ -19,7 +19,7 @@ from pycocotools import mask as mask_utils
 from spvis.data.rle import RLEError, normalize_segmentation
 from spvis.data.ytvis import parse_categories, parse_videos
 from spvis.errors import DataFormatError
-from spvis.evaluation.rle_batch import parse_counts_batch, stacked_video_rle
+from spvis.evaluation.rle_batch import parse_counts_batch, stacked_video_rles
 
 # OVIS per-frame occlusion labels -> score (reference §1.8)
 OCCLUSION_SCORES = {"no_occlusion": 0.0, "slight_occlusion": 0.25, "severe_occlusion": 0.75}
@@ -126,18 +126,19 @@ def _occlusion_score(occlusion: Any, source: str, entry: str) -> float:
 
 def _attach_video_rles(source: str, tracks: dict[int, list[GtTrack]], videos: dict[int, GtVideo]) -> None:
     """Give every GT track its stacked video RLE (one batched parse of all per-frame RLEs)."""
-    items = [(g, t) for gts in tracks.values() for g in gts for t, r in enumerate(g.rles) if r is not None]
-    parsed = parse_counts_batch([g.rles[t]["counts"] for g, t in items], keep_runs=True)
-    runs: dict[int, list] = {}
-    for k, (g, t) in enumerate(items):
-        if parsed.errors[k] is not None:
-            raise DataFormatError(source, f"frame {t}: {parsed.errors[k]}", entry=f"annotation {g.id}",
+    all_tracks = [g for gts in tracks.values() for g in gts]
+    items = [(k, t) for k, g in enumerate(all_tracks) for t, r in enumerate(g.rles) if r is not None]
+    parsed = parse_counts_batch([all_tracks[k].rles[t]["counts"] for k, t in items], keep_runs=True)
+    for j, (k, t) in enumerate(items):
+        if parsed.errors[j] is not None:
+            raise DataFormatError(source, f"frame {t}: {parsed.errors[j]}", entry=f"annotation {all_tracks[k].id}",
                                   field="segmentations")
-        runs.setdefault(id(g), [None] * len(g.rles))[t] = parsed.runs[k]
-    for gts in tracks.values():
-        for g in gts:
-            video = videos[g.video_id]
-            g.video_rle = stacked_video_rle(runs.get(id(g), [None] * len(g.rles)), video.height * video.width)
+    sizes = np.array([videos[g.video_id].height * videos[g.video_id].width for g in all_tracks], dtype=np.int64)
+    lengths = np.array([len(g.rles) for g in all_tracks], dtype=np.int64)
+    stacked = stacked_video_rles(parsed, np.array([k for k, _ in items], dtype=np.int64),
+                                 np.array([t for _, t in items], dtype=np.int64), sizes, lengths)
+    for g, rle in zip(all_tracks, stacked):
+        g.video_rle = rle
 
 
 def load_ground_truth(gt: str | Path | dict) -> GroundTruth:

@@ -27,7 +27,7 @@ from pycocotools import mask as mask_utils
 
 from spvis.errors import DataFormatError
 from spvis.evaluation.ground_truth import GroundTruth
-from spvis.evaluation.rle_batch import parse_counts_batch, stacked_video_rle
+from spvis.evaluation.rle_batch import parse_counts_batch, stacked_video_rles
 from spvis.utils.atomic_io import atomic_write_bytes, atomic_write_json
 
 SERVER_JSON_NAME = "results.json"
@@ -206,7 +206,6 @@ def load_results(results: str | os.PathLike | list, gt: GroundTruth) -> list[Res
             pending.append((i, t, counts))
         tracks.append(ResultTrack(i, vid, cid, float(score), rles, np.zeros(video.length, dtype=np.int64)))
     parsed = parse_counts_batch([c for _, _, c in pending], keep_runs=True)
-    frame_runs: list[list[np.ndarray | None]] = [[None] * len(t.rles) for t in tracks]
     for k, (i, t, _) in enumerate(pending):
         track = tracks[i]
         video = gt.video_index[track.video_id]
@@ -217,8 +216,11 @@ def load_results(results: str | os.PathLike | list, gt: GroundTruth) -> list[Res
             raise DataFormatError(source, f"frame {t}: {error}", entry=f"result {i} (video {track.video_id})",
                                   field="segmentations")
         track.frame_areas[t] = parsed.areas[k]
-        frame_runs[i][t] = parsed.runs[k]
-    for track, runs in zip(tracks, frame_runs):
-        video = gt.video_index[track.video_id]
-        track.video_rle = stacked_video_rle(runs, video.height * video.width)
+    videos = [gt.video_index[t.video_id] for t in tracks]
+    stacked = stacked_video_rles(parsed, np.array([i for i, _, _ in pending], dtype=np.int64),
+                                 np.array([t for _, t, _ in pending], dtype=np.int64),
+                                 np.array([v.height * v.width for v in videos], dtype=np.int64),
+                                 np.array([v.length for v in videos], dtype=np.int64))
+    for track, rle in zip(tracks, stacked):
+        track.video_rle = rle
     return tracks

@@ -24,7 +24,8 @@ class ParsedCounts:
     totals: np.ndarray  # (N,) int64
     areas: np.ndarray  # (N,) int64
     errors: list[str | None]
-    runs: list[np.ndarray] | None = None  # per string its absolute run lengths (when asked for)
+    run_lengths: np.ndarray | None = None  # (R,) int64 absolute runs of all strings back to back (when asked for)
+    run_offsets: np.ndarray | None = None  # (N + 1,) string i owns run_lengths[run_offsets[i]:run_offsets[i + 1]]
 
 
 def _parse_chunk(counts: list[bytes], totals: np.ndarray, areas: np.ndarray, errors: list[str | None],
@@ -35,7 +36,7 @@ def _parse_chunk(counts: list[bytes], totals: np.ndarray, areas: np.ndarray, err
     raw = np.frombuffer(b"".join(counts), dtype=np.uint8)
     if len(raw) == 0:
         if runs_out is not None:
-            runs_out.extend(np.zeros(0, dtype=np.int64) for _ in range(n))
+            runs_out.append((np.zeros(0, dtype=np.int64), np.zeros(n, dtype=np.int64)))
         return
     string_end = np.cumsum(lengths)  # exclusive end of each string
     bad_char = (raw < 48) | (raw > 111)
@@ -87,7 +88,7 @@ def _parse_chunk(counts: list[bytes], totals: np.ndarray, areas: np.ndarray, err
         for i in np.unique(np.repeat(np.arange(n), runs_per_string)[absolute < 0]):
             errors[i] = errors[i] or "RLE has a negative run length"
     if runs_out is not None:
-        runs_out.extend(np.split(absolute, first_run[1:]))
+        runs_out.append((absolute, runs_per_string))
 
 
 def parse_counts_batch(counts: list[bytes], *, keep_runs: bool = False) -> ParsedCounts:
@@ -96,44 +97,57 @@ def parse_counts_batch(counts: list[bytes], *, keep_runs: bool = False) -> Parse
     totals = np.zeros(n, dtype=np.int64)
     areas = np.zeros(n, dtype=np.int64)
     errors: list[str | None] = [None] * n
-    runs: list[np.ndarray] | None = [] if keep_runs else None
+    chunks: list[tuple[np.ndarray, np.ndarray]] = []
     begin, chars = 0, 0
     for i, c in enumerate(counts):
         chars += len(c)
         if chars >= _CHUNK_CHARS or i == n - 1:
             chunk_errors = errors[begin:i + 1]
-            _parse_chunk(counts[begin:i + 1], totals[begin:i + 1], areas[begin:i + 1], chunk_errors, runs)
+            _parse_chunk(counts[begin:i + 1], totals[begin:i + 1], areas[begin:i + 1], chunk_errors,
+                         chunks if keep_runs else None)
             errors[begin:i + 1] = chunk_errors
             begin, chars = i + 1, 0
-    return ParsedCounts(totals, areas, errors, runs)
+    parsed = ParsedCounts(totals, areas, errors)
+    if keep_runs:
+        parsed.run_lengths = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
+        per_string = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
+        parsed.run_offsets = np.r_[0, np.cumsum(per_string)]
+    return parsed
 
 
-def stacked_video_rle(frame_runs: list[np.ndarray | None], frame_size: int) -> dict:
-    """One compressed RLE of size (T * frame_size, 1) holding a track's frames back to back.
+def stacked_video_rles(parsed: ParsedCounts, string_track: np.ndarray, string_frame: np.ndarray,
+                       frame_sizes: np.ndarray, num_frames: np.ndarray) -> list[dict]:
+    """Per track one compressed RLE of size (T * H * W, 1) holding its frames back to back.
 
-    Column-major order of an (H, W) frame is its RLE order, so concatenating the frames makes the
-    mask IoU of two stacked tracks equal the spatio-temporal IoU (sum of intersections over sum of
-    unions); null frames are all background. Touching runs across frames are merged (pycocotools'
-    ``iou`` stops early on zero-length interior runs).
+    Column-major order of an (H, W) frame is its RLE order, so concatenating the frames makes the mask
+    IoU of two stacked tracks equal their spatio-temporal IoU (sum of intersections over sum of unions);
+    absent frames are background. ``parsed`` must hold runs (``keep_runs``); its strings are grouped by
+    track in frame order: string i is frame ``string_frame[i]`` of track ``string_track[i]``;
+    ``frame_sizes`` / ``num_frames`` (per track) give H * W and T. Foreground runs that touch across a
+    frame boundary are merged (pycocotools' ``iou`` stops early on zero-length interior runs).
     """
-    starts, ends = [], []
-    for t, runs in enumerate(frame_runs):
-        if runs is None or len(runs) < 2:
-            continue
-        bounds = np.cumsum(runs) + t * frame_size
-        fg_start, fg_end = bounds[0:len(runs) - 1:2], bounds[1::2]  # foreground = odd runs
-        keep = fg_end > fg_start
-        starts.append(fg_start[keep])
-        ends.append(fg_end[keep])
-    total = len(frame_runs) * frame_size
-    if starts:
-        s, e = np.concatenate(starts), np.concatenate(ends)
-        touching = s[1:] == e[:-1]
-        s = np.r_[s[:1], s[1:][~touching]]
-        e = np.r_[e[:-1][~touching], e[-1:]]
-        edges = np.empty(2 * len(s), dtype=np.int64)
-        edges[0::2], edges[1::2] = s, e
-        counts = np.diff(np.r_[0, edges, total])
-    else:
-        counts = np.array([total], dtype=np.int64)
-    return mask_utils.frPyObjects({"size": [total, 1], "counts": counts.astype(np.uint32)}, total, 1)
+    runs, offsets = parsed.run_lengths, parsed.run_offsets
+    num_tracks = len(frame_sizes)
+    string_of_run = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    ends = np.cumsum(runs)
+    ends -= np.repeat(np.r_[0, ends][offsets[:-1]], np.diff(offsets))  # per-string cumulative ends
+    run_index = np.arange(len(runs)) - offsets[:-1][string_of_run]
+    fg = np.flatnonzero(((run_index & 1) == 1) & (runs > 0))  # foreground runs with pixels
+    track = string_track[string_of_run[fg]]
+    shift = string_frame[string_of_run[fg]] * frame_sizes[track]
+    fg_end = ends[fg] + shift
+    fg_start = fg_end - runs[fg]
+    touching = (fg_start[1:] == fg_end[:-1]) & (track[1:] == track[:-1])
+    keep_start = np.r_[True, ~touching][:len(fg)]
+    keep_end = np.r_[~touching, True][:len(fg)]
+    starts, stops, start_track = fg_start[keep_start], fg_end[keep_end], track[keep_start]
+    edges = np.empty(2 * len(starts), dtype=np.int64)
+    edges[0::2], edges[1::2] = starts, stops
+    bounds = np.searchsorted(start_track, np.arange(num_tracks + 1)) * 2
+    totals = frame_sizes * num_frames
+    out = []
+    for k in range(num_tracks):
+        counts = np.diff(np.r_[0, edges[bounds[k]:bounds[k + 1]], totals[k]])
+        out.append(mask_utils.frPyObjects({"size": [int(totals[k]), 1], "counts": counts.astype(np.uint32)},
+                                          int(totals[k]), 1))
+    return out
