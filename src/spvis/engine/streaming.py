@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from pycocotools import mask as mask_utils
 
 from spvis.engine.frame_result import FrameResult, VideoResult
 from spvis.engine.video_results import TrackAccumulator, encode_frame_masks
@@ -102,9 +103,11 @@ class OnlineTracker:
         masks = masks_to_original(out["pred_masks"][0, held], tuple(padded), image_size, self.frame_size)
         masks_np = masks.cpu().numpy()  # (N, H, W) bool
         ids_np = track_ids[held].cpu().numpy().astype(np.int64)
-        self.accumulator.add_frame(index, ids_np, logits.cpu().numpy(), encode_frame_masks(masks_np))
+        rles = encode_frame_masks(masks_np)
+        self.accumulator.add_frame(index, ids_np, logits.cpu().numpy(), rles)
         scores, labels = logits.softmax(-1)[:, :-1].max(-1)
-        shown = ((scores >= self.score_thr) & masks.flatten(1).any(1)).cpu().numpy()
+        nonempty = np.array([mask_utils.area(rle) > 0 for rle in rles], dtype=bool)  # cheap: counts runs
+        shown = (scores >= self.score_thr).cpu().numpy() & nonempty
         return FrameResult(
             frame_index=index,
             track_ids=ids_np[shown],

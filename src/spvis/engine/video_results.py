@@ -22,7 +22,8 @@ def encode_frame_masks(masks: np.ndarray) -> list[dict]:
     """Compressed RLEs (json-ready str counts) of bool (N, H, W) masks, encoded in one pycocotools call."""
     if masks.shape[0] == 0:
         return []
-    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    as_u8 = masks.view(np.uint8) if masks.dtype == np.bool_ else masks.astype(np.uint8)  # no copy for bool
+    rles = mask_utils.encode(np.asfortranarray(as_u8.transpose(1, 2, 0)))  # one transposing copy
     for rle in rles:
         rle["counts"] = rle["counts"].decode("ascii")
     return rles
