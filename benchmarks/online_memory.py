@@ -43,7 +43,7 @@ def synthetic_frames(count: int, height: int, width: int, seed: int = 0) -> Iter
         yield frame
 
 
-def child(frames: int, height: int, width: int, pgt: bool) -> dict:
+def child(frames: int, height: int, width: int, pgt: bool, threads: int) -> dict:
     """Run the stream in this process; return peak RSS (MiB) and ms/frame after the first frame."""
     import torch
 
@@ -51,7 +51,7 @@ def child(frames: int, height: int, width: int, pgt: bool) -> dict:
     from spvis.engine.streaming import OnlineTracker
     from spvis.modeling.meta_arch import SPVISModel
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     overrides = ["MODEL.TRACKER.ENABLED=True", "MODEL.DEVICE=cpu", f"INPUT.MIN_SIZE_TEST={min(height, width)}",
                  f"INPUT.MAX_SIZE_TEST={max(height, width)}"] + (PGT_OVERRIDES if pgt else [])
@@ -75,19 +75,21 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[50, 200, 1000])
     parser.add_argument("--size", default="192x256", help="HxW of the synthetic frames")
     parser.add_argument("--pgt", action="store_true", help="switch every PGT part on")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per run")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.split("x"))
     if args.child is not None:
-        print(json.dumps(child(args.child, height, width, args.pgt)))
+        print(json.dumps(child(args.child, height, width, args.pgt, args.threads)))
         return
     rows = []
     for length in args.lengths:
-        cmd = [sys.executable, __file__, "--child", str(length), "--size", args.size] + (["--pgt"] if args.pgt else [])
+        cmd = [sys.executable, __file__, "--child", str(length), "--size", args.size, "--threads", str(args.threads)]
+        cmd += ["--pgt"] if args.pgt else []
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     base = rows[0]["peak_rss_mib"]
-    print(f"online streaming, tiny synth model, {args.size}, PGT {'on' if args.pgt else 'off'}")
+    print(f"online streaming, tiny synth model, {args.size}, PGT {'on' if args.pgt else 'off'}, {args.threads} threads")
     print(f"{'frames':>7} {'peak RSS MiB':>13} {'vs first':>9} {'ms/frame':>9} {'tracks':>7} {'RLE KiB':>8}")
     for row in rows:
         print(f"{row['frames']:>7} {row['peak_rss_mib']:>13.1f} {100 * (row['peak_rss_mib'] / base - 1):>+8.1f}% "
