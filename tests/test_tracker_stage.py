@@ -96,3 +96,11 @@ def test_reid_loss_is_added_with_its_weight():
     assert "loss_reid" in losses and torch.isfinite(losses["loss_reid"])
     model.cfg.MODEL.LOSS.REID_WEIGHT = 0.0
     assert "loss_reid" not in tracker_stage.compute_losses(model, images, [_clip_targets(4)], clip_len=4)
+
+
+def test_full_pgt_trains_through_lifecycle_and_association():
+    model = _model(MEMORY=True, PROGRESSIVE_REF=True, LIFECYCLE=True, CLIP_ASSOCIATION=True, CLIP_LEN=1,
+                   MEMORY_SCORE_THR=0.0, BIRTH_SCORE_THR=0.0, ASSOC_SIM_THR=0.99, SLEEP_FRAMES=1)
+    losses = tracker_stage.compute_losses(model, torch.randn(4, 3, 32, 32), [_clip_targets(4)], clip_len=4)
+    sum(losses.values()).backward()  # in-place memory edits must not break autograd
+    assert model.tracker.ref_gate.proj.weight.grad is not None

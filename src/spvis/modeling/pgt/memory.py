@@ -49,19 +49,26 @@ class TrackMemory:
         self.fifo = torch.where(confident.unsqueeze(-1), shifted, self.fifo)
         self.fifo_valid = torch.where(confident, shifted_valid, self.fifo_valid)
 
+    def _copy_on_write(self) -> None:
+        """Fresh tensors before an in-place edit: the previous ones may be saved for backward (gated reference)."""
+        self.fifo, self.fifo_valid = self.fifo.clone(), self.fifo_valid.clone()
+        self.stable, self.stable_valid = self.stable.clone(), self.stable_valid.clone()
+
     def reset_slot(self, slot: int, batch_index: int) -> None:
         """Forget slot ``slot`` of clip ``batch_index`` (a new track starts there)."""
+        self._copy_on_write()
         self.fifo_valid[:, slot, batch_index] = False
         self.stable_valid[slot, batch_index] = False
 
     def install(self, slot: int, batch_index: int, stable: Tensor) -> None:
         """Give slot ``slot`` a revived track's stable embedding (C,) and an empty FIFO."""
-        self.reset_slot(slot, batch_index)
+        self.reset_slot(slot, batch_index)  # copies first
         self.stable[slot, batch_index] = stable
         self.stable_valid[slot, batch_index] = True
 
     def permute_slots(self, batch_index: int, source_slots: Tensor) -> None:
         """Slot s of clip ``batch_index`` takes the memory of slot ``source_slots[s]`` (Q,) int64."""
+        self._copy_on_write()
         b = batch_index
         self.fifo[:, :, b] = self.fifo[:, source_slots, b]
         self.fifo_valid[:, :, b] = self.fifo_valid[:, source_slots, b]
