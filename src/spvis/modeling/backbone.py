@@ -39,9 +39,13 @@ class FrozenBatchNorm2d(nn.Module):
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_var", torch.ones(num_features) - eps)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def scale_and_shift(self) -> tuple[Tensor, Tensor]:
+        """(scale, shift) with norm(x) = x * scale + shift per channel."""
         scale = self.weight * (self.running_var + self.eps).rsqrt()
-        shift = self.bias - self.running_mean * scale
+        return scale, self.bias - self.running_mean * scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale, shift = self.scale_and_shift()
         return x * scale.view(1, -1, 1, 1).to(x.dtype) + shift.view(1, -1, 1, 1).to(x.dtype)
 
 
@@ -68,10 +72,18 @@ class ConvNorm(nn.Conv2d):
         self.activation = activation
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-        if self.norm is not None:
-            x = self.norm(x)
-        return F.relu(x) if self.activation else x
+        if isinstance(self.norm, FrozenBatchNorm2d):
+            # a frozen affine norm folds into the conv: one pass over the output instead of three
+            # (conv(x, W) * s + b == conv(x, W * s) + b; gradients still reach W)
+            scale, shift = self.norm.scale_and_shift()
+            bias = shift if self.bias is None else self.bias * scale + shift
+            weight = self.weight * scale.view(-1, 1, 1, 1).to(self.weight.dtype)
+            x = F.conv2d(x, weight, bias.to(x.dtype), self.stride, self.padding, self.dilation, self.groups)
+        else:
+            x = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+            if self.norm is not None:
+                x = self.norm(x)
+        return F.relu(x, inplace=True) if self.activation else x
 
 
 def c2_msra_fill(module: nn.Conv2d) -> None:
@@ -98,9 +110,9 @@ class BasicBlock(nn.Module):
                 c2_msra_fill(conv)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.conv2(F.relu(self.conv1(x)))
+        out = self.conv2(F.relu(self.conv1(x), inplace=True))
         identity = x if self.shortcut is None else self.shortcut(x)
-        return F.relu(out + identity)
+        return F.relu(out.add_(identity), inplace=True)  # out is a fresh conv output: safe to reuse
 
 
 class BottleneckBlock(nn.Module):
@@ -124,9 +136,9 @@ class BottleneckBlock(nn.Module):
                 c2_msra_fill(conv)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.conv3(F.relu(self.conv2(F.relu(self.conv1(x)))))
+        out = self.conv3(F.relu(self.conv2(F.relu(self.conv1(x), inplace=True)), inplace=True))
         identity = x if self.shortcut is None else self.shortcut(x)
-        return F.relu(out + identity)
+        return F.relu(out.add_(identity), inplace=True)  # out is a fresh conv output: safe to reuse
 
 
 class BasicStem(nn.Module):
@@ -138,7 +150,7 @@ class BasicStem(nn.Module):
         c2_msra_fill(self.conv1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.max_pool2d(F.relu(self.conv1(x)), kernel_size=3, stride=2, padding=1)
+        return F.max_pool2d(F.relu(self.conv1(x), inplace=True), kernel_size=3, stride=2, padding=1)
 
 
 _BLOCKS_PER_STAGE = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
