@@ -73,3 +73,24 @@ def test_config_that_does_not_match_the_weights_is_one_line(weights, tmp_path, t
                  str(weights), "--config", str(config), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "tiny.safetensors" in err[0]
+
+
+def test_offline_mode_runs_the_refiner_engine(tmp_path, test_data_dir):
+    cfg = load_config(REPO / "configs" / "synth" / "Base-synth.yaml", SMALL + ["MODEL.REFINER.ENABLED=True"])
+    torch.manual_seed(0)
+    weights = save_weights(tmp_path / "offline.safetensors", SPVISModel.from_config(cfg), cfg)
+    folder = test_data_dir / "davis_mini" / "JPEGImages" / "480p" / "car-shadow"
+    out = tmp_path / "out"
+    code = main(["infer", "--input", str(folder), "--weights", str(weights), "--mode", "offline", "--out", str(out),
+                 "--max-frames", "3"])
+    assert code == 0
+    entries = json.loads((out / "results.json").read_text())
+    assert len(entries) == cfg.TEST.MAX_NUM and all(len(e["segmentations"]) == 3 for e in entries)
+    assert _frames_in(out / "car-shadow.mp4") == 3
+
+
+def test_offline_mode_without_refiner_is_one_line(weights, tmp_path, test_data_dir, capsys):
+    folder = test_data_dir / "davis_mini" / "JPEGImages" / "480p" / "car-shadow"
+    code = main(["infer", "--input", str(folder), "--weights", str(weights), "--mode", "offline",
+                 "--out", str(tmp_path / "o")])
+    assert code == 2 and "refiner" in capsys.readouterr().err
