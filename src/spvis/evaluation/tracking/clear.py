@@ -9,8 +9,8 @@ first; MT / PT / ML split GT ids by tracked ratio > 0.8 / >= 0.2 / rest.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from spvis.evaluation.tracking.assignment import max_score_assignment
 from spvis.evaluation.tracking.sequences import Sequence
 
 THRESHOLD = 0.5
@@ -68,7 +68,7 @@ def clear_sequence(seq: Sequence) -> dict:
         continues = tr_ids[None, :] == prev_frame_tracker[gt_ids[:, None]]  # (g_t, p_t)
         score = 1000 * continues + sim
         score[sim < THRESHOLD - EPS] = 0
-        rows, cols = linear_sum_assignment(-score)
+        rows, cols = max_score_assignment(score)
         kept = score[rows, cols] > 0 + EPS
         rows, cols = rows[kept], cols[kept]
         matched_gt, matched_tr = gt_ids[rows], tr_ids[cols]

@@ -9,8 +9,8 @@ reported numbers are their means over alpha.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from spvis.evaluation.tracking.assignment import max_score_assignment
 from spvis.evaluation.tracking.sequences import Sequence
 
 ALPHAS = np.arange(0.05, 0.99, 0.05)  # 19 values, as TrackEval builds them
@@ -53,16 +53,16 @@ def hota_sequence(seq: Sequence) -> dict:
         res["LocA(0)"] = 1.0
         return res
     potential = np.zeros((seq.num_gt_ids, seq.num_tracker_ids))  # (G, P)
-    gt_count = np.zeros((seq.num_gt_ids, 1))
-    tracker_count = np.zeros((1, seq.num_tracker_ids))
     for gt_ids, tr_ids, sim in zip(seq.gt_ids, seq.tracker_ids, seq.similarity):
+        if sim.size == 0:
+            continue
         denom = sim.sum(0)[None, :] + sim.sum(1)[:, None] - sim  # (g_t, p_t)
-        sim_iou = np.zeros_like(sim)
-        ok = denom > 0 + EPS
-        sim_iou[ok] = sim[ok] / denom[ok]
+        sim_iou = np.divide(sim, denom, out=np.zeros_like(sim), where=denom > 0 + EPS)
         potential[gt_ids[:, None], tr_ids[None, :]] += sim_iou
-        gt_count[gt_ids] += 1
-        tracker_count[0, tr_ids] += 1
+    # frames each id is present in (ids are unique within a frame)
+    gt_count = np.bincount(np.concatenate(seq.gt_ids), minlength=seq.num_gt_ids).astype(float)[:, None]  # (G, 1)
+    tracker_count = np.bincount(np.concatenate(seq.tracker_ids), minlength=seq.num_tracker_ids
+                                ).astype(float)[None, :]  # (1, P)
     alignment = potential / (gt_count + tracker_count - potential)  # (G, P)
     matches = np.zeros((num_alpha, seq.num_gt_ids, seq.num_tracker_ids))  # (A, G, P)
     for gt_ids, tr_ids, sim in zip(seq.gt_ids, seq.tracker_ids, seq.similarity):
@@ -70,7 +70,7 @@ def hota_sequence(seq: Sequence) -> dict:
             res["HOTA_FP"] += len(tr_ids)
             res["HOTA_FN"] += len(gt_ids)
             continue
-        rows, cols = linear_sum_assignment(-(alignment[gt_ids[:, None], tr_ids[None, :]] * sim))
+        rows, cols = max_score_assignment(alignment[gt_ids[:, None], tr_ids[None, :]] * sim)
         matched_sim = sim[rows, cols]  # (m,)
         keep = matched_sim[None, :] >= ALPHAS[:, None] - EPS  # (A, m)
         num_matches = keep.sum(axis=1)
