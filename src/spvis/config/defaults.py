@@ -159,6 +159,8 @@ SCHEMA: dict = {
                          choices=("float16", "bfloat16")),
         "LOG_PERIOD": Key(20, "iterations between progress lines / metrics.jsonl entries"),
         "TENSORBOARD": Key(False, "also write TensorBoard event files to OUTPUT_DIR (needs tensorboard)"),
+        "FIND_UNUSED_PARAMETERS": Key(False, "DDP: allow trainable parameters that get no gradient in a step "
+                                             "(costs an extra graph traversal)"),
     },
     "TEST": {
         "MODE": Key("online", "online | offline", choices=("online", "offline")),

@@ -166,9 +166,8 @@ class Trainer:
         self.train_model: nn.Module = self.model
         if ctx.distributed:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-            # find_unused_parameters: stage modules may skip branches (e.g. aux heads) on some clips.
-            self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids,
-                                                                   find_unused_parameters=True)
+            self.train_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=bool(cfg.SOLVER.FIND_UNUSED_PARAMETERS))
 
     # ------------------------------------------------------------------ setup
     def _amp_dtype(self) -> torch.dtype | None:
