@@ -101,10 +101,16 @@ def test_module_fast_and_reference_paths_agree():
     s = sum(h * w for h, w in shapes)
     src = torch.randn(2, s, 16)
     reference_points = torch.rand(2, s, 2, 2)
-    fast = attn(src, reference_points, src, shapes)
-    attn.use_reference_core = True
-    slow = attn(src, reference_points, src, shapes)
+    with torch.no_grad():  # inference: the fused core
+        fast = attn(src, reference_points, src, shapes)
+        attn.use_reference_core = True
+        slow = attn(src, reference_points, src, shapes)
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    attn.use_reference_core = False
+    trained = attn(src, reference_points, src, shapes)  # with gradients: the per-level path, same values
+    torch.testing.assert_close(trained.detach(), fast, atol=1e-5, rtol=1e-5)
+    trained.sum().backward()
+    assert attn.sampling_offsets.weight.grad.abs().sum() > 0 and attn.value_proj.weight.grad.abs().sum() > 0
     assert fast.shape == (2, s, 16)
     names = {name for name, _ in attn.named_parameters()}
     assert {"sampling_offsets.weight", "attention_weights.weight", "value_proj.weight", "output_proj.bias"} <= names

@@ -8,8 +8,9 @@ kernel: the sampled values are never materialised and there is no per-level Pyth
 padding outside each level is reproduced exactly by giving out-of-range corners weight 0, so the
 result equals ``grid_sample(..., padding_mode="zeros", align_corners=False)`` up to float rounding.
 Gradients flow to the values, the sampling locations (through the bilinear weights) and the
-attention weights, so the op also trains. ``ms_deform_attn_reference`` is the official per-level
-algorithm, kept for tests and the benchmark.
+attention weights, so the op also trains; but its backward is slower than grid_sample's, so
+``MSDeformAttn`` uses ``ms_deform_attn_reference`` (the official per-level algorithm) when gradients
+are needed and the fused core for inference.
 """
 
 from __future__ import annotations
@@ -147,5 +148,9 @@ class MSDeformAttn(nn.Module):
         # offsets are in pixels of each level: normalise by (W, H)
         normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], dtype=query.dtype, device=query.device)
         locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
-        core = ms_deform_attn_reference if self.use_reference_core else ms_deform_attn_core
+        # The fused core wins forward (~4x on CPU), but embedding_bag's backward sorts all 4*L*P*Lq*M indices
+        # and is slower than grid_sample's; when gradients are needed the per-level path is used instead.
+        needs_grad = torch.is_grad_enabled() and (value.requires_grad or locations.requires_grad
+                                                  or weights.requires_grad)
+        core = ms_deform_attn_reference if (self.use_reference_core or needs_grad) else ms_deform_attn_core
         return self.output_proj(core(value, spatial_shapes, locations, weights))
