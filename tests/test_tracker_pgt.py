@@ -171,3 +171,19 @@ def test_training_noise_changes_identity_only_in_training():
     assert len(noisy["aux_outputs"]) == 1  # 2 layers: one aux set in training
     torch.testing.assert_close(noisy["pred_logits"][:, 0], clean["pred_logits"][:, 0])  # frame 0 never noised
     assert not torch.allclose(noisy["pred_logits"][:, 1], clean["pred_logits"][:, 1])
+
+
+def test_reassociation_repairs_a_slot_swap_and_moves_memory():
+    embeds = torch.eye(3)  # tracks 0, 1, 2 in slots 0, 1, 2 with distinct stable embeddings
+    memory = TrackMemory.empty(2, embeds.unsqueeze(1))
+    memory.update(embeds.unsqueeze(1), torch.ones(3, 1, dtype=torch.bool))
+    book = TrackBook(3, _rules(enabled=False))
+    masks = torch.zeros(3, 4, dtype=torch.bool)
+    labels = torch.zeros(3, dtype=torch.long)
+    swapped = embeds[[1, 0, 2]]  # propagation swapped the objects of slots 0 and 1
+    book.reassociate(memory, 0, masks, labels, swapped, masks, labels)
+    assert book.slot_ids.tolist() == [1, 0, 2]
+    torch.testing.assert_close(memory.stable[:, 0], swapped)  # each memory followed its track
+    drifted = torch.tensor([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # slot 0 now holds a stranger
+    book.reassociate(memory, 0, masks, labels, drifted, masks, labels)
+    assert book.slot_ids.tolist() == [3, 1, 2]  # track 0 rejected; without a lifecycle slot 0 gets a fresh id
