@@ -321,7 +321,7 @@ class Trainer:
         result = TrainResult(iteration=self.start_iter, stopped_by="max_iter", last_checkpoint=self.resumed_from)
         period, eval_period = int(cfg.SOLVER.CHECKPOINT_PERIOD), int(cfg.TEST.EVAL_PERIOD)
         loader_iter = iter(self._data_loader())
-        window_started, window_iter = time.perf_counter(), self.start_iter
+        window_started, window_cpu, window_iter = time.perf_counter(), time.process_time(), self.start_iter
         try:
             with self._graceful_signals():
                 for it in range(self.start_iter, self.max_iter):
@@ -335,9 +335,11 @@ class Trainer:
                         result.last_losses = logged
                         now = time.perf_counter()
                         # s/iter over the iterations since the previous log line (includes data loading)
-                        entry = {"iteration": done, "lr": lr, **logged,
-                                 "time": (now - window_started) / max(done - window_iter, 1)}
-                        window_started, window_iter = now, done
+                        cpu_now = time.process_time()  # this process's CPU seconds: robust on a shared machine
+                        steps = max(done - window_iter, 1)
+                        entry = {"iteration": done, "lr": lr, **logged, "time": (now - window_started) / steps,
+                                 "cpu_time": (cpu_now - window_cpu) / steps}
+                        window_started, window_cpu, window_iter = now, cpu_now, done
                         if metrics is not None:
                             metrics.write(entry)
                             progress.update(done, entry)
