@@ -50,6 +50,8 @@ def test_build_refiner_defaults_are_plain_dvis_and_switches_add_modules():
     cfg.MODEL.DECODER.HIDDEN_DIM = 32
     cfg.MODEL.PIXEL_DECODER.MASK_DIM = 32
     cfg.MODEL.DECODER.DIM_FEEDFORWARD = 64
+    cfg.MODEL.DECODER.NHEADS = 4
+    cfg.MODEL.REFINER.DECODER_LAYERS = 2
     plain = build_refiner(cfg)
     assert plain.sim is None and plain.rcp is None
     assert all(k.split(".")[0] in {
@@ -60,8 +62,9 @@ def test_build_refiner_defaults_are_plain_dvis_and_switches_add_modules():
     cfg.MODEL.REFINER.RCP = True
     full = build_refiner(cfg)
     assert isinstance(full.sim, SpatialInteractionModule) and isinstance(full.rcp, VideoRefinementCompensator)
-    out = full(torch.randn(1, 4, 100, 32), torch.randn(1, 4, 100, 32))
-    assert out["rcp_compensated"].shape == (1, 4, 100, 32) and out["rcp_memory"].shape == (1, 100, 32)
+    out = full(torch.randn(1, 4, 10, 32), torch.randn(1, 4, 10, 32))
+    assert out["rcp_compensated"].shape == (1, 4, 10, 32) and out["rcp_memory"].shape == (1, 10, 32)
+    assert len(plain.transformer_time_self_attention_layers) == 2
     out["pred_logits"].sum().backward()
     assert full.rcp.compensator.alpha.grad is not None
 
