@@ -192,3 +192,16 @@ def test_unknown_stage_and_refiner_without_tracker_are_config_errors():
     cfg.MODEL.REFINER.ENABLED = True
     with pytest.raises(ConfigError, match="TRACKER"):
         SPVISModel.from_config(cfg)
+
+
+def test_dvis_plus_reid_branch_appends_reid_embeddings():
+    cfg = tiny_cfg()
+    cfg.MODEL.DECODER.REID_BRANCH = True
+    model = SPVISModel.from_config(cfg).eval()
+    keys = set(model.state_dict())
+    assert {"sem_seg_head.predictor.reid_embed.layers.0.weight", "sem_seg_head.predictor.reid_embed.layers.2.bias"} <= keys
+    with torch.no_grad():
+        out = model.segment(model.preprocess(torch.zeros(1, 3, 64, 64, dtype=torch.uint8)))
+    assert out["pred_embds"].shape == (1, 5, 64) and out["pred_reid_embed"].shape == (1, 5, 32)
+    torch.testing.assert_close(out["pred_embds"][..., 32:], out["pred_reid_embed"])
+    torch.testing.assert_close(out["pred_embds_without_norm"][..., 32:], out["pred_reid_embed"])

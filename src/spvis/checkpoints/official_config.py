@@ -17,6 +17,10 @@ from spvis.config.node import CfgNode
 from spvis.errors import ConfigError
 
 _BACKBONES = {"build_resnet_backbone": "resnet", "D2SwinTransformer": "swin"}
+_DECODERS = (  # per-frame masked-attention decoders with the same keys (dvisPlus adds reid_embed)
+    "MultiScaleMaskedTransformerDecoder", "VideoMultiScaleMaskedTransformerDecoder_dvis",
+    "VideoMultiScaleMaskedTransformerDecoder_minvis", "VideoMultiScaleMaskedTransformerDecoder_dvisPlus",
+)
 _META_ARCHS = {  # official meta-architecture -> (tracker enabled, refiner enabled)
     "MaskFormer": (False, False), "MinVIS": (False, False),
     "DVIS_online": (True, False), "DVIS_offline": (True, True),
@@ -120,7 +124,15 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
     model.DECODER.DIM_FEEDFORWARD = int(_get(tree, mf + "DIM_FEEDFORWARD", source))
     model.DECODER.PRE_NORM = bool(_get(tree, mf + "PRE_NORM", source))
     model.DECODER.ENFORCE_INPUT_PROJ = bool(_get(tree, mf + "ENFORCE_INPUT_PROJ", source))
-    model.DECODER.REID_BRANCH = bool(_get(tree, mf + "REID_BRANCH", source, False))
+    decoder_name = _get(tree, mf + "TRANSFORMER_DECODER_NAME", source, "VideoMultiScaleMaskedTransformerDecoder_dvis")
+    if decoder_name not in _DECODERS:
+        raise ConfigError(f"{source}: {mf}TRANSFORMER_DECODER_NAME {decoder_name!r} is not supported "
+                          f"(supported: {', '.join(_DECODERS)})")
+    reid_layers = int(_get(tree, mf + "NUM_REID_HEAD_LAYERS", source, 0))
+    model.DECODER.REID_BRANCH = decoder_name.endswith("dvisPlus") and reid_layers > 0
+    if model.DECODER.REID_BRANCH:
+        model.DECODER.NUM_REID_HEAD_LAYERS = reid_layers
+        model.DECODER.REID_HIDDEN_DIM = int(_get(tree, mf + "REID_HIDDEN_DIM", source))
     model.SIZE_DIVISIBILITY = int(_get(tree, mf + "SIZE_DIVISIBILITY", source, 32))
     for ours, theirs in (("CLASS_WEIGHT", "CLASS_WEIGHT"), ("MASK_WEIGHT", "MASK_WEIGHT"),
                          ("DICE_WEIGHT", "DICE_WEIGHT"), ("NO_OBJECT_WEIGHT", "NO_OBJECT_WEIGHT"),
@@ -160,5 +172,6 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
     cfg.INPUT.MIN_SIZE_TEST = int(_get(tree, "INPUT.MIN_SIZE_TEST", source, cfg.INPUT.MIN_SIZE_TEST))
     cfg.INPUT.MAX_SIZE_TEST = int(_get(tree, "INPUT.MAX_SIZE_TEST", source, cfg.INPUT.MAX_SIZE_TEST))
     if fmt == "dvis++" and not model.DECODER.REID_BRANCH:
-        raise ConfigError(f"{source}: --format dvis++ but MODEL.MASK_FORMER.REID_BRANCH is not true")
+        raise ConfigError(f"{source}: --format dvis++ but {mf}TRANSFORMER_DECODER_NAME is not the dvisPlus "
+                          f"decoder with NUM_REID_HEAD_LAYERS > 0")
     return cfg

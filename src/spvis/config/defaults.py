@@ -60,6 +60,8 @@ SCHEMA: dict = {
             "PRE_NORM": Key(False, "pre-norm layers (official: False)"),
             "ENFORCE_INPUT_PROJ": Key(False, "1x1 input projections even when dims match"),
             "REID_BRANCH": Key(False, "DVIS++ reid embedding head (trackers then run at 2C)"),
+            "REID_HIDDEN_DIM": Key(256, "DVIS++ reid_embed MLP hidden width"),
+            "NUM_REID_HEAD_LAYERS": Key(3, "DVIS++ reid_embed MLP layers"),
         },
         "TRACKER": {
             "ENABLED": Key(True, "build the tracker"),
@@ -159,6 +161,7 @@ SCHEMA: dict = {
                          choices=("float16", "bfloat16")),
         "LOG_PERIOD": Key(20, "iterations between progress lines / metrics.jsonl entries"),
         "TENSORBOARD": Key(False, "also write TensorBoard event files to OUTPUT_DIR (needs tensorboard)"),
+        "KEEP_CHECKPOINTS": Key(0, "training checkpoints kept in OUTPUT_DIR, newest first (0 = keep all)"),
         "FIND_UNUSED_PARAMETERS": Key(False, "DDP: allow trainable parameters that get no gradient in a step "
                                              "(costs an extra graph traversal)"),
     },

@@ -30,7 +30,8 @@ class MaskFormerHead(nn.Module):
             in_channels=pcfg.CONV_DIM, mask_dim=pcfg.MASK_DIM, num_classes=cfg.MODEL.NUM_CLASSES,
             hidden_dim=dcfg.HIDDEN_DIM, num_queries=dcfg.NUM_QUERIES, nheads=dcfg.NHEADS,
             dim_feedforward=dcfg.DIM_FEEDFORWARD, dec_layers=dcfg.DEC_LAYERS, pre_norm=dcfg.PRE_NORM,
-            enforce_input_project=dcfg.ENFORCE_INPUT_PROJ,
+            enforce_input_project=dcfg.ENFORCE_INPUT_PROJ, reid_branch=dcfg.REID_BRANCH,
+            reid_hidden_dim=dcfg.REID_HIDDEN_DIM, num_reid_head_layers=dcfg.NUM_REID_HEAD_LAYERS,
         )
         return cls(pixel_decoder, predictor)
 

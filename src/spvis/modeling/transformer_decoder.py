@@ -22,7 +22,8 @@ class MaskedTransformerDecoder(nn.Module):
 
     def __init__(self, *, in_channels: int, mask_dim: int, num_classes: int, hidden_dim: int = 256,
                  num_queries: int = 100, nheads: int = 8, dim_feedforward: int = 2048, dec_layers: int = 9,
-                 pre_norm: bool = False, enforce_input_project: bool = False, num_feature_levels: int = 3):
+                 pre_norm: bool = False, enforce_input_project: bool = False, num_feature_levels: int = 3,
+                 reid_branch: bool = False, reid_hidden_dim: int = 256, num_reid_head_layers: int = 3):
         super().__init__()
         self.num_heads = nheads
         self.num_layers = dec_layers
@@ -54,6 +55,12 @@ class MaskedTransformerDecoder(nn.Module):
                 self.input_proj.append(nn.Sequential())
         self.class_embed = nn.Linear(hidden_dim, num_classes + 1)
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
+        # DVIS++: a re-identification head whose output is appended to the query embeddings (-> 2C)
+        self.reid_embed = MLP(hidden_dim, reid_hidden_dim, hidden_dim, num_reid_head_layers) \
+            if reid_branch and num_reid_head_layers > 0 else None
+        if self.reid_embed is not None:
+            for layer in self.reid_embed.layers:
+                c2_xavier_fill(layer)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # very old checkpoints call the content queries "static_query"
@@ -104,12 +111,19 @@ class MaskedTransformerDecoder(nn.Module):
             embeds = self.decoder_norm(output).transpose(0, 1)
         aux = [{"pred_logits": c} if m is None else {"pred_logits": c, "pred_masks": m}
                for c, m in zip(class_list[:-1], mask_list[:-1])]
-        return {
+        out = {
             "pred_logits": class_list[-1],  # (N, Q, K+1)
             "pred_masks": mask_list[-1],  # (N, Q, h, w)
             "pred_embds": embeds,  # (N, Q, C)
+            "pred_embds_without_norm": output.transpose(0, 1),  # (N, Q, C) last layer before decoder_norm
             "aux_outputs": aux,  # eval mode: pred_logits only
         }
+        if self.reid_embed is not None:  # DVIS++: embeddings become [normed, reid] (N, Q, 2C)
+            reid = self.reid_embed(embeds)
+            out["pred_reid_embed"] = reid
+            out["pred_embds"] = torch.cat([embeds, reid], dim=-1)
+            out["pred_embds_without_norm"] = torch.cat([out["pred_embds_without_norm"], reid], dim=-1)
+        return out
 
     def _predict(self, output: Tensor, mask_features: Tensor, attn_size, full_masks: bool,
                  resized_features: dict) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor]:
