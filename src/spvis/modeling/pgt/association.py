@@ -15,6 +15,7 @@ from torch import Tensor
 
 IOU_WEIGHT = 1.0
 CLASS_WEIGHT = 0.5
+REJECTED_COST = 1e6  # pairs under the similarity threshold
 
 
 def mask_iou(a: Tensor, b: Tensor) -> Tensor:
@@ -41,7 +42,9 @@ def associate(
     iou = mask_iou(track_masks, slot_masks)
     disagree = (track_labels.unsqueeze(1) != slot_labels.unsqueeze(0)).float()
     cost = (1 - cos) + IOU_WEIGHT * (1 - iou) + CLASS_WEIGHT * disagree
-    rows, cols = linear_sum_assignment(torch.nan_to_num(cost, nan=1e6).cpu().numpy())
+    # gate before solving, so a track that fits nowhere cannot take a slot another track fits
+    cost = torch.where(cos >= sim_thr, cost, torch.full_like(cost, REJECTED_COST))
+    rows, cols = linear_sum_assignment(torch.nan_to_num(cost, nan=REJECTED_COST).cpu().numpy())
     chosen: dict[int, int | None] = {int(r): None for r in range(track_embeds.shape[0])}
     cos_np = cos.cpu().numpy()
     for r, c in zip(rows, cols):
