@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from spvis.modeling.pgt.association import associate
+from spvis.modeling.pgt.association import REJECTED_COST, associate
 from spvis.modeling.pgt.memory import TrackMemory
 
 NO_TRACK = -1
@@ -132,7 +132,10 @@ class TrackBook:
             sleepers = torch.stack([t.embed for t in self.sleeping])  # (S, C)
             candidates = cur_embeds[torch.as_tensor(newborn, device=cur_embeds.device)]  # (N, C)
             sims = F.cosine_similarity(candidates.unsqueeze(1), sleepers.unsqueeze(0), dim=-1)
-            rows, cols = linear_sum_assignment((1 - torch.nan_to_num(sims, nan=-1.0)).cpu().numpy())
+            sims = torch.nan_to_num(sims, nan=-1.0)
+            # pairs under the threshold are gated out before solving (they must not displace good pairs)
+            cost = torch.where(sims >= rules.reid_sim_thr, 1 - sims, torch.full_like(sims, REJECTED_COST))
+            rows, cols = linear_sum_assignment(cost.cpu().numpy())
             for r, c in zip(rows, cols):
                 if float(sims[r, c]) >= rules.reid_sim_thr:
                     revived[int(newborn[r])] = int(c)
