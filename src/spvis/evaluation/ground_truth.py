@@ -19,7 +19,6 @@ from pycocotools import mask as mask_utils
 from spvis.data.rle import RLEError, normalize_segmentation
 from spvis.data.ytvis import parse_categories, parse_videos
 from spvis.errors import DataFormatError
-from spvis.evaluation.rle_batch import parse_counts_batch, stacked_video_rles
 
 # OVIS per-frame occlusion labels -> score (reference §1.8)
 OCCLUSION_SCORES = {"no_occlusion": 0.0, "slight_occlusion": 0.25, "severe_occlusion": 0.75}
@@ -37,7 +36,6 @@ class GtTrack:
     frame_areas: np.ndarray  # (T,) int64 decoded mask areas (0 where absent)
     avg_area: float  # mean of the truthy json ``areas`` entries (official track area)
     occlusion_score: float | None = None
-    video_rle: dict | None = None  # all frames stacked into one (T*H*W, 1) RLE (see rle_batch.stacked_video_rle)
 
 
 @dataclass
@@ -124,23 +122,6 @@ def _occlusion_score(occlusion: Any, source: str, entry: str) -> float:
     return sum(top) / len(top)
 
 
-def _attach_video_rles(source: str, tracks: dict[int, list[GtTrack]], videos: dict[int, GtVideo]) -> None:
-    """Give every GT track its stacked video RLE (one batched parse of all per-frame RLEs)."""
-    all_tracks = [g for gts in tracks.values() for g in gts]
-    items = [(k, t) for k, g in enumerate(all_tracks) for t, r in enumerate(g.rles) if r is not None]
-    parsed = parse_counts_batch([all_tracks[k].rles[t]["counts"] for k, t in items], keep_runs=True)
-    for j, (k, t) in enumerate(items):
-        if parsed.errors[j] is not None:
-            raise DataFormatError(source, f"frame {t}: {parsed.errors[j]}", entry=f"annotation {all_tracks[k].id}",
-                                  field="segmentations")
-    sizes = np.array([videos[g.video_id].height * videos[g.video_id].width for g in all_tracks], dtype=np.int64)
-    lengths = np.array([len(g.rles) for g in all_tracks], dtype=np.int64)
-    stacked = stacked_video_rles(parsed, np.array([k for k, _ in items], dtype=np.int64),
-                                 np.array([t for _, t in items], dtype=np.int64), sizes, lengths)
-    for g, rle in zip(all_tracks, stacked):
-        g.video_rle = rle
-
-
 def load_ground_truth(gt: str | Path | dict) -> GroundTruth:
     """Load and validate a YTVIS/OVIS GT json (path or already-parsed dict) for evaluation."""
     source, data = _read_gt_json(gt)
@@ -196,6 +177,5 @@ def load_ground_truth(gt: str | Path | dict) -> GroundTruth:
         occ_score = _occlusion_score(occlusion, source, entry) if occlusion is not None else None
         tracks[vid].append(GtTrack(aid, vid, int(cid), bool(a.get("iscrowd", 0)), rles, frame_areas, avg_area,
                                    occ_score))
-    _attach_video_rles(source, tracks, by_id)
     has_occlusion = bool(occlusion_flags) and all(occlusion_flags)
     return GroundTruth(source, videos, categories, tracks, has_occlusion=has_occlusion)

@@ -27,7 +27,7 @@ from pycocotools import mask as mask_utils
 
 from spvis.errors import DataFormatError
 from spvis.evaluation.ground_truth import GroundTruth
-from spvis.evaluation.rle_batch import parse_counts_batch, stacked_video_rles
+from spvis.evaluation.rle_batch import parse_counts_batch
 from spvis.utils.atomic_io import atomic_write_bytes, atomic_write_json
 
 SERVER_JSON_NAME = "results.json"
@@ -125,7 +125,6 @@ class ResultTrack:
     score: float
     rles: list[dict | None]
     frame_areas: np.ndarray  # (T,) int64, 0 for null or empty frames
-    video_rle: dict | None = None  # all frames stacked into one (T*H*W, 1) RLE (see rle_batch.stacked_video_rle)
 
     @property
     def avg_area(self) -> float:
@@ -205,7 +204,7 @@ def load_results(results: str | os.PathLike | list, gt: GroundTruth) -> list[Res
             rles.append({"size": [video.height, video.width], "counts": counts})
             pending.append((i, t, counts))
         tracks.append(ResultTrack(i, vid, cid, float(score), rles, np.zeros(video.length, dtype=np.int64)))
-    parsed = parse_counts_batch([c for _, _, c in pending], keep_runs=True)
+    parsed = parse_counts_batch([c for _, _, c in pending])
     for k, (i, t, _) in enumerate(pending):
         track = tracks[i]
         video = gt.video_index[track.video_id]
@@ -216,11 +215,4 @@ def load_results(results: str | os.PathLike | list, gt: GroundTruth) -> list[Res
             raise DataFormatError(source, f"frame {t}: {error}", entry=f"result {i} (video {track.video_id})",
                                   field="segmentations")
         track.frame_areas[t] = parsed.areas[k]
-    videos = [gt.video_index[t.video_id] for t in tracks]
-    stacked = stacked_video_rles(parsed, np.array([i for i, _, _ in pending], dtype=np.int64),
-                                 np.array([t for _, t, _ in pending], dtype=np.int64),
-                                 np.array([v.height * v.width for v in videos], dtype=np.int64),
-                                 np.array([v.length for v in videos], dtype=np.int64))
-    for track, rle in zip(tracks, stacked):
-        track.video_rle = rle
     return tracks

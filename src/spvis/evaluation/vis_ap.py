@@ -7,7 +7,7 @@ match, unmatched out-of-range predictions ignored, maxDets 1/10/100, 101 recall 
 with the ``np.spacing(1)`` eps, -1 for categories without non-ignored GT.
 
 Faster than the official code because (a) IoUs come from one pycocotools call per frame
-(``video_iou``), (b) only (video, category) cells holding GT or predictions are visited, (c) matching
+(``video_iou``) instead of four per pair and frame, (b) only (video, category) cells holding GT or predictions are visited, (c) matching
 is vectorised over the IoU thresholds and reused between buckets with the same GT-ignore pattern,
 (d) accumulation uses numpy cumulative maxima instead of Python loops. The summary means are taken
 over arrays laid out as the official ones, so the floating-point sums are identical.
@@ -21,7 +21,7 @@ import numpy as np
 
 from spvis.evaluation.ground_truth import GroundTruth, GtTrack
 from spvis.evaluation.results_io import ResultTrack
-from spvis.evaluation.video_iou import MAX_STACKED_PIXELS, stacked_ious, video_ious
+from spvis.evaluation.video_iou import video_ious
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10, endpoint=True)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.00, 101, endpoint=True)
@@ -158,12 +158,7 @@ def _build_cells(gt: GroundTruth, results: list[ResultTrack]) -> dict[int, list[
                 continue
             order = np.argsort([-d.score for d in dts], kind="mergesort")[:max_det]
             dts = [dts[i] for i in order]
-            video = gt.video_index[vid]
-            stackable = video.length * video.height * video.width <= MAX_STACKED_PIXELS and \
-                all(x.video_rle is not None for x in (*dts, *gts))
-            if dts and gts and stackable:
-                ious = stacked_ious([d.video_rle for d in dts], [g.video_rle for g in gts])
-            elif dts and gts:
+            if dts and gts:
                 dt_areas = np.stack([d.frame_areas for d in dts])  # (D, T)
                 gt_areas = np.stack([g.frame_areas for g in gts])  # (G, T)
                 ious = video_ious([d.rles for d in dts], dt_areas, [g.rles for g in gts], gt_areas)
