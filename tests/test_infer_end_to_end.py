@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 import torch
 
@@ -94,3 +95,25 @@ def test_offline_mode_without_refiner_is_one_line(weights, tmp_path, test_data_d
     code = main(["infer", "--input", str(folder), "--weights", str(weights), "--mode", "offline",
                  "--out", str(tmp_path / "o")])
     assert code == 2 and "refiner" in capsys.readouterr().err
+
+
+def test_truncated_mp4_keeps_the_frames_read(weights, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "clip.mp4"
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:  # index first: truncation keeps it
+        stream = container.add_stream("mpeg4", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        for _ in range(12):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    assert main(["infer", "--input", str(path), "--weights", str(weights), "--out", str(out), "--no-overlay"]) == 0
+    assert "truncated" in capsys.readouterr().err
+    entries = json.loads((out / "results.json").read_text())
+    read = len(entries[0]["segmentations"])
+    assert 0 < read < 12 and all(len(e["segmentations"]) == read for e in entries)
