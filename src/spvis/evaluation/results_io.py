@@ -49,8 +49,9 @@ def encode_masks(masks: Any, *, num_threads: int | None = None) -> list[dict | N
     Only non-empty frames are encoded. pycocotools wants (H, W, N) in Fortran order: a (T, H, W)
     C-ordered stack needs one transposing copy, done once for all non-empty frames (a (T, W, H)
     C-ordered input, i.e. ``x.transpose(0, 2, 1)`` of a contiguous (T, W, H) array, needs none).
-    With ``num_threads`` > 1 the copy + encode runs in chunks on a thread pool (numpy's copy
-    releases the GIL); the default uses threads only for large stacks.
+    With ``num_threads`` > 1 the copy + encode runs in chunks on a thread pool: pycocotools holds the
+    GIL while encoding but numpy's transposing copy releases it, so one chunk's copy overlaps another's
+    encode. The default uses threads only for stacks of 16+ non-empty frames.
     """
     if hasattr(masks, "detach"):  # torch tensor
         masks = masks.detach().to("cpu").numpy()
