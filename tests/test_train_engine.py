@@ -148,3 +148,11 @@ def test_metrics_log_truncates_after_resume_point(tmp_path):
     log.truncate_after(3)
     assert [json.loads(x)["iteration"] for x in log.path.read_text().splitlines()] == [1, 2, 3]
     assert math.isclose(json.loads(log.path.read_text().splitlines()[-1])["total_loss"], 1 / 3)
+
+
+def test_keep_checkpoints_prunes_old_ones(train_json, tmp_path):
+    cfg = tiny_cfg(train_json, tmp_path, MAX_ITER=4, CHECKPOINT_PERIOD=1)
+    cfg.SOLVER.KEEP_CHECKPOINTS = 2
+    run_fake_training(cfg)
+    assert sorted(p.name for p in tmp_path.glob("model_*.pth")) == ["model_0000003.pth", "model_0000004.pth"]
+    assert ckpt.find_last_checkpoint(tmp_path).name == "model_0000004.pth"

@@ -50,6 +50,19 @@ def save_training_checkpoint(output_dir: str | Path, state: dict[str, Any], *, i
     return path
 
 
+def prune_checkpoints(output_dir: str | Path, keep: int) -> list[Path]:
+    """Delete all but the ``keep`` newest ``model_<iter>.pth`` (never the one ``last_checkpoint`` names)."""
+    if keep <= 0:
+        return []
+    out = Path(output_dir)
+    last = find_last_checkpoint(out)
+    candidates = sorted(p for p in out.glob("model_*.pth") if _CHECKPOINT_RE.match(p.name))
+    removed = [p for p in candidates[:-keep] if p != last]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
 def find_last_checkpoint(output_dir: str | Path) -> Path | None:
     """The checkpoint named by ``last_checkpoint``; else the highest-numbered ``model_*.pth``; else None."""
     out = Path(output_dir)

@@ -234,6 +234,7 @@ class Trainer:
         path = None
         if self.ctx.is_main:
             path = ckpt.save_training_checkpoint(self.output_dir, self.checkpoint_state(), iteration=iteration)
+            ckpt.prune_checkpoints(self.output_dir, int(self.cfg.SOLVER.KEEP_CHECKPOINTS))
         barrier()
         return path
 
