@@ -5,7 +5,7 @@ Each length runs in a fresh process (ru_maxrss is a per-process peak) on the sam
 textured background). Prints a table; the issue's target: peak at 1000 frames within 10 % of peak at 50.
 
     .venv/bin/python benchmarks/online_memory.py                      # 50, 200, 1000 frames at 192x256
-    .venv/bin/python benchmarks/online_memory.py --lengths 50 200 --size 96x128 --pgt
+    .venv/bin/python benchmarks/online_memory.py --pgt --set MODEL.TRACKER.PGT.BIRTH_SCORE_THR=0.2
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def synthetic_frames(count: int, height: int, width: int, seed: int = 0) -> Iter
         yield frame
 
 
-def child(frames: int, height: int, width: int, pgt: bool, threads: int) -> dict:
+def child(frames: int, height: int, width: int, pgt: bool, threads: int, extra: list[str]) -> dict:
     """Run the stream in this process; return peak RSS (MiB) and ms/frame after the first frame."""
     import torch
 
@@ -54,7 +54,7 @@ def child(frames: int, height: int, width: int, pgt: bool, threads: int) -> dict
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     overrides = ["MODEL.TRACKER.ENABLED=True", "MODEL.DEVICE=cpu", f"INPUT.MIN_SIZE_TEST={min(height, width)}",
-                 f"INPUT.MAX_SIZE_TEST={max(height, width)}"] + (PGT_OVERRIDES if pgt else [])
+                 f"INPUT.MAX_SIZE_TEST={max(height, width)}"] + (PGT_OVERRIDES if pgt else []) + extra
     cfg = load_config(CONFIG, overrides)
     model = SPVISModel.from_config(cfg).eval()
     engine = OnlineTracker(model, cfg, score_thr=0.5)
@@ -76,16 +76,17 @@ def main() -> None:
     parser.add_argument("--size", default="192x256", help="HxW of the synthetic frames")
     parser.add_argument("--pgt", action="store_true", help="switch every PGT part on")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per run")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra config overrides")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.split("x"))
     if args.child is not None:
-        print(json.dumps(child(args.child, height, width, args.pgt, args.threads)))
+        print(json.dumps(child(args.child, height, width, args.pgt, args.threads, args.set)))
         return
     rows = []
     for length in args.lengths:
         cmd = [sys.executable, __file__, "--child", str(length), "--size", args.size, "--threads", str(args.threads)]
-        cmd += ["--pgt"] if args.pgt else []
+        cmd += (["--pgt"] if args.pgt else []) + (["--set", *args.set] if args.set else [])
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     base = rows[0]["peak_rss_mib"]
