@@ -91,8 +91,8 @@ def main() -> int:
         print(json.dumps(child(int(args.child[0]), float(args.child[1]), height, width)))
         return 0
     rows = []
-    for budget in args.budget_gb:
-        for frames in args.frames:
+    for frames in args.frames:
+        for budget in args.budget_gb:
             out = subprocess.run([sys.executable, __file__, "--size", args.size, "--child", str(frames), str(budget)],
                                  check=True, capture_output=True, text=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
