@@ -8,6 +8,12 @@ refiner then runs once over all queries, the top-k (query, class) pairs are chos
 pass 2 decodes only those k masks window by window, recomputing the segmenter for frames whose mask
 features were not cached (the source is read a second time), and encodes them to RLE at once. Memory
 is therefore O(T x Q x C + budget), never O(T x mask size).
+
+Score and top-k rule (DVIS_offline, reference §5): per query and class, p = max(softmax(refiner video
+logits), softmax(mean over T of the tracker logits)) without the no-object column; top-k over the Q x K
+table with k = TEST.MAX_NUM (10 for YouTube-VIS, 20 for OVIS), so one query may appear with several
+classes; score = p alone (no mask-quality term); masks = refiner mask logits > 0 after resizing to the
+frame. Entries are sorted by descending score.
 """
 
 from __future__ import annotations
