@@ -105,3 +105,14 @@ def test_lifecycle_stream_entries_use_track_ids_and_null_before_birth():
         assert len(segs) == 5
         first = next(i for i, s in enumerate(segs) if s is not None)
         assert all(s is None for s in segs[:first])
+
+
+def test_stream_restores_training_mode():
+    cfg = tiny_cfg()
+    model = FakeSegmenterModel(cfg).train()
+    engine = OnlineTracker(model, cfg)
+    stream = engine.stream(_frames(3))
+    next(stream)
+    assert not model.training and not model.tracker.training
+    list(stream)
+    assert model.training and model.tracker.training

@@ -82,18 +82,23 @@ class OnlineTracker:
 
     @torch.no_grad()
     def stream(self, frames: Iterable[np.ndarray], *, source: str = "<frames>") -> Iterator[FrameResult]:
-        """Yield a FrameResult per frame; resets the per-video summaries first."""
+        """Yield a FrameResult per frame; resets the per-video summaries first. The model runs in eval mode
+        and gets its previous mode back when the stream ends or is closed (e.g. an eval hook in training)."""
+        was_training = self.model.training
         self.model.eval()
         self.accumulator = TrackAccumulator()
         self.frame_size = None
         state = None
-        for index, frame in enumerate(frames):
-            _check_frame(frame, index, self.frame_size, source)
-            self.frame_size = frame.shape[:2]
-            images, image_size = self.preprocess(frame)
-            seg = self.model.segment(images)
-            out, state = self.model.tracker.step(seg["pred_embds"], seg["mask_features"], state)
-            yield self._frame_result(index, frame, images.shape[-2:], image_size, out)
+        try:
+            for index, frame in enumerate(frames):
+                _check_frame(frame, index, self.frame_size, source)
+                self.frame_size = frame.shape[:2]
+                images, image_size = self.preprocess(frame)
+                seg = self.model.segment(images)
+                out, state = self.model.tracker.step(seg["pred_embds"], seg["mask_features"], state)
+                yield self._frame_result(index, frame, images.shape[-2:], image_size, out)
+        finally:
+            self.model.train(was_training)
 
     def _frame_result(self, index: int, frame: np.ndarray, padded: tuple[int, int], image_size: tuple[int, int],
                       out: dict) -> FrameResult:
