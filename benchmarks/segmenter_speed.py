@@ -1,9 +1,9 @@
 """CPU speed of the R50 segmenter, per component, ours vs the official algorithm.
 
 "official" = the official CPU code path re-created with our modules: deformable attention through the
-per-level grid_sample loop (ms_deform_attn_core_pytorch) and full stride-4 masks for every decoder
-layer. "ours" = the fused embedding_bag deformable attention and the decoder's level-size attention
-masks. Both compute the same function (tests check it). Each configuration runs in a fresh child process
+per-level grid_sample loop (ms_deform_attn_core_pytorch), FrozenBN applied after each conv, and full
+stride-4 masks for every decoder layer. "ours" = the fused embedding_bag deformable attention, FrozenBN
+folded into the conv weights and the decoder's level-size attention masks. Both compute the same function (tests check it). Each configuration runs in a fresh child process
 so the reported peak RSS is its own. Random weights: speed does not depend on values.
 
     .venv/bin/python benchmarks/segmenter_speed.py                # 360x640 and 480x854, 2 threads
@@ -23,6 +23,7 @@ def _child(mode: str, height: int, width: int, frames: int, repeats: int, thread
     import torch
 
     from spvis.config import get_cfg
+    from spvis.modeling.backbone import ConvNorm
     from spvis.modeling.meta_arch import SPVISModel
     from spvis.modeling.ms_deform_attn import MSDeformAttn
 
@@ -35,6 +36,8 @@ def _child(mode: str, height: int, width: int, frames: int, repeats: int, thread
     for module in model.modules():
         if isinstance(module, MSDeformAttn):
             module.use_reference_core = official
+        if isinstance(module, ConvNorm):
+            module.fold_frozen_norm = not official
     predictor = model.sem_seg_head.predictor
     predictor.train(official)  # dropout is 0: train mode only switches on the full per-layer masks
     images = model.preprocess(torch.randint(0, 255, (frames, 3, height, width), dtype=torch.uint8))

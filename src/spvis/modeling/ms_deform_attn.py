@@ -25,6 +25,11 @@ from torch import Tensor, nn
 SpatialShapes = Sequence[tuple[int, int]]
 
 
+def _level_sizes(spatial_shapes: SpatialShapes, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """(L, 2) level sizes as (W, H), the order of sampling coordinates."""
+    return torch.tensor([[w, h] for h, w in spatial_shapes], dtype=dtype, device=device)
+
+
 def ms_deform_attn_core(
     value: Tensor,  # (N, S, M, D) values of all levels, flattened level after level
     spatial_shapes: SpatialShapes,  # L x (H_l, W_l), sum(H_l * W_l) == S
@@ -32,47 +37,63 @@ def ms_deform_attn_core(
     attention_weights: Tensor,  # (N, Lq, M, L, P) softmax-normalised over (L, P)
 ) -> Tensor:
     """Deformable attention core -> (N, Lq, M*D), channel order head-major as the official op."""
-    n, s, m, d = value.shape
-    _, lq, _, num_levels, num_points, _ = sampling_locations.shape
-    device, dtype = value.device, value.dtype
-    heights = torch.tensor([h for h, _ in spatial_shapes], device=device)
-    widths = torch.tensor([w for _, w in spatial_shapes], device=device)
-    starts = torch.cumsum(heights * widths, 0) - heights * widths  # (L,)
-    level_h = heights.view(1, 1, 1, num_levels, 1)
-    level_w = widths.view(1, 1, 1, num_levels, 1)
+    sizes = _level_sizes(spatial_shapes, value.device, sampling_locations.dtype).view(1, 1, 1, -1, 1, 2)
+    # pixel coordinates with align_corners=False: pixel centres at integer positions
+    return sample_pixels(value, spatial_shapes, sampling_locations * sizes - 0.5, attention_weights)
 
-    # pixel coordinates with align_corners=False (pixel centres at integers); everything below works on
-    # the (N, Lq, M, L, P) samples and only the last two ops expand to the 4 bilinear corners
-    x = sampling_locations[..., 0] * level_w.to(dtype) - 0.5
-    y = sampling_locations[..., 1] * level_h.to(dtype) - 0.5
-    x0f = torch.floor(x)
-    y0f = torch.floor(y)
-    fx = x - x0f  # weight of the right neighbour
-    fy = y - y0f  # weight of the lower neighbour
+
+def sample_pixels(
+    value: Tensor,  # (N, S, M, D)
+    spatial_shapes: SpatialShapes,  # L x (H_l, W_l)
+    pixels: Tensor,  # (N, Lq, M, L, P, 2) (x, y) in pixels of each level, pixel centres at integers
+    attention_weights: Tensor,  # (N, Lq, M, L, P)
+) -> Tensor:
+    """The fused bilinear gather + weighted sum -> (N, Lq, M*D); zero outside each level."""
+    n, s, m, d = value.shape
+    _, lq, _, num_levels, num_points, _ = pixels.shape
+    device, dtype = value.device, value.dtype
+    # index arithmetic in int32 halves the memory traffic; rows < N*S*M always fit
+    index_dtype = torch.int32 if n * s * m < 2**31 - 1 else torch.int64
+    # Per-level constants are materialised over (L, P[, 2]) so that every elementwise op below sees the
+    # same contiguous trailing block in both operands (a tiny (L, 1, 2) broadcast stops PyTorch from
+    # vectorising the inner loops and costs several times more).
+    sizes = _level_sizes(spatial_shapes, device, pixels.dtype).view(num_levels, 1, 2)
+    max_index = (sizes - 1).expand(num_levels, num_points, 2).contiguous()  # (L, P, 2) as (W-1, H-1)
+    widths_lp = torch.tensor([w for _, w in spatial_shapes], device=device, dtype=index_dtype)
+    heights_lp = torch.tensor([h for h, _ in spatial_shapes], device=device, dtype=index_dtype)
+    starts = torch.cumsum(heights_lp * widths_lp, 0, dtype=index_dtype) - heights_lp * widths_lp  # (L,)
+    level_w = widths_lp.view(num_levels, 1).expand(num_levels, num_points).contiguous()  # (L, P)
+    level_start = starts.view(num_levels, 1).expand(num_levels, num_points).contiguous()
+
+    # x and y are handled together as the last axis of size 2 (one op per step instead of two)
+    low = torch.floor(pixels)  # (N, Lq, M, L, P, 2) integer part
+    frac = pixels - low  # weight of the right / lower neighbour
     # zero padding: a corner outside its level gets weight 0 (same as grid_sample padding_mode="zeros")
-    max_x = (level_w - 1).to(dtype)
-    max_y = (level_h - 1).to(dtype)
-    wx = torch.stack(((1 - fx) * ((x0f >= 0) & (x0f <= max_x)), fx * ((x0f >= -1) & (x0f < max_x))), dim=-1)
-    wy = torch.stack(((1 - fy) * ((y0f >= 0) & (y0f <= max_y)), fy * ((y0f >= -1) & (y0f < max_y))), dim=-1)
-    # (N, Lq, M, L, P, 2) each. Clamping to [-1, size - 1] keeps indices in range; clamped samples have weight 0
-    x0 = torch.minimum(x0f.clamp(min=-1), max_x).long()
-    y0 = torch.minimum(y0f.clamp(min=-1), max_y).long()
-    wy = wy * attention_weights.unsqueeze(-1)
+    low_inside = ((low >= 0) & (low <= max_index)).to(dtype)
+    high_inside = ((low >= -1) & (low < max_index)).to(dtype)
+    w_low = (1 - frac).mul_(low_inside)
+    w_high = frac.mul_(high_inside)
+    wx = torch.stack((w_low[..., 0], w_high[..., 0]), dim=-1)  # (N, Lq, M, L, P, 2)
+    wy = torch.stack((w_low[..., 1], w_high[..., 1]), dim=-1).mul_(attention_weights.unsqueeze(-1))
     weights = (wy.unsqueeze(-1) * wx.unsqueeze(-2)).flatten(-2)  # (N, Lq, M, L, P, 4) TL, TR, BL, BR
 
+    # clamping to [-1, size - 1] keeps indices near their level; clamped samples have weight 0 anyway
+    low = torch.minimum(low.clamp_(min=-1), max_index).to(index_dtype)
     # row of the (N*S*M, D) value table: ((n * S) + position) * M + head; corners add 0, 1, W, W+1 pixels
-    position = starts.view(1, 1, 1, num_levels, 1) + y0 * level_w + x0
-    batch_offset = (torch.arange(n, device=device) * s).view(n, 1, 1, 1, 1)
-    head_offset = torch.arange(m, device=device).view(1, 1, m, 1, 1)
-    base_rows = (batch_offset + position) * m + head_offset  # (N, Lq, M, L, P)
-    corner_offsets = torch.stack((torch.zeros_like(widths), torch.ones_like(widths), widths, widths + 1), -1) * m
-    rows = base_rows.unsqueeze(-1) + corner_offsets.view(1, 1, 1, num_levels, 1, 4)
+    position = (low[..., 1] * level_w).add_(low[..., 0]).add_(level_start)  # (N, Lq, M, L, P)
+    batch_offset = (torch.arange(n, device=device, dtype=index_dtype) * s).view(n, 1, 1, 1, 1)
+    head_offset = torch.arange(m, device=device, dtype=index_dtype).view(1, 1, m, 1, 1)
+    base_rows = position.add_(batch_offset).mul_(m).add_(head_offset)  # (N, Lq, M, L, P)
+    corner_offsets = torch.stack((torch.zeros_like(widths_lp), torch.ones_like(widths_lp), widths_lp,
+                                  widths_lp + 1), -1) * m  # (L, 4)
+    corner_offsets = corner_offsets.view(num_levels, 1, 4).expand(num_levels, num_points, 4).contiguous()
+    rows = base_rows.unsqueeze(-1) + corner_offsets  # (N, Lq, M, L, P, 4)
     rows = rows.clamp_(0, n * s * m - 1)  # corners with weight 0 may point just outside the table
 
     bag = num_levels * num_points * 4
     out = F.embedding_bag(
         rows.view(n * lq * m, bag), value.reshape(n * s * m, d),
-        per_sample_weights=weights.reshape(n * lq * m, bag).to(dtype), mode="sum",
+        per_sample_weights=weights.reshape(n * lq * m, bag), mode="sum",
     )  # (N*Lq*M, D)
     return out.view(n, lq, m * d)
 
@@ -145,12 +166,16 @@ class MSDeformAttn(nn.Module):
         offsets = self.sampling_offsets(query).view(n, lq, self.n_heads, self.n_levels, self.n_points, 2)
         weights = self.attention_weights(query).view(n, lq, self.n_heads, self.n_levels * self.n_points)
         weights = weights.softmax(-1).view(n, lq, self.n_heads, self.n_levels, self.n_points)
-        # offsets are in pixels of each level: normalise by (W, H)
-        normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], dtype=query.dtype, device=query.device)
-        locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
+        sizes = _level_sizes(spatial_shapes, query.device, query.dtype)  # (L, 2) as (W, H)
         # The fused core wins forward (~4x on CPU), but embedding_bag's backward sorts all 4*L*P*Lq*M indices
         # and is slower than grid_sample's; when gradients are needed the per-level path is used instead.
-        needs_grad = torch.is_grad_enabled() and (value.requires_grad or locations.requires_grad
+        needs_grad = torch.is_grad_enabled() and (value.requires_grad or offsets.requires_grad
                                                   or weights.requires_grad)
-        core = ms_deform_attn_reference if (self.use_reference_core or needs_grad) else ms_deform_attn_core
-        return self.output_proj(core(value, spatial_shapes, locations, weights))
+        if self.use_reference_core or needs_grad:
+            # offsets are in pixels of each level: normalise by (W, H), as the official module does
+            locations = reference_points[:, :, None, :, None, :] + offsets / sizes[None, None, None, :, None, :]
+            return self.output_proj(ms_deform_attn_reference(value, spatial_shapes, locations, weights))
+        # straight to pixel coordinates: (ref + off / W) * W - 0.5 == ref * W - 0.5 + off (one pass over offsets)
+        reference_pixels = reference_points * sizes - 0.5  # (N, Lq, L, 2), small
+        pixels = reference_pixels[:, :, None, :, None, :] + offsets
+        return self.output_proj(sample_pixels(value, spatial_shapes, pixels, weights))
