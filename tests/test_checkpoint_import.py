@@ -139,3 +139,44 @@ def test_save_and_load_weights_roundtrip(tmp_path):
     (tmp_path / "run" / "model.yaml").unlink()
     with pytest.raises(CheckpointError, match="model.yaml is missing"):
         load_weights(path)
+
+
+def test_backbone_pretrained_from_local_file(tmp_path):
+    import torchvision
+
+    from spvis.modeling.backbone import build_backbone
+
+    tv = torchvision.models.resnet18()
+    path = tmp_path / "r18.pth"
+    torch.save(tv.state_dict(), path)
+    cfg = get_cfg()
+    cfg.MODEL.BACKBONE.DEPTH, cfg.MODEL.BACKBONE.RES2_OUT_CHANNELS = 18, 64
+    cfg.MODEL.BACKBONE.PRETRAINED = str(path)
+    backbone = build_backbone(cfg)
+    torch.testing.assert_close(backbone.res5[1].conv2.weight, tv.layer4[1].conv2.weight)
+    cfg.MODEL.BACKBONE.PRETRAINED = str(tmp_path / "missing.pth")
+    with pytest.raises(CheckpointError, match="missing.pth: MODEL.BACKBONE.PRETRAINED file not found"):
+        build_backbone(cfg)
+
+
+def test_official_swin_key_layout_maps_onto_our_swin():
+    """Official D2SwinTransformer names (reference §8) land exactly on our timm-based module tree."""
+    from spvis.modeling.backbone import SwinBackbone
+
+    depths, heads, window = (1, 1, 2, 1), (1, 2, 3, 4), 4
+    ours = SwinBackbone(embed_dim=24, depths=depths, num_heads=heads, window_size=window).state_dict()
+    official = {f"backbone.patch_embed.{m}.{p}": None for m in ("proj", "norm") for p in ("weight", "bias")}
+    for stage, blocks in enumerate(depths):
+        for block in range(blocks):
+            prefix = f"backbone.layers.{stage}.blocks.{block}."
+            for name in ("norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"):
+                official.update({prefix + name + ".weight": None, prefix + name + ".bias": None})
+            official[prefix + "attn.relative_position_bias_table"] = None
+            official[prefix + "attn.relative_position_index"] = None
+        if stage < 3:
+            official.update({f"backbone.layers.{stage}.downsample.{k}": None
+                             for k in ("reduction.weight", "norm.weight", "norm.bias")})
+        official.update({f"backbone.norm{stage}.{p}": None for p in ("weight", "bias")})
+    mapped, dropped = official_to_ours({k: torch.zeros(1) for k in official}, backbone="swin")
+    assert {k[len("backbone."):] for k in mapped} == set(ours)
+    assert all(k.endswith("relative_position_index") for k in dropped)
