@@ -180,3 +180,22 @@ def test_official_swin_key_layout_maps_onto_our_swin():
     mapped, dropped = official_to_ours({k: torch.zeros(1) for k in official}, backbone="swin")
     assert {k[len("backbone."):] for k in mapped} == set(ours)
     assert all(k.endswith("relative_position_index") for k in dropped)
+
+
+def test_caffe2_resnet_pkl_names_convert(tmp_path):
+    ours = ResNet(depth=50)
+    c2 = {"conv1_w": np.zeros((64, 3, 7, 7), np.float32), "res_conv1_bn_s": np.full(64, 2.0, np.float32),
+          "res_conv1_bn_b": np.zeros(64, np.float32), "pred_w": np.zeros((1000, 2048), np.float32)}
+    for name, module in ours.named_modules():
+        if name.startswith("res") and name.count(".") == 2 and hasattr(module, "weight"):
+            stage, block, conv = name.split(".")
+            branch = {"conv1": "branch2a", "conv2": "branch2b", "conv3": "branch2c", "shortcut": "branch1"}[conv]
+            base = f"{stage}_{block}_{branch}"
+            c2[base + "_w"] = np.ones(tuple(module.weight.shape), np.float32)
+            c2[base + "_bn_s"] = np.ones(module.weight.shape[0], np.float32)
+            c2[base + "_bn_b"] = np.zeros(module.weight.shape[0], np.float32)
+    path = tmp_path / "R-50.pkl"
+    path.write_bytes(pickle.dumps({"blobs": None} | {"model": c2}))
+    load_state_strict(ours, backbone_state_from_file(path, kind="resnet"), source=str(path))
+    scale, _ = ours.stem.conv1.norm.scale_and_shift()
+    torch.testing.assert_close(scale, torch.full((64,), 2.0))  # the C2 affine is applied exactly

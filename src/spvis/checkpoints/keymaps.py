@@ -82,17 +82,53 @@ def _torchvision_resnet_key(key: str) -> str | None:
     return key
 
 
+_C2_SUFFIX = {"w": "weight", "bn_s": "norm.weight", "bn_b": "norm.bias"}
+_C2_BRANCH = {"branch2a": "conv1", "branch2b": "conv2", "branch2c": "conv3", "branch1": "shortcut"}
+
+
+def _c2_resnet_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Caffe2/MSRA ResNet names (conv1_w, res2_0_branch2a_bn_s, ...) -> detectron2 layout.
+
+    C2 stores the frozen BN as a plain affine (scale, bias): running_mean = 0 and running_var = 1 - eps
+    make our FrozenBatchNorm2d apply exactly that affine.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.startswith(("pred_", "fc1000_")):  # ImageNet classifier
+            continue
+        if key == "conv1_w":
+            out["stem.conv1.weight"] = value
+            continue
+        if m := re.match(r"^res_conv1_(bn_[sb])$", key):
+            out[f"stem.conv1.{_C2_SUFFIX[m.group(1)]}"] = value
+            continue
+        m = re.match(r"^res(\d)_(\d+)_(branch2a|branch2b|branch2c|branch1)_(w|bn_s|bn_b)$", key)
+        if not m:
+            raise CheckpointError(f"unrecognised Caffe2 ResNet weight name {key!r}")
+        out[f"res{m.group(1)}.{m.group(2)}.{_C2_BRANCH[m.group(3)]}.{_C2_SUFFIX[m.group(4)]}"] = value
+    for key in [k for k in out if k.endswith("norm.weight")]:
+        prefix = key[: -len("weight")]
+        out[prefix + "running_mean"] = torch.zeros_like(out[key])
+        out[prefix + "running_var"] = torch.ones_like(out[key]) - 1e-5
+    return out
+
+
 def backbone_state_from_file(path: Path, *, kind: str) -> dict[str, torch.Tensor]:
     """Backbone-only weights (our key names, no ``backbone.`` prefix) from a local pretrained file.
 
-    Accepts detectron2-layout files (with or without ``backbone.``), torchvision ResNet ``.pth`` and
-    official or timm Swin files; classifier heads are dropped.
+    Accepts detectron2-layout files (with or without ``backbone.``), Caffe2/MSRA ResNet ``.pkl``
+    (``res2_0_branch2a_w``), torchvision ResNet ``.pth`` and official or timm Swin files; classifier heads
+    are dropped.
     """
     state = read_state_dict(path)
     if any(key.startswith("backbone.") for key in state):
         state = {key[len("backbone."):]: value for key, value in state.items() if key.startswith("backbone.")}
     state = {key: value for key, value in state.items()
              if not any(pattern.search(key) for pattern in DROPPED_KEY_PATTERNS)}
+    if kind == "resnet" and "conv1_w" in state:
+        return _c2_resnet_state(state)
+    if kind == "resnet":  # detectron2's torchvision conversion may keep the classifier
+        state = {key: value for key, value in state.items() if not re.match(r"^fc(1000)?[._]", key)}
     if kind == "resnet" and any(key.startswith("layer1.") for key in state):
         converted = {}
         for key, value in state.items():
