@@ -18,21 +18,13 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 
-def frame_intersections(dt_rles: list[dict], gt_rles: list[dict], dt_areas: np.ndarray,
-                        gt_areas: np.ndarray) -> np.ndarray:
-    """Exact intersection areas (D, G) int64 of one frame's masks (all non-empty, same size)."""
-    ious = np.asarray(mask_utils.iou(dt_rles, gt_rles, [0] * len(gt_rles)), dtype=np.float64)
-    ious = ious.reshape(len(dt_rles), len(gt_rles))  # (D, G)
-    sums = dt_areas[:, None] + gt_areas[None, :]  # (D, G)
-    return np.rint(ious * sums / (1.0 + ious)).astype(np.int64)
-
-
 def video_intersections(dt_tracks: list[list[dict | None]], dt_frame_areas: np.ndarray,
                         gt_tracks: list[list[dict | None]], gt_frame_areas: np.ndarray) -> np.ndarray:
     """Summed intersection areas (D, G) over all frames.
 
     dt_frame_areas (D, T) and gt_frame_areas (G, T) are int64 mask areas (0 = null or empty frame);
-    frames are walked up to the shorter length (the official ``zip``).
+    frames are walked up to the shorter length (the official ``zip``). The loop only gathers each
+    frame's pycocotools IoUs; the integer recovery and the sums run once, vectorised, afterwards.
     """
     num_dt, num_gt = len(dt_tracks), len(gt_tracks)
     inter = np.zeros((num_dt, num_gt), dtype=np.int64)
@@ -41,13 +33,23 @@ def video_intersections(dt_tracks: list[list[dict | None]], dt_frame_areas: np.n
     num_frames = min(dt_frame_areas.shape[1], gt_frame_areas.shape[1])
     dt_present = dt_frame_areas[:, :num_frames] > 0  # (D, T)
     gt_present = gt_frame_areas[:, :num_frames] > 0  # (G, T)
-    both = np.flatnonzero(dt_present.any(axis=0) & gt_present.any(axis=0))
-    for t in both:
-        d_idx = np.flatnonzero(dt_present[:, t])
-        g_idx = np.flatnonzero(gt_present[:, t])
-        frame = frame_intersections([dt_tracks[i][t] for i in d_idx], [gt_tracks[j][t] for j in g_idx],
-                                    dt_frame_areas[d_idx, t], gt_frame_areas[g_idx, t])
-        inter[np.ix_(d_idx, g_idx)] += frame
+    frames = np.flatnonzero(dt_present.any(axis=0) & gt_present.any(axis=0))
+    dt_at = [np.flatnonzero(dt_present[:, t]) for t in frames]
+    gt_at = [np.flatnonzero(gt_present[:, t]) for t in frames]
+    pair_ious, pair_dt, pair_gt, pair_frame = [], [], [], []
+    for t, d_idx, g_idx in zip(frames.tolist(), dt_at, gt_at):
+        ious = mask_utils.iou([dt_tracks[i][t] for i in d_idx], [gt_tracks[j][t] for j in g_idx],
+                              [0] * len(g_idx))
+        pair_ious.append(np.asarray(ious, dtype=np.float64).ravel())  # (d_t * g_t,) row-major
+        pair_dt.append(np.repeat(d_idx, len(g_idx)))
+        pair_gt.append(np.tile(g_idx, len(d_idx)))
+        pair_frame.append(np.full(len(d_idx) * len(g_idx), t))
+    if not pair_ious:
+        return inter
+    ious = np.concatenate(pair_ious)
+    d, g, t = np.concatenate(pair_dt), np.concatenate(pair_gt), np.concatenate(pair_frame)
+    sums = dt_frame_areas[d, t] + gt_frame_areas[g, t]
+    np.add.at(inter, (d, g), np.rint(ious * sums / (1.0 + ious)).astype(np.int64))
     return inter
 
 
