@@ -43,8 +43,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=20, help="optimiser steps per run")
     parser.add_argument("--stages", nargs="+", default=["segmenter", "tracker", "refiner"])
-    parser.add_argument("--settings", nargs="+", default=["1x0", "1x1", "1x2", "2x0"],
-                        help="PROCESSESxWORKERS settings to time")
+    parser.add_argument("--settings", nargs="+", default=["1x0x0", "1x1x0", "1x0x1", "1x1x1", "2x0x0"],
+                        help="PROCESSESxWORKERSxTHREADS settings (threads 0 = cores / processes)")
     parser.add_argument("--opts", nargs="*", default=[], help="extra config overrides KEY=VALUE for every run")
     args = parser.parse_args()
     log_period = max(args.iters // 4, 1)
@@ -55,15 +55,17 @@ def main() -> None:
         generate_synthetic_dataset(data, videos=12, frames=24, size=(192, 256), occlusion="heavy", seed=0)
         print(f"{os.cpu_count()} CPU cores shared by the processes; {args.iters} iterations per run; global batch "
               "SOLVER.IMS_PER_BATCH from the config")
-        print("| stage | processes | data workers | s/iter | CPU s/iter (rank 0) | wall s |")
-        print("|---|---|---|---|---|---|")
+        print("| stage | processes | data workers | threads/process | s/iter | CPU s/iter (rank 0) | wall s |")
+        print("|---|---|---|---|---|---|---|")
         for stage in args.stages:
             for setting in args.settings:
-                processes, workers = (int(x) for x in setting.split("x"))
+                processes, workers, threads = (int(x) for x in setting.split("x"))
                 spi, cpu, wall = run_setting(stage, data, Path(tmp) / f"{stage}_{setting}", iters=args.iters,
                                              workers=workers, processes=processes, log_period=log_period,
-                                             overrides=list(args.opts))
-                print(f"| {stage} | {processes} | {workers} | {spi:.3f} | {cpu:.3f} | {wall:.1f} |", flush=True)
+                                             overrides=[f"SOLVER.CPU_THREADS={threads}", *args.opts])
+                shown = threads or f"{(os.cpu_count() or 1) // processes} (auto)"
+                print(f"| {stage} | {processes} | {workers} | {shown} | {spi:.3f} | {cpu:.3f} | {wall:.1f} |",
+                      flush=True)
 
 
 if __name__ == "__main__":

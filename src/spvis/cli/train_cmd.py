@@ -52,7 +52,7 @@ def train_main(config: str, overrides: list[str], *, resume: bool) -> int:
     cfg = load_config(config, overrides)
     ctx = init_distributed(cfg.MODEL.DEVICE)
     try:
-        configure_threads(ctx)
+        configure_threads(ctx, int(cfg.SOLVER.CPU_THREADS))
         setup_reproducibility(cfg)
         dataset = build_train_dataset(cfg)
         model = build_model(cfg)

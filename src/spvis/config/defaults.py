@@ -161,6 +161,8 @@ SCHEMA: dict = {
                          choices=("float16", "bfloat16")),
         "LOG_PERIOD": Key(20, "iterations between progress lines / metrics.jsonl entries"),
         "TENSORBOARD": Key(False, "also write TensorBoard event files to OUTPUT_DIR (needs tensorboard)"),
+        "CPU_THREADS": Key(0, "torch threads per process on CPU (0 = all cores / local processes); 1 is far "
+                              "faster on an oversubscribed machine"),
         "KEEP_CHECKPOINTS": Key(0, "training checkpoints kept in OUTPUT_DIR, newest first (0 = keep all)"),
         "FIND_UNUSED_PARAMETERS": Key(False, "DDP: allow trainable parameters that get no gradient in a step "
                                              "(costs an extra graph traversal)"),

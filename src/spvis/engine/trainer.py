@@ -403,9 +403,13 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def configure_threads(ctx: DistContext) -> None:
-    """Share the CPU cores between the local processes (torchrun on one CPU machine)."""
-    if ctx.device.type == "cpu" and ctx.distributed:
+def configure_threads(ctx: DistContext, cpu_threads: int = 0) -> None:
+    """CPU threads per process: SOLVER.CPU_THREADS, else the cores shared between the local processes."""
+    if ctx.device.type != "cpu":
+        return
+    if cpu_threads > 0:
+        torch.set_num_threads(cpu_threads)
+    elif ctx.distributed:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(local, 1)))
 
