@@ -64,22 +64,26 @@ def hota_sequence(seq: Sequence) -> dict:
     tracker_count = np.bincount(np.concatenate(seq.tracker_ids), minlength=seq.num_tracker_ids
                                 ).astype(float)[None, :]  # (1, P)
     alignment = potential / (gt_count + tracker_count - potential)  # (G, P)
-    matches = np.zeros((num_alpha, seq.num_gt_ids, seq.num_tracker_ids))  # (A, G, P)
+    # per frame only the Hungarian match; the 19 alpha thresholds are applied to all matched pairs at once
+    pair_sim, pair_gt, pair_tr = [], [], []
     for gt_ids, tr_ids, sim in zip(seq.gt_ids, seq.tracker_ids, seq.similarity):
         if len(gt_ids) == 0 or len(tr_ids) == 0:
-            res["HOTA_FP"] += len(tr_ids)
-            res["HOTA_FN"] += len(gt_ids)
             continue
         rows, cols = max_score_assignment(alignment[gt_ids[:, None], tr_ids[None, :]] * sim)
-        matched_sim = sim[rows, cols]  # (m,)
-        keep = matched_sim[None, :] >= ALPHAS[:, None] - EPS  # (A, m)
-        num_matches = keep.sum(axis=1)
-        res["HOTA_TP"] += num_matches
-        res["HOTA_FN"] += len(gt_ids) - num_matches
-        res["HOTA_FP"] += len(tr_ids) - num_matches
-        res["LocA"] += np.where(keep, matched_sim[None, :], 0.0).sum(axis=1)
+        pair_sim.append(sim[rows, cols])
+        pair_gt.append(gt_ids[rows])
+        pair_tr.append(tr_ids[cols])
+    matched_sim = np.concatenate(pair_sim) if pair_sim else np.zeros(0)  # (M,)
+    keep = matched_sim[None, :] >= ALPHAS[:, None] - EPS  # (A, M)
+    res["HOTA_TP"] = keep.sum(axis=1).astype(float)
+    res["HOTA_FN"] = seq.num_gt_dets - res["HOTA_TP"]
+    res["HOTA_FP"] = seq.num_tracker_dets - res["HOTA_TP"]
+    res["LocA"] = np.where(keep, matched_sim[None, :], 0.0).sum(axis=1)
+    matches = np.zeros((num_alpha, seq.num_gt_ids, seq.num_tracker_ids))  # (A, G, P)
+    if len(matched_sim):
         alpha_idx, pair_idx = np.nonzero(keep)
-        matches[alpha_idx, gt_ids[rows[pair_idx]], tr_ids[cols[pair_idx]]] += 1  # (alpha, gt, pred) unique
+        gts, trs = np.concatenate(pair_gt), np.concatenate(pair_tr)
+        np.add.at(matches, (alpha_idx, gts[pair_idx], trs[pair_idx]), 1)
     tp = np.maximum(1, res["HOTA_TP"])
     m = matches  # (A, G, P)
     res["AssA"] = (m * (m / np.maximum(1, gt_count + tracker_count - m))).sum(axis=(1, 2)) / tp
