@@ -42,7 +42,7 @@ class DeformableEncoderLayer(nn.Module):
         # src, pos (N, S, C); reference_points (N, S, L, 2)
         attended = self.self_attn(src + pos, reference_points, src, spatial_shapes)
         src = self.norm1(src + self.dropout1(attended))
-        ffn = self.linear2(self.dropout2(F.relu(self.linear1(src))))
+        ffn = self.linear2(self.dropout2(F.relu(self.linear1(src), inplace=True)))
         return self.norm2(src + self.dropout3(ffn))
 
 
@@ -137,7 +137,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
         for index, name in enumerate(self.fpn_features[::-1], start=1):
             lateral = ConvNorm(input_shape[name].channels, conv_dim, 1, bias=False, norm=nn.GroupNorm(32, conv_dim))
             output = ConvNorm(conv_dim, conv_dim, 3, padding=1, bias=False, norm=nn.GroupNorm(32, conv_dim),
-                              activation=True)
+                              activation=True, channels_last=True)
             c2_xavier_fill(lateral)
             c2_xavier_fill(output)
             self.add_module(f"adapter_{index}", lateral)
