@@ -116,3 +116,11 @@ def test_stream_restores_training_mode():
     assert not model.training and not model.tracker.training
     list(stream)
     assert model.training and model.tracker.training
+
+
+def test_model_without_tracker_is_a_clear_error():
+    cfg = tiny_cfg()
+    model = FakeSegmenterModel(cfg)
+    model.tracker = None
+    with pytest.raises(SpvisError, match="TRACKER.ENABLED"):
+        OnlineTracker(model, cfg)

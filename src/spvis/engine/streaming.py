@@ -71,6 +71,8 @@ class OnlineTracker:
     """Runs a model (``segment`` + ``tracker``) over a stream of frames, one frame at a time."""
 
     def __init__(self, model: torch.nn.Module, cfg, *, score_thr: float = 0.5, keep_frames: bool = False):
+        if getattr(model, "tracker", None) is None:
+            raise SpvisError("online inference needs a tracker: these weights/config have MODEL.TRACKER.ENABLED False")
         self.model = model
         self.cfg = cfg
         self.score_thr = score_thr
