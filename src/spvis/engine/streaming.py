@@ -67,6 +67,11 @@ def _check_frame(frame: np.ndarray, index: int, expected: tuple[int, int] | None
                               f"frame's {expected[1]}x{expected[0]}", entry=f"frame {index}", field="size")
 
 
+# Slots upsampled to full resolution at once: bounds the per-frame float buffer to MASK_CHUNK x H x W x 4 bytes
+# (100 slots of a 1080p frame at once would be ~830 MB).
+MASK_CHUNK = 16
+
+
 class OnlineTracker:
     """Runs a model (``segment`` + ``tracker``) over a stream of frames, one frame at a time."""
 
@@ -107,20 +112,30 @@ class OnlineTracker:
         track_ids = out["track_ids"][0]  # (Q,)
         held = torch.nonzero(track_ids >= 0).flatten()
         logits = out["pred_logits"][0, held].float()  # (N, K+1)
-        masks = masks_to_original(out["pred_masks"][0, held], tuple(padded), image_size, self.frame_size)
-        masks_np = masks.cpu().numpy()  # (N, H, W) bool
         ids_np = track_ids[held].cpu().numpy().astype(np.int64)
-        rles = encode_frame_masks(masks_np)
-        self.accumulator.add_frame(index, ids_np, logits.cpu().numpy(), rles)
         scores, labels = logits.softmax(-1)[:, :-1].max(-1)
-        nonempty = np.array([mask_utils.area(rle) > 0 for rle in rles], dtype=bool)  # cheap: counts runs
-        shown = (scores >= self.score_thr).cpu().numpy() & nonempty
+        wanted = (scores >= self.score_thr).cpu().numpy()
+        rles: list[dict] = []
+        shown_masks: list[np.ndarray] = []
+        shown = np.zeros(len(ids_np), dtype=bool)
+        for start in range(0, len(ids_np), MASK_CHUNK):
+            chunk = masks_to_original(out["pred_masks"][0, held[start:start + MASK_CHUNK]], tuple(padded),
+                                      image_size, self.frame_size).cpu().numpy()  # (n, H, W) bool
+            chunk_rles = encode_frame_masks(chunk)
+            for offset, rle in enumerate(chunk_rles):
+                i = start + offset
+                if wanted[i] and mask_utils.area(rle) > 0:  # area counts runs: no full-res scan
+                    shown[i] = True
+                    shown_masks.append(chunk[offset])
+            rles.extend(chunk_rles)
+        self.accumulator.add_frame(index, ids_np, logits.cpu().numpy(), rles)
+        height, width = self.frame_size
         return FrameResult(
             frame_index=index,
             track_ids=ids_np[shown],
             labels=labels.cpu().numpy().astype(np.int64)[shown],
             scores=scores.cpu().numpy().astype(np.float32)[shown],
-            masks=masks_np[shown],
+            masks=np.stack(shown_masks) if shown_masks else np.zeros((0, height, width), dtype=bool),
             frame=frame if self.keep_frames else None,
         )
 
