@@ -71,7 +71,7 @@ SCHEMA: dict = {
             "PGT": {
                 "MEMORY": Key(False, "track memory: FIFO + gated stable embedding"),
                 "MEMORY_SIZE": Key(10, "FIFO length per track"),
-                "MEMORY_SCORE_THR": Key(0.5, "update the stable embedding only above this class score"),
+                "MEMORY_SCORE_THR": Key(0.5, "visible = class score above this and a non-empty mask (memory update, misses)"),
                 "PROGRESSIVE_REF": Key(False, "gated reference r = g*q_prev + (1-g)*m"),
                 "CLIP_ASSOCIATION": Key(False, "clip-wise association with filtering and rejection"),
                 "CLIP_LEN": Key(5, "frames per clip for association"),
