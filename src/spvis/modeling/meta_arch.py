@@ -41,6 +41,8 @@ class SPVISModel(nn.Module):
         self.size_divisibility = size_divisibility
         self.stage = stage
         self.cfg = cfg
+        # loss helpers built lazily by the stage modules (criteria, matchers); plain objects, never saved
+        self.stage_cache: dict[str, object] = {}
 
     @classmethod
     def from_config(cls, cfg) -> "SPVISModel":

@@ -24,10 +24,9 @@ def _as_video(out: dict) -> dict:
 
 def compute_losses(model, images: Tensor, targets: list[dict], clip_len: int) -> dict[str, Tensor]:
     """Weighted segmenter losses for normalised, padded images (B*T, 3, Hp, Wp) and per-clip targets."""
-    criterion = getattr(model, "_segmenter_criterion", None)
-    if criterion is None:
-        criterion = SetCriterion.from_config(model.cfg)
-        object.__setattr__(model, "_segmenter_criterion", criterion)  # cached, not a child: no checkpoint keys
+    criterion = model.stage_cache.get("segmenter_criterion")
+    if criterion is None:  # built once per model; kept out of the module tree so it adds no checkpoint keys
+        criterion = model.stage_cache["segmenter_criterion"] = SetCriterion.from_config(model.cfg)
     out = model.segment(images)
     outputs = _as_video(out)
     outputs["aux_outputs"] = [_as_video(aux) for aux in out["aux_outputs"]]
