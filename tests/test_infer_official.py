@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from pycocotools import mask as mask_utils
 
 from _tracker_fakes import single_thread  # noqa: F401 (autouse fixture)

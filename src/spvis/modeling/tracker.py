@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor, nn
 
+from spvis.config.node import CfgNode
 from spvis.errors import ConfigError
 from spvis.modeling.layers import MLP, CrossAttentionLayer, FFNLayer, SelfAttentionLayer
 from spvis.modeling.pgt.gate import ProgressiveReferenceGate
@@ -42,7 +43,7 @@ class PGTOptions:
     reid_sim_thr: float = 0.6
 
     @property
-    def tracks_ids(self) -> bool:
+    def uses_track_books(self) -> bool:
         """Whether identities are kept in track books (else track id = slot index)."""
         return self.clip_association or self.lifecycle
 
@@ -103,7 +104,7 @@ class ReferringTracker(nn.Module):
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
         self.noiser = QueryNoiser(noise_mode, noise_ratio)
         self.pgt = pgt or PGTOptions()
-        needs_memory = self.pgt.progressive_ref or self.pgt.tracks_ids
+        needs_memory = self.pgt.progressive_ref or self.pgt.uses_track_books
         if needs_memory and not self.pgt.memory:
             raise ConfigError(
                 "MODEL.TRACKER.PGT: PROGRESSIVE_REF, CLIP_ASSOCIATION and LIFECYCLE need MEMORY: True"
@@ -213,7 +214,7 @@ class ReferringTracker(nn.Module):
         visible = (scores >= opts.memory_score_thr) & binary.any(-1)  # (B, Q)
         if state.memory is None:
             state.memory = TrackMemory.empty(opts.memory_size, out)
-        if opts.tracks_ids and not state.books:
+        if opts.uses_track_books and not state.books:
             rules = LifecycleRules(opts.lifecycle, opts.birth_score_thr, opts.sleep_frames, opts.kill_frames,
                                    opts.reid_sim_thr, opts.assoc_sim_thr)
             state.books = [TrackBook(num_queries, rules) for _ in range(batch)]
@@ -270,7 +271,7 @@ def stack_frame_outputs(per_frame: list[dict]) -> dict:
     return result
 
 
-def pgt_options_from_cfg(cfg) -> PGTOptions:
+def pgt_options_from_cfg(cfg: CfgNode) -> PGTOptions:
     """Read MODEL.TRACKER.PGT into a PGTOptions."""
     p = cfg.MODEL.TRACKER.PGT
     return PGTOptions(
@@ -281,7 +282,7 @@ def pgt_options_from_cfg(cfg) -> PGTOptions:
     )
 
 
-def build_tracker(cfg) -> ReferringTracker:
+def build_tracker(cfg: CfgNode) -> ReferringTracker:
     """The tracker from the config (random init; weights are loaded by the caller)."""
     dec = cfg.MODEL.DECODER
     if cfg.MODEL.PIXEL_DECODER.MASK_DIM != dec.HIDDEN_DIM:

@@ -78,7 +78,8 @@ def frozen_segmenter(model, images: Tensor, frames_per_clip: int) -> tuple[Tenso
     n, q, c = seg["pred_embds"].shape
     b = n // frames_per_clip
     features = seg["mask_features"]
-    return seg["pred_embds"].reshape(b, frames_per_clip, q, c), features.reshape(b, frames_per_clip, *features.shape[1:])
+    embeds = seg["pred_embds"].reshape(b, frames_per_clip, q, c)
+    return embeds, features.reshape(b, frames_per_clip, *features.shape[1:])
 
 
 def track_sample(tracker, embeds: Tensor, features: Tensor, clip_frames: int) -> list[dict]:
