@@ -123,3 +123,22 @@ def test_each_stage_trains_only_its_module():
         freeze_for_stage(model, stage)
         trainable[stage] = sorted({n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad})
     assert trainable == {"segmenter": ["backbone", "sem_seg_head"], "tracker": ["tracker"], "refiner": ["refiner"]}
+
+
+def test_device_and_threads_settings():
+    from spvis.engine.distributed import init_distributed, resolve_device
+    from spvis.engine.trainer import configure_threads
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == torch.device("cpu")
+        with pytest.raises(ConfigError, match="MODEL.DEVICE is 'cuda'"):
+            resolve_device("cuda")
+    with pytest.raises(ConfigError, match="MODEL.DEVICE must be"):
+        resolve_device("tpu")
+    before = torch.get_num_threads()
+    try:
+        configure_threads(init_distributed("cpu"), 1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
