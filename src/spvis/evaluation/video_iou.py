@@ -8,7 +8,8 @@ Speed: the official code calls pycocotools ``merge`` + ``area`` twice per pair a
 Python. Here one ``pycocotools.mask.iou`` call per frame gives all pair IoUs of that frame at once;
 since iou = I / (a + b - I) with integer areas, I = round(iou * (a + b) / (1 + iou)) is recovered
 exactly (the relative float error is ~1e-16, far below 1 / (a + b)). The union then follows from
-the total areas: U = A_d + A_g - I. (Stacking each track's frames into one RLE and calling ``iou``
+the total areas: U = A_d + A_g - I. Frames with at most 3 pairs use ``merge`` + ``area`` per pair
+instead (exact I directly; cheaper than ``iou``'s fixed per-call cost). (Stacking each track's frames into one RLE and calling ``iou``
 once per video was tried: the IoU step halves, but building the stacked RLEs costs more than it saves.)
 """
 
@@ -16,6 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 from pycocotools import mask as mask_utils
+
+
+_MERGE_MAX_PAIRS = 3  # frames with at most this many (prediction, GT) pairs use merge + area
 
 
 def video_intersections(dt_tracks: list[list[dict | None]], dt_frame_areas: np.ndarray,
@@ -38,6 +42,12 @@ def video_intersections(dt_tracks: list[list[dict | None]], dt_frame_areas: np.n
     gt_at = [np.flatnonzero(gt_present[:, t]) for t in frames]
     pair_ious, pair_dt, pair_gt, pair_frame = [], [], [], []
     for t, d_idx, g_idx in zip(frames.tolist(), dt_at, gt_at):
+        if len(d_idx) * len(g_idx) <= _MERGE_MAX_PAIRS:
+            # few pairs: pycocotools merge + area (~11 us a pair) beats iou's ~20 us fixed cost per call
+            for i in d_idx.tolist():
+                for j in g_idx.tolist():
+                    inter[i, j] += mask_utils.area(mask_utils.merge([dt_tracks[i][t], gt_tracks[j][t]], True))
+            continue
         ious = mask_utils.iou([dt_tracks[i][t] for i in d_idx], [gt_tracks[j][t] for j in g_idx],
                               [0] * len(g_idx))
         pair_ious.append(np.asarray(ious, dtype=np.float64).ravel())  # (d_t * g_t,) row-major
