@@ -150,14 +150,16 @@ def test_contrastive_loss_prefers_consistent_tracks():
     assert contrastive_loss(consistent, torch.zeros_like(valid)).item() == 0.0
 
 
-def test_chunked_attention_equals_unchunked(monkeypatch):
-    import spvis.modeling.refiner as refiner_module
-
+def test_fused_attention_blocks_equal_the_shared_layers():
+    """The refiner's need_weights=False attention path computes exactly what the layer modules compute."""
     refiner = _tiny_refiner()
-    x, mem = torch.randn(1, 9, 6, 32), torch.randn(1, 9, 6, 32)
+    x, mem = torch.randn(9, 3, 32), torch.randn(6, 3, 32)
+    from spvis.modeling.refiner import _attend
+
     with torch.no_grad():
-        whole = refiner(x, mem)
-        monkeypatch.setattr(refiner_module, "_ATTENTION_ELEMENTS_BUDGET", 4 * 9 * 9 * 2)  # chunks of 2
-        split = refiner(x, mem)
-    torch.testing.assert_close(whole["pred_logits"], split["pred_logits"], atol=1e-5, rtol=0)
-    torch.testing.assert_close(whole["pred_embds"], split["pred_embds"], atol=1e-5, rtol=0)
+        time_layer = refiner.transformer_time_self_attention_layers[0]
+        cross_layer = refiner.transformer_cross_attention_layers[0]
+        torch.testing.assert_close(_attend(time_layer.self_attn, time_layer.norm, x, x), time_layer(x),
+                                   atol=1e-5, rtol=0)
+        torch.testing.assert_close(_attend(cross_layer.multihead_attn, cross_layer.norm, x, mem),
+                                   cross_layer(x, mem), atol=1e-5, rtol=0)
