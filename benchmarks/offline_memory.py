@@ -5,7 +5,8 @@ the tiny synthetic-recipe architecture (configs/synth/Base-synth.yaml dims) with
 does not depend on the weight values. Frames are generated on the fly (moving squares), so the source
 itself holds no video in memory and can be re-read by pass 2.
 
-    python benchmarks/offline_memory.py --frames 100 500 1000 --budget-gb 0 1.0 --size 64x96
+    python benchmarks/offline_memory.py --frames 100 500 1000 --budget-gb 0 1.0 --size 32x48
+    python benchmarks/offline_memory.py --refiner-only --frames 100 1000 5000 10000
 """
 
 from __future__ import annotations
@@ -77,6 +78,27 @@ def child(num_frames: int, budget_gb: float, height: int, width: int) -> dict:
             "model_rss_mb": round(base_mb, 1), "seconds": round(seconds, 1), "entries": len(result.entries)}
 
 
+def refiner_child(num_frames: int) -> dict:
+    """Peak RSS added by one eval-mode refiner pass over ``num_frames`` frames (tiny dims, Q = 16)."""
+    import torch
+
+    from spvis.modeling.refiner import build_refiner
+
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    cfg = tiny_cfg()
+    refiner = build_refiner(cfg).eval()
+    q, c = cfg.MODEL.DECODER.NUM_QUERIES, cfg.MODEL.DECODER.HIDDEN_DIM
+    instance, memory = torch.randn(1, num_frames, q, c), torch.randn(1, num_frames, q, c)
+    base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    with torch.no_grad():
+        refiner(instance, memory)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"frames": num_frames, "refiner_extra_mb": round(peak_mb - base_mb, 1), "seconds": round(seconds, 2)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, nargs="+", default=[100, 500, 1000], help="video lengths")
@@ -84,9 +106,24 @@ def main() -> int:
                         help="offline --max-memory-gb values (0 = recompute every mask feature in pass 2; "
                              "1.0 caches every frame's features at this size, as DVIS keeps them)")
     parser.add_argument("--size", default="64x96", help="frame size HxW")
+    parser.add_argument("--refiner-only", action="store_true",
+                        help="measure only the refiner pass over random queries (fast; isolates its T-dependence)")
     parser.add_argument("--child", nargs=2, metavar=("FRAMES", "BUDGET"), help=argparse.SUPPRESS)
+    parser.add_argument("--refiner-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.lower().split("x"))
+    if args.refiner_child:
+        print(json.dumps(refiner_child(args.refiner_child)))
+        return 0
+    if args.refiner_only:
+        print("| frames | refiner peak RSS added MB | seconds |")
+        print("|---:|---:|---:|")
+        for frames in args.frames:
+            out = subprocess.run([sys.executable, __file__, "--refiner-child", str(frames)], check=True,
+                                 capture_output=True, text=True)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"| {r['frames']} | {r['refiner_extra_mb']} | {r['seconds']} |", flush=True)
+        return 0
     if args.child:
         print(json.dumps(child(int(args.child[0]), float(args.child[1]), height, width)))
         return 0
