@@ -57,7 +57,7 @@ def test_heavy_occlusion_hides_objects_fully_and_they_come_back(tmp_path):
         data = json.loads(path.read_text())
         count = 0
         for ann in data["annotations"]:
-            segs, occ = ann["segmentations"], ann["occlusion"]
+            segs, occ = ann["segmentations"], ann["visibility"]
             for t in range(1, len(segs) - 1):
                 if segs[t] is None and occ[t] == OCC_FULL:
                     before = any(s is not None for s in segs[:t])
@@ -68,7 +68,7 @@ def test_heavy_occlusion_hides_objects_fully_and_they_come_back(tmp_path):
     assert heavy >= 6  # hidden frames with the object seen before and after
     assert reappearing(tmp_path / "n" / "train.json") == 0
     data = json.loads((tmp_path / "h" / "train.json").read_text())
-    videos_with_event = {a["video_id"] for a in data["annotations"] if OCC_FULL in a["occlusion"]}
+    videos_with_event = {a["video_id"] for a in data["annotations"] if OCC_FULL in a["visibility"]}
     assert len(videos_with_event) == 6
 
 
@@ -115,3 +115,19 @@ def test_cli_synth_out_is_a_file(tmp_path, capsys):
     (tmp_path / "taken").write_text("x")
     assert main(["synth", "--out", str(tmp_path / "taken"), "--videos", "1", "--no-progress"]) == 2
     assert "taken: --out must be a folder" in capsys.readouterr().err
+
+
+def test_occlusion_labels_use_the_ovis_vocabulary_and_evaluate(tmp_path):
+    """`spvis eval` reads `occlusion` as OVIS labels: the generated GT must score 1.0 against itself."""
+    from spvis.evaluation import evaluate
+
+    generate_synthetic_dataset(tmp_path, videos=3, frames=8, size=64, occlusion="heavy", valid_fraction=0.0, seed=3)
+    data = json.loads((tmp_path / "train.json").read_text())
+    for ann in data["annotations"]:
+        for seg, label in zip(ann["segmentations"], ann["occlusion"]):
+            assert (label is None) == (seg is None)
+            assert label in (None, "no_occlusion", "slight_occlusion", "severe_occlusion")
+    results = [{"video_id": a["video_id"], "category_id": a["category_id"], "score": 0.9,
+                "segmentations": a["segmentations"]} for a in data["annotations"]]
+    metrics = evaluate(tmp_path / "train.json", results)
+    assert metrics["AP"] == pytest.approx(1.0) and "AP_heavy" in metrics

@@ -8,8 +8,10 @@ a larger object in front of another one so that it disappears fully and re-appea
 function of ``seed`` (one random generator per video), so the output is deterministic.
 
 Ground truth: the visible part of each object per frame (compressed RLE, null when not visible),
-true mask areas, boxes, ``iscrowd`` 0, plus an optional per-frame ``occlusion`` field per annotation:
-``no_occlusion | partial_occlusion | full_occlusion | out_of_frame``.
+true mask areas, boxes, ``iscrowd`` 0, plus two per-frame fields per annotation: ``occlusion`` in the OVIS
+vocabulary (``no_occlusion | slight_occlusion | severe_occlusion``, null where not visible), so the OVIS
+occlusion buckets of ``spvis eval`` apply, and ``visibility`` with the generator's own states
+(``no_occlusion | partial_occlusion | full_occlusion | out_of_frame``), which tell hidden from out-of-frame.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ EVENT_TIMING = {"none": ((5, 10), (4, 12)), "light": ((5, 10), (4, 12)), "medium
                 "heavy": ((2.5, 5), (2, 6))}
 OCC_NONE, OCC_PARTIAL, OCC_FULL, OCC_OUT = "no_occlusion", "partial_occlusion", "full_occlusion", "out_of_frame"
 PARTIAL_THRESHOLD = 0.9  # visible / in-frame area below this counts as partially occluded
+SEVERE_THRESHOLD = 0.5  # visible / in-frame area below this is OVIS "severe_occlusion" (above: "slight")
 
 
 @dataclass
@@ -224,6 +227,7 @@ def render_video(rng: np.random.Generator, *, frames: int, height: int, width: i
     front_to_back = sorted(range(n_obj), key=lambda i: objects[i].depth)
     segs = [[None] * frames for _ in range(n_obj)]
     occl = [[OCC_OUT] * frames for _ in range(n_obj)]
+    ovis_occl: list[list[str | None]] = [[None] * frames for _ in range(n_obj)]
     areas = [[0] * frames for _ in range(n_obj)]
     boxes: list[list] = [[None] * frames for _ in range(n_obj)]
     images = []
@@ -261,13 +265,15 @@ def render_video(rng: np.random.Generator, *, frames: int, height: int, width: i
             boxes[i][f] = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1),
                            float(ys.max() - ys.min() + 1)]
             occl[i][f] = OCC_NONE if vis_area >= PARTIAL_THRESHOLD * full_area else OCC_PARTIAL
+            ovis_occl[i][f] = ("no_occlusion" if vis_area >= PARTIAL_THRESHOLD * full_area else
+                               "slight_occlusion" if vis_area >= SEVERE_THRESHOLD * full_area else "severe_occlusion")
         images.append(np.clip(img + 0.5, 0, 255).astype(np.uint8))
     tracks = []
     for i, o in enumerate(objects):
         if not any(s is not None for s in segs[i]):
             continue  # never visible: not an instance of this video
         tracks.append({"category": o.category, "segmentations": segs[i], "areas": areas[i], "bboxes": boxes[i],
-                       "occlusion": occl[i]})
+                       "visibility": occl[i], "occlusion": ovis_occl[i]})
     stats = {"events": len(events)}
     return images, tracks, stats
 
@@ -290,12 +296,12 @@ def _parse_size(size: int | tuple[int, int] | list[int] | str) -> tuple[int, int
 
 def track_statistics(tracks: list[dict]) -> dict:
     """Counts of full occlusions and re-appearances (visible, then fully hidden, then visible again)."""
-    full = sum(o == OCC_FULL for tr in tracks for o in tr["occlusion"])
-    partial = sum(o == OCC_PARTIAL for tr in tracks for o in tr["occlusion"])
+    full = sum(o == OCC_FULL for tr in tracks for o in tr["visibility"])
+    partial = sum(o == OCC_PARTIAL for tr in tracks for o in tr["visibility"])
     reappear = 0
     for tr in tracks:
         seen = hidden = False
-        for seg, occ in zip(tr["segmentations"], tr["occlusion"]):
+        for seg, occ in zip(tr["segmentations"], tr["visibility"]):
             if seg is not None:
                 reappear += int(seen and hidden)
                 seen, hidden = True, False
@@ -363,7 +369,7 @@ def generate_synthetic_dataset(out_dir: str | Path, *, videos: int = 40, frames:
                 "id": ann_id, "video_id": v + 1, "category_id": tr["category"] + 1, "iscrowd": 0,
                 "height": height, "width": width, "length": 1, "segmentations": tr["segmentations"],
                 "areas": [a if s is not None else None for a, s in zip(tr["areas"], tr["segmentations"])],
-                "bboxes": tr["bboxes"], "occlusion": tr["occlusion"]})
+                "bboxes": tr["bboxes"], "occlusion": tr["occlusion"], "visibility": tr["visibility"]})
             ann_id += 1
         tstats = track_statistics(tracks)
         for key in ("full_occlusion_frames", "partial_occlusion_frames", "reappearances"):
