@@ -93,3 +93,14 @@ def test_weights_that_do_not_match_the_config_name_the_keys():
     del state["pixel_proj.bias"]
     with pytest.raises(CheckpointError, match=r"w.safetensors: .*1 missing \(pixel_proj.bias\).*class_embed"):
         infer_cmd.check_state_dict_fits(model, state, "w.safetensors")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--max-memory-gb", "1"], "--max-memory-gb applies to --mode offline only"),
+    (["--mode", "offline", "--window-size", "0"], "--window-size must be >= 1"),
+    (["--mode", "offline", "--max-memory-gb", "-2"], "--max-memory-gb must be >= 0"),
+])
+def test_offline_budget_flags_are_checked(fake_run, capsys, extra, message):
+    assert main(fake_run(FakeSource(3)) + extra) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]

@@ -34,6 +34,10 @@ def register(subparsers: Any) -> None:
                         help="drop result entries below this score; overlays show tracks scoring at least "
                              "max(this, 0.5) on a frame")
     parser.add_argument("--max-frames", type=int, help="read at most this many frames per video")
+    parser.add_argument("--max-memory-gb", type=float,
+                        help="offline: memory budget for cached mask features (default TEST.MAX_MEMORY_GB); "
+                             "0 recomputes the segmenter per window instead of caching")
+    parser.add_argument("--window-size", type=int, help="offline: frames decoded per window (default TEST.WINDOW_SIZE)")
     parser.add_argument("--no-overlay", action="store_true", help="skip the overlay videos")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     parser.set_defaults(func=run)
@@ -57,13 +61,19 @@ def run(args: argparse.Namespace) -> int:
         raise SpvisError(f"--max-frames must be at least 1, got {args.max_frames}")
     if not Path(args.input).exists():
         raise SpvisError(f"{args.input}: no such file or folder (--input)")
+    for flag, value in (("--max-memory-gb", args.max_memory_gb), ("--window-size", args.window_size)):
+        if value is not None and args.mode != "offline":
+            raise SpvisError(f"{flag} applies to --mode offline only")
+        if value is not None and not value >= (0 if flag == "--max-memory-gb" else 1):
+            raise SpvisError(f"{flag} must be {'>= 0' if flag == '--max-memory-gb' else '>= 1'}, got {value}")
     model, cfg = load_model(args.weights, args.config, list(args.overrides))
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     entries: list[dict] = []
     for job in iter_jobs(args.input, args.image_root, cfg, args.max_frames):
         result = run_video(model, cfg, job, mode=args.mode, out_dir=None if args.no_overlay else out_dir,
-                           score_thr=args.score_thr, max_frames=args.max_frames)
+                           score_thr=args.score_thr, max_frames=args.max_frames,
+                           max_memory_gb=args.max_memory_gb, window_size=args.window_size)
         if result.truncated:
             print(f"spvis infer: warning: {job.name}: {result.error}; kept the {result.num_frames} frames read",
                   file=sys.stderr)
@@ -146,7 +156,7 @@ def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | No
 
 
 def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, score_thr: float,
-              max_frames: int | None):
+              max_frames: int | None, max_memory_gb: float | None = None, window_size: int | None = None):
     """Infer one video (online stream or offline engine), writing its overlay when ``out_dir`` is set."""
     from tqdm import tqdm
 
@@ -175,8 +185,8 @@ def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, sco
             from spvis.engine.offline import run_offline
 
             source = _LimitedSource(job.source, max_frames) if max_frames is not None else job.source
-            result = run_offline(model, cfg, source, video_id=job.video_id, category_ids=job.category_ids,
-                                 frame_callback=lambda fr: on_frame(fr, fr.frame))
+            result = run_offline(model, cfg, source, max_memory_gb, window_size, video_id=job.video_id,
+                                 category_ids=job.category_ids, frame_callback=lambda fr: on_frame(fr, fr.frame))
         else:
             engine = OnlineTracker(model, cfg, score_thr=overlay_thr, keep_frames=writer is not None)
             for frame_result in engine.stream(islice(iter(job.source), max_frames), source=job.name):

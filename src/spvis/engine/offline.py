@@ -28,7 +28,7 @@ from torch import Tensor
 
 from spvis.data.rle import encode_mask
 from spvis.engine.frame_result import FrameResult, VideoResult
-from spvis.engine.streaming import FramePreprocessor, _check_frame, resized_shape
+from spvis.engine.streaming import FramePreprocessor, check_frame, resized_shape
 from spvis.errors import SpvisError
 from spvis.modeling.postprocess import masks_to_original, vis_topk
 
@@ -104,7 +104,7 @@ def run_pass1(model, frames: Iterable[np.ndarray], *, height: int, width: int, w
     image_size = padded_size = None
     for window_index, window in enumerate(_windows(frames, window_size)):
         for offset, frame in enumerate(window):
-            _check_frame(frame, window_index * window_size + offset, (height, width), source_name)
+            check_frame(frame, window_index * window_size + offset, (height, width), source_name)
         prepared = prepare_window(window, preprocess)
         image_size, padded_size = prepared.image_size, tuple(prepared.images.shape[-2:])
         seg = model.segment(prepared.images)

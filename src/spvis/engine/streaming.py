@@ -58,7 +58,7 @@ class FramePreprocessor:
         return image.unsqueeze(0), (new_h, new_w)
 
 
-def _check_frame(frame: np.ndarray, index: int, expected: tuple[int, int] | None, source: str) -> None:
+def check_frame(frame: np.ndarray, index: int, expected: tuple[int, int] | None, source: str) -> None:
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         got = getattr(frame, "shape", type(frame).__name__)
         raise DataFormatError(source, f"expected a uint8 (H, W, 3) RGB frame, got {got}", entry=f"frame {index}")
@@ -98,7 +98,7 @@ class OnlineTracker:
         state = None
         try:
             for index, frame in enumerate(frames):
-                _check_frame(frame, index, self.frame_size, source)
+                check_frame(frame, index, self.frame_size, source)
                 self.frame_size = frame.shape[:2]
                 images, image_size = self.preprocess(frame)
                 seg = self.model.segment(images)
