@@ -57,7 +57,7 @@ def evaluate(args: argparse.Namespace, weights: Path, mode: str, out_dir: Path) 
     if not metrics_path.exists():
         infer_dir = out_dir / "infer"
         extra = [f"--max-frames={args.max_frames}"] if args.max_frames else []
-        spvis("infer", "--input", str(args.data / "valid.json"), "--image-root", str(args.data / "valid"),
+        spvis("infer", "--input", str(args.data / "valid.json"), "--image-root", str(args.data / "valid" / "JPEGImages"),
               "--weights", str(weights), "--mode", mode, "--out", str(infer_dir), "--no-overlay", *extra,
               "MODEL.DEVICE=cpu")
         spvis("eval", "--gt", str(args.data / "valid.json"), "--pred", str(infer_dir / "results.json"),
