@@ -56,3 +56,16 @@ def test_demo_without_weights_is_a_one_line_error(tmp_path, capsys):
 def test_demo_rejects_unknown_modes(tiny_weights, tmp_path, capsys):
     assert main(["demo", "--weights", str(tiny_weights), "--modes", "online,sideways", "--out", str(tmp_path)]) == 2
     assert "--modes" in capsys.readouterr().err
+
+
+def test_infer_without_weights_uses_the_packaged_demo_model(tmp_path):
+    """`spvis infer` falls back to the built-in model; its weights and config ship inside the package."""
+    from spvis.cli.demo_cmd import DEMO_WEIGHTS
+
+    assert DEMO_WEIGHTS.is_file() and DEMO_WEIGHTS.with_suffix(".yaml").is_file()
+    video = REPO / "tests" / "data" / "videos" / "mmtracking_demo.mp4"
+    out = tmp_path / "infer"
+    assert main(["infer", "--input", str(video), "--out", str(out), "--max-frames", "2", "--no-overlay",
+                 "MODEL.DEVICE=cpu"]) == 0
+    entries = json.loads((out / "results.json").read_text())
+    assert entries and all(len(e["segmentations"]) == 2 for e in entries)

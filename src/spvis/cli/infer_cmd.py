@@ -25,7 +25,8 @@ def register(subparsers: Any) -> None:
                     "OUT/results.json and one OUT/<video>.mp4 overlay per video.")
     parser.add_argument("--input", required=True, help="video file, folder of frames, or YTVIS-format json")
     parser.add_argument("--image-root", help="frame root of a dataset json (YouTube-VIS layout)")
-    parser.add_argument("--weights", required=True, help="model weights (.safetensors written by spvis)")
+    parser.add_argument("--weights", help="model weights (.safetensors written by spvis; default: the built-in "
+                                          "demo model, trained on the procedural benchmark)")
     parser.add_argument("--config", help="config YAML (default: the one saved beside the weights)")
     parser.add_argument("--mode", choices=("online", "offline"), default="online",
                         help="online: frame by frame, flat memory; offline: adds the temporal refiner")
@@ -66,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
             raise SpvisError(f"{flag} applies to --mode offline only")
         if value is not None and not value >= (0 if flag == "--max-memory-gb" else 1):
             raise SpvisError(f"{flag} must be {'>= 0' if flag == '--max-memory-gb' else '>= 1'}, got {value}")
+    if args.weights is None:
+        from spvis.cli.demo_cmd import DEMO_WEIGHTS
+
+        args.weights = str(DEMO_WEIGHTS)
     model, cfg = load_model(args.weights, args.config, list(args.overrides))
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
