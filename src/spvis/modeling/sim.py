@@ -65,11 +65,17 @@ class SpatialInteractionModule(nn.Module):
         self,
         queries: Tensor,  # (B, Q, C)
         mask_features: Tensor,  # (B, Cm, h, w)
-        guide_masks: Tensor | None = None,  # (B, Q, h, w) mask logits guiding where each query looks
+        guide_masks: Tensor | None = None,  # (B, Q, h, w) mask logits (or bool masks) guiding each query
     ) -> dict:
-        """Returns ``embeds`` (B, Q, C) (gated residual update) and ``appearance`` (B, Q, C) (mask-pooled)."""
+        """Returns ``embeds`` (B, Q, C) (gated residual update) and ``appearance`` (B, Q, C) (mask-pooled).
+
+        Bool guides (the online tracker keeps only its previous binary masks) pool with hard 0/1 weights.
+        """
         feats = mask_features
         guide = guide_masks
+        hard_guide = guide is not None and guide.dtype == torch.bool
+        if hard_guide:  # as logits: +1 inside, -1 outside (the same "> 0" region)
+            guide = guide.to(feats.dtype) * 2 - 1
         if self.feature_stride > 1:  # attention over h*w/stride^2 positions keeps the cost small
             feats = F.avg_pool2d(feats, self.feature_stride, ceil_mode=True)
             if guide is not None:
@@ -81,7 +87,9 @@ class SpatialInteractionModule(nn.Module):
             weights = torch.ones(b, queries.shape[1], h * w, device=queries.device, dtype=pixels.dtype)
         else:
             region = dilate_masks(guide, self.dilation)
-            weights = guide.sigmoid().flatten(2)  # (B, Q, hw)
+            weights = ((guide > 0).to(pixels.dtype) if hard_guide else guide.sigmoid()).flatten(2)  # (B, Q, hw)
+            if hard_guide:  # an empty hard mask pools over every position, as its attention does
+                weights[weights.sum(dim=-1) == 0] = 1.0
         appearance = torch.bmm(weights, pixels) / weights.sum(dim=-1, keepdim=True).clamp_min(1e-6)  # (B, Q, C)
         block = attention_block_mask(region, self.nheads)
         x = queries.transpose(0, 1)  # (Q, B, C)

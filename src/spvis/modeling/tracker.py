@@ -5,7 +5,10 @@ quirk), then 6 layers of Referring Cross-Attention (identity = aligned query / p
 reference = previous frame's final output, memory = current queries) -> self-attention -> FFN, then
 ``decoder_norm`` and the class / mask heads. Parameter names are the official ``tracker.*`` keys.
 PGT (MODEL.TRACKER.PGT): track memory, gated reference, clip association, lifecycle (track ids that are
-not slots). With every switch off the outputs are exactly DVIS's.
+not slots). Joint Feature-Preserving parts (MODEL.TRACKER.SIM / RCP) act on the last layer's output before
+the heads: SIM grounds each slot in the current frame inside its previous-frame mask (gate 0 = identity),
+then the causal RCP compensates it from the slot's bounded history. With every switch off the outputs are
+exactly DVIS's.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from spvis.modeling.pgt.lifecycle import LifecycleRules, TrackBook
 from spvis.modeling.pgt.matching import gather_slots, match_batch
 from spvis.modeling.pgt.memory import TrackMemory
 from spvis.modeling.pgt.noise import QueryNoiser
+from spvis.modeling.rcp import CausalRCPState, CausalRefinementCompensator
+from spvis.modeling.sim import SpatialInteractionModule, build_sim
 
 
 @dataclass
@@ -59,14 +64,20 @@ class TrackerState:
     books: list[TrackBook] = field(default_factory=list)
     last_masks: Tensor | None = None  # (B, Q, h*w) bool, PGT clip association only
     last_labels: Tensor | None = None  # (B, Q) int64
+    sim_guide: Tensor | None = None  # (B, Q, h, w) bool previous-frame tracker masks, SIM only
+    rcp: CausalRCPState | None = None  # bounded FIFO (B, N, Q, C) + stable (B, Q, C), RCP only
 
     def detached(self) -> "TrackerState":
         """Stop-gradient copy, used between consecutive training clips."""
+        rcp = self.rcp
+        if rcp is not None:
+            rcp = replace(rcp, fifo=rcp.fifo.detach(), stable=rcp.stable.detach())
         return replace(
             self,
             last_output=self.last_output.detach(),
             last_aligned=self.last_aligned.detach(),
             memory=None if self.memory is None else self.memory.detached(),
+            rcp=rcp,
         )
 
 
@@ -86,6 +97,8 @@ class ReferringTracker(nn.Module):
         noise_mode: str = "none",
         noise_ratio: float = 0.5,
         pgt: PGTOptions | None = None,
+        sim: SpatialInteractionModule | None = None,
+        rcp: CausalRefinementCompensator | None = None,
     ):
         super().__init__()
         self.num_layers = num_layers
@@ -111,6 +124,8 @@ class ReferringTracker(nn.Module):
             )
         # Created only when switched on, so the DVIS baseline has exactly the official keys.
         self.ref_gate = ProgressiveReferenceGate(hidden_dim) if self.pgt.progressive_ref else None
+        self.sim = sim
+        self.rcp = rcp
 
     # ------------------------------------------------------------------ layers
     def _layer(self, j: int, identity: Tensor, reference: Tensor, memory: Tensor) -> Tensor:
@@ -171,6 +186,8 @@ class ReferringTracker(nn.Module):
             # frame 0: ID = Ref = previous layer (the queries at j = 0); later: Ref = last frame's output
             out = self._layer(j, out, out if first else reference, cur)
             layer_outputs.append(out)
+        out, rcp_extras, rcp_state = self._preserve_features(out, mask_features, state)
+        layer_outputs[-1] = out
         stacked = torch.stack(layer_outputs if self.training else layer_outputs[-1:])  # (L', Q, B, C)
         logits, masks, normed = self._heads(stacked, mask_features)
         result = {
@@ -181,6 +198,7 @@ class ReferringTracker(nn.Module):
             "match_indices": indices,
             # the attention query every layer used (None on a video's first frame): DVIS++ contrastive loss
             "pred_references": None if first else reference.transpose(0, 1),  # (B, Q, C)
+            **rcp_extras,
         }
         new_state = TrackerState(
             frame_index=0 if first else state.frame_index + 1,
@@ -190,9 +208,37 @@ class ReferringTracker(nn.Module):
             books=[] if first else state.books,
             last_masks=None if first else state.last_masks,
             last_labels=None if first else state.last_labels,
+            sim_guide=None if self.sim is None else (masks[-1].detach() > 0),  # (B, Q, h, w) bool
+            rcp=rcp_state,
         )
         result["track_ids"] = self._update_identities(new_state, out, logits[-1], masks[-1])
         return result, new_state
+
+    def _preserve_features(
+        self, out: Tensor, mask_features: Tensor, state: TrackerState | None
+    ) -> tuple[Tensor, dict, CausalRCPState | None]:
+        """SIM then causal RCP on the last layer's output (Q, B, C); identity (no extras) when both are off.
+
+        Returns (output (Q, B, C), {rcp_compensated, rcp_memory} (B, Q, C) when RCP is on, new RCP state).
+        """
+        if self.sim is None and self.rcp is None:
+            return out, {}, None
+        queries = out.transpose(0, 1)  # (B, Q, C)
+        if self.sim is not None:
+            guide = None if state is None else state.sim_guide  # previous frame's mask of each slot
+            if guide is not None and guide.shape[-2:] != mask_features.shape[-2:]:
+                guide = None  # frame size changed: fall back to attending everywhere
+            queries = self.sim(queries, mask_features, guide)["embeds"]
+        if self.rcp is None:
+            return queries.transpose(0, 1), {}, None
+        previous = None if state is None else state.rcp
+        if previous is None:
+            previous = self.rcp.initial_state(queries)
+        with torch.no_grad():  # confidence gating the stable embedding: the pre-RCP class score
+            scores = self.class_embed(self.decoder_norm(queries)).softmax(-1)[..., :-1].amax(-1)  # (B, Q)
+        compensated, rcp_state = self.rcp.step(queries, previous, scores)
+        extras = {"rcp_compensated": compensated, "rcp_memory": previous.stable}  # (B, Q, C) each
+        return compensated.transpose(0, 1), extras, rcp_state
 
     def _reference(self, state: TrackerState) -> Tensor:
         """The reference for every layer: the last output, or the PGT gated blend with memory."""
@@ -266,6 +312,9 @@ def stack_frame_outputs(per_frame: list[dict]) -> dict:
     result["pred_references"] = [o["pred_references"] for o in per_frame]
     result["match_indices"] = torch.stack([o["match_indices"] for o in per_frame], 1)
     result["track_ids"] = torch.stack([o["track_ids"] for o in per_frame], 1)
+    for key in ("rcp_compensated", "rcp_memory"):  # RCP on: (B, T, Q, C), the memory each frame saw
+        if key in per_frame[0]:
+            result[key] = torch.stack([o[key] for o in per_frame], 1)
     num_aux = len(per_frame[0]["aux_outputs"])
     result["aux_outputs"] = [stack([o["aux_outputs"][i] for o in per_frame]) for i in range(num_aux)]
     return result
@@ -302,5 +351,17 @@ def build_tracker(cfg: CfgNode) -> ReferringTracker:
         noise_mode=cfg.MODEL.TRACKER.NOISE_MODE,
         noise_ratio=cfg.MODEL.TRACKER.NOISE_RATIO,
         pgt=pgt_options_from_cfg(cfg),
+        sim=build_sim(cfg.MODEL.TRACKER, hidden_dim=dec.HIDDEN_DIM, mask_dim=cfg.MODEL.PIXEL_DECODER.MASK_DIM,
+                      nheads=dec.NHEADS),
+        rcp=rcp_from_cfg(cfg),
     )
+
+
+def rcp_from_cfg(cfg: CfgNode) -> CausalRefinementCompensator | None:
+    """The causal RCP of MODEL.TRACKER (None when MODEL.TRACKER.RCP is off)."""
+    tracker = cfg.MODEL.TRACKER
+    if not tracker.RCP:
+        return None
+    return CausalRefinementCompensator(cfg.MODEL.DECODER.HIDDEN_DIM, memory_size=tracker.RCP_MEMORY_SIZE,
+                                       alpha_init=tracker.RCP_ALPHA_INIT)
 

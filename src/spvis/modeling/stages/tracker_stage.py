@@ -7,7 +7,8 @@ Ground truth is assigned to slots once, at each identity's first appearance over
 (DVIS ``VideoHungarianMatcher_Consistent``), and kept for every frame, so the tracker must keep following
 its object; DVIS++ denoising (MODEL.TRACKER.NOISE_MODE) corrupts the layer-0 identity during training.
 The loss is the per-frame set loss (absent objects: empty mask, class kept) on every tracker layer, plus
-the DVIS++ reference contrastive loss (MODEL.LOSS.REID_WEIGHT). DVIS guides the matching by the segmenter
+the DVIS++ reference contrastive loss (MODEL.LOSS.REID_WEIGHT) and, with MODEL.TRACKER.RCP, the RCP
+preservation loss (MODEL.LOSS.PRESERVE_WEIGHT) on confidently matched slots. DVIS guides the matching by the segmenter
 for the first half of training (an iteration counter hidden in the model); we always match on the
 tracker's own outputs, so resumed runs behave the same.
 """
@@ -21,6 +22,7 @@ from torch import Tensor
 from spvis.modeling.criterion import SetCriterion
 from spvis.modeling.matcher import batch_dice_cost, batch_sigmoid_ce_cost
 from spvis.modeling.pgt.reference_contrast import reference_contrastive_loss
+from spvis.modeling.rcp import preservation_loss
 from spvis.modeling.point_sampling import point_sample
 
 USED_QUERY_COST = 1e6  # DVIS excludes already assigned queries with this cost
@@ -110,7 +112,29 @@ def _concat_clips(clips: list[dict]) -> dict:
     result = join(clips)
     result["aux_outputs"] = [join([c["aux_outputs"][i] for c in clips]) for i in range(len(clips[0]["aux_outputs"]))]
     result["pred_references"] = [ref for c in clips for ref in c["pred_references"]]
+    for key in ("rcp_compensated", "rcp_memory"):  # (B, T, Q, C) with RCP on
+        if key in clips[0]:
+            result[key] = torch.cat([c[key] for c in clips], 1)
     return result
+
+
+def matched_presence(matched: list[tuple[Tensor, Tensor]], targets: list[dict], num_frames: int,
+                     num_queries: int) -> Tensor:
+    """bool (B, T, Q): slot assigned to an identity that is present in that frame."""
+    valid = torch.zeros(len(targets), num_frames, num_queries, dtype=torch.bool)
+    for b, ((slots, ids), target) in enumerate(zip(matched, targets)):
+        valid[b][:, slots] = target["present"][ids].cpu().t()  # (T, n)
+    return valid
+
+
+def rcp_preservation(outputs: dict, matched: list[tuple[Tensor, Tensor]], targets: list[dict]) -> Tensor:
+    """Causal RCP preservation loss: each frame's compensated query against the stable memory it saw."""
+    compensated, memory = outputs["rcp_compensated"], outputs["rcp_memory"]  # (B, T, Q, C)
+    b, t, q, c = compensated.shape
+    valid = matched_presence(matched, targets, t, q).to(compensated.device)
+    # one "frame" per (b, t) so each query is compared with the memory of its own frame
+    return preservation_loss(compensated.reshape(b * t, 1, q, c), memory.reshape(b * t, q, c),
+                             valid.reshape(b * t, 1, q))
 
 
 def tracker_criterion(model) -> SetCriterion:
@@ -131,7 +155,7 @@ def compute_losses(model, images: Tensor, targets: list[dict], clip_len: int) ->
     outputs = _concat_clips(track_sample(model.tracker, embeds, features, clip_frames))
     loss_cfg = cfg.MODEL.LOSS
     criterion = tracker_criterion(model)
-    frame_targets, frame_indices, matched_slots = [], [], []
+    frame_targets, frame_indices, matched_slots, matched = [], [], [], []
     for b, target in enumerate(targets):
         indices = first_appearance_assignment(
             outputs["pred_logits"][b].detach(), outputs["pred_masks"][b].detach().transpose(0, 1), target,
@@ -139,6 +163,7 @@ def compute_losses(model, images: Tensor, targets: list[dict], clip_len: int) ->
             num_points=loss_cfg.TRAIN_NUM_POINTS,
         )
         matched_slots.append(indices[0])
+        matched.append(indices)
         for t in range(clip_len):
             frame_targets.append({"labels": target["labels"], "masks": target["masks"][:, t:t + 1]})
             frame_indices.append(indices)
@@ -149,4 +174,6 @@ def compute_losses(model, images: Tensor, targets: list[dict], clip_len: int) ->
         reid = reference_contrastive_loss(outputs["pred_references"], matched_slots)
         if reid is not None:
             losses["loss_reid"] = loss_cfg.REID_WEIGHT * reid
+    if "rcp_compensated" in outputs and loss_cfg.PRESERVE_WEIGHT > 0:
+        losses["loss_preserve"] = loss_cfg.PRESERVE_WEIGHT * rcp_preservation(outputs, matched, targets)
     return losses
