@@ -42,6 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def worker_spvis_error(exc: BaseException) -> str | None:
+    """The message of an SpvisError raised inside a DataLoader worker, or None for any other error."""
+    text = str(exc)
+    if not text.startswith("Caught ") or " in DataLoader worker" not in text.splitlines()[0]:
+        return None
+    for line in reversed(text.strip().splitlines()):
+        name, sep, message = line.partition(": ")
+        if sep and name.startswith("spvis.errors."):
+            return message
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -55,6 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"spvis {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        # DataLoader workers re-raise our errors as RuntimeError("Caught DataFormatError in DataLoader worker
+        # ... Original Traceback ..."): recover the one-line message so bad data still reads as bad data
+        message = worker_spvis_error(exc)
+        if message is None or args.debug:
+            raise
+        print(f"spvis {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"spvis {args.command}: interrupted", file=sys.stderr)
