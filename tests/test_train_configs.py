@@ -44,3 +44,24 @@ def test_r50_recipes_keep_official_hyper_parameters(recipe, iters):
     assert [c.INPUT.SAMPLING_FRAME_NUM for c in cfgs] == [1, 5, 21]
     assert cfgs[0].MODEL.NUM_CLASSES == (40 if recipe == "ytvis19" else 25)
     assert cfgs[0].TEST.MAX_NUM == (10 if recipe == "ytvis19" else 20)
+
+
+@pytest.mark.parametrize("recipe", ["ytvis19", "ovis"])
+def test_swin_l_recipes_chain_and_match_the_official_architecture(recipe):
+    names = ("segmenter_SwinL.yaml", "dvis_online_SwinL.yaml", "dvis_offline_SwinL.yaml")
+    cfgs = [load_config(CONFIGS / recipe / name) for name in names]
+    assert [c.STAGE for c in cfgs] == ["segmenter", "tracker", "refiner"]
+    for previous, current in zip(cfgs, cfgs[1:]):
+        assert current.MODEL.WEIGHTS == f"{previous.OUTPUT_DIR}/model_final.safetensors"
+        assert "SwinL" in current.OUTPUT_DIR
+    swin = cfgs[0].MODEL.BACKBONE.SWIN
+    assert cfgs[0].MODEL.BACKBONE.NAME == "swin"
+    assert (swin.EMBED_DIM, swin.DEPTHS, swin.NUM_HEADS, swin.WINDOW_SIZE) == (192, [2, 2, 18, 2], [6, 12, 24, 48], 12)
+    assert cfgs[0].MODEL.DECODER.NUM_QUERIES == 200 and cfgs[0].INPUT.MIN_SIZE_TEST == 480
+    assert cfgs[0].MODEL.NUM_CLASSES == (40 if recipe == "ytvis19" else 25)
+
+
+def test_ytvis21_recipe_uses_the_2021_data():
+    cfgs = [load_config(CONFIGS / "ytvis21" / name) for name in RECIPES["ytvis19"]]
+    assert all(c.DATASETS.TRAIN == ["coco2ytvis2021_train", "ytvis_2021_train"] for c in cfgs)
+    assert cfgs[2].MODEL.WEIGHTS == f"{cfgs[1].OUTPUT_DIR}/model_final.safetensors" and "ytvis21" in cfgs[2].OUTPUT_DIR
