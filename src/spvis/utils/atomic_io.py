@@ -6,6 +6,7 @@ never a truncated file, even if the process is killed or the disk fills up while
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -33,10 +34,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
         raise
 
 
@@ -70,8 +69,6 @@ def atomic_save(path: str | os.PathLike, writer: Callable[[str], None]) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from fractions import Fraction
@@ -94,16 +95,12 @@ class VideoWriter:
     def abort(self) -> None:
         """Drop everything written so far; ``path`` keeps its previous content."""
         if self._container is not None:
-            try:
+            with contextlib.suppress(Exception):  # the container may already be broken; the temp file goes anyway
                 self._container.close()
-            except Exception:  # the container may already be broken; the temp file goes either way
-                pass
             self._container = None
         if self._tmp is not None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp)
-            except FileNotFoundError:
-                pass
             self._tmp = None
 
     def __enter__(self) -> "VideoWriter":
