@@ -93,11 +93,10 @@ class SetCriterion(nn.Module):
 
         ``indices`` (fixed (pred, tgt) pairs per clip) skips matching on every prediction set.
         """
+        # Normalised by this micro-batch's own mask count. Mask2Former averages the count over ranks instead;
+        # our trainer splits the global batch into micro-batches independently of the process count, and a
+        # per-micro-batch count is what keeps N processes equal to one (and saves a collective per forward).
         num_masks = float(max(sum(len(t["labels"]) for t in targets), 1))
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            count = torch.tensor([num_masks], device=outputs["pred_logits"].device)
-            torch.distributed.all_reduce(count)
-            num_masks = max(count.item() / torch.distributed.get_world_size(), 1.0)
         main_indices = self.matcher(outputs, targets) if indices is None else indices
         losses = self._single(outputs, targets, main_indices, num_masks)
         if self.deep_supervision:
