@@ -61,3 +61,12 @@ def test_attribute_assignment_rejects_typos():
     cfg = get_cfg()
     with pytest.raises(ConfigError):
         cfg.SOLVER.MAX_ITR = 3
+
+
+def test_builtin_recipes_resolve_from_any_directory(tmp_path, monkeypatch):
+    from spvis.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("synth/segmenter.yaml")
+    assert cfg.STAGE == "segmenter" and cfg.MODEL.BACKBONE.NAME == "tiny"
+    assert load_config("configs/ovis/dvis_online_R50.yaml").MODEL.NUM_CLASSES == 25

@@ -20,9 +20,23 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     """Defaults, then the YAML file (with its ``_BASE_`` chain), then ``KEY=VALUE`` overrides."""
     cfg = get_cfg()
     if path:
-        cfg.merge_file(path)
+        cfg.merge_file(resolve_config_path(path))
     cfg.merge_overrides(overrides)
     return cfg
+
+
+BUILTIN_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """``path`` itself when it exists, else the config shipped in the package (``synth/segmenter.yaml``,
+    ``configs/ovis/dvis_online_R50.yaml``), so installed users can name builtin recipes from anywhere."""
+    path = Path(path)
+    if path.exists():
+        return path
+    parts = path.parts[1:] if path.parts and path.parts[0] == "configs" else path.parts
+    builtin = BUILTIN_CONFIGS.joinpath(*parts) if parts else BUILTIN_CONFIGS
+    return builtin if builtin.is_file() else path
 
 
 def config_from_dict(values: dict) -> CfgNode:
