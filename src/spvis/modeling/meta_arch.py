@@ -107,13 +107,3 @@ class SPVISModel(nn.Module):
                 "present": clip["present"].to(self.device).transpose(0, 1).bool(),  # (N, T)
             })
         return torch.cat(images, 0), targets, clip_len
-
-
-def build_model(cfg) -> SPVISModel:
-    """SPVISModel from a config, on MODEL.DEVICE; loads MODEL.WEIGHTS (our safetensors) when set."""
-    model = SPVISModel.from_config(cfg)
-    if cfg.MODEL.WEIGHTS:
-        from spvis.checkpoints.io import load_weights_into
-
-        load_weights_into(model, cfg.MODEL.WEIGHTS)
-    return model
