@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spvis.data.rle import RLEError, normalize_segmentation, rle_area
-from spvis.data.ytvis import _int_field, _read_json, parse_categories
+from spvis.data.ytvis import _int_field, parse_categories
 from spvis.errors import DataFormatError
+from spvis.utils.json_io import read_json
 
 
 @dataclass
@@ -72,7 +73,7 @@ def load_coco_instances(json_path: str | Path, image_root: str | Path | None = N
                         target_categories: list[dict] | None = None) -> ImageDataset:
     """Load a COCO instance json; optionally map COCO class ids to ``target_categories`` ids."""
     path = Path(json_path)
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataFormatError(path, "must be a list of images", field="images")
     categories = parse_categories(path, data)

@@ -9,7 +9,6 @@ error raises ``DataFormatError`` naming the file, the video/annotation id and th
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 
 from spvis.data.rle import RLEError, decode_rle, normalize_segmentation, rle_area
 from spvis.errors import DataFormatError
+from spvis.utils.json_io import read_json
 
 
 @dataclass
@@ -95,18 +95,6 @@ class VideoDataset:
 
     def tracks(self, video_id: int) -> list[Track]:
         return self.tracks_by_video.get(video_id, [])
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise DataFormatError(path, "file not found")
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(path, f"malformed json (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    except UnicodeDecodeError:
-        raise DataFormatError(path, "malformed json (not UTF-8 text)") from None
 
 
 def _int_field(path: Path, obj: dict, key: str, entry: str, *, positive: bool = False) -> int:
@@ -216,7 +204,7 @@ def parse_tracks(path: Path, data: dict, videos: list[VideoRecord], categories: 
 def load_video_dataset(json_path: str | Path, image_root: str | Path | None = None) -> VideoDataset:
     """Load and validate a YTVIS/OVIS json; ``image_root`` defaults to the json's folder."""
     path = Path(json_path)
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict):
         raise DataFormatError(path, "top level must be an object with videos/annotations/categories")
     videos = parse_videos(path, data)

@@ -7,7 +7,6 @@ and ids (id 0 included), treats any truthy per-frame entry as present, and reads
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from pycocotools import mask as mask_utils
 from spvis.data.rle import RLEError, normalize_segmentation
 from spvis.data.ytvis import parse_categories, parse_videos
 from spvis.errors import DataFormatError
+from spvis.utils.json_io import read_json
 
 # OVIS per-frame occlusion labels -> score (reference §1.8)
 OCCLUSION_SCORES = {"no_occlusion": 0.0, "slight_occlusion": 0.25, "severe_occlusion": 0.75}
@@ -72,15 +72,7 @@ def _read_gt_json(gt: str | Path | dict) -> tuple[str, dict]:
     if isinstance(gt, dict):
         return "<gt dict>", gt
     path = Path(gt)
-    if not path.is_file():
-        raise DataFormatError(path, "ground-truth file not found")
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            data = json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(path, f"malformed json (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    except UnicodeDecodeError:
-        raise DataFormatError(path, "malformed json (not UTF-8 text)") from None
+    data = read_json(path, what="ground-truth file")
     if not isinstance(data, dict):
         raise DataFormatError(path, "top level must be an object with videos/annotations/categories")
     return str(path), data

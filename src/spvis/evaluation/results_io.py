@@ -29,6 +29,7 @@ from spvis.errors import DataFormatError
 from spvis.evaluation.ground_truth import GroundTruth
 from spvis.evaluation.rle_batch import parse_counts_batch
 from spvis.utils.atomic_io import atomic_write_bytes, atomic_write_json
+from spvis.utils.json_io import parse_json, read_json
 
 SERVER_JSON_NAME = "results.json"
 # Below this many non-empty frames a thread pool costs more than it saves.
@@ -137,18 +138,12 @@ class ResultTrack:
 def _read_results_file(path: Path) -> Any:
     if not path.is_file():
         raise DataFormatError(path, "results file not found")
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                if SERVER_JSON_NAME not in archive.namelist():
-                    raise DataFormatError(path, f"zip has no {SERVER_JSON_NAME} at its root")
-                return json.loads(archive.read(SERVER_JSON_NAME).decode("utf-8"))
-        with open(path, "r", encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(path, f"malformed json (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    except UnicodeDecodeError:
-        raise DataFormatError(path, "malformed json (not UTF-8 text)") from None
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            if SERVER_JSON_NAME not in archive.namelist():
+                raise DataFormatError(path, f"zip has no {SERVER_JSON_NAME} at its root")
+            return parse_json(path, archive.read(SERVER_JSON_NAME))
+    return read_json(path, what="results file")
 
 
 def load_results(results: str | os.PathLike | list, gt: GroundTruth) -> list[ResultTrack]:
