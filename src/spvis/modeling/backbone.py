@@ -168,7 +168,26 @@ class BasicStem(nn.Module):
 _BLOCKS_PER_STAGE = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 
 
-class ResNet(nn.Module):
+class StagedBackbone(nn.Module):
+    """A ``stem`` then stages ``res2..res5`` run in order; subclasses build them and fill ``_shapes``."""
+
+    out_features: tuple[str, ...]
+    _shapes: dict[str, ShapeSpec]
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        return {name: self._shapes[name] for name in self.out_features}
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        x = self.stem(images)  # (N, C0, H/4, W/4)
+        outputs = {}
+        for name in LEVELS:
+            x = getattr(self, name)(x)
+            if name in self.out_features:
+                outputs[name] = x
+        return outputs
+
+
+class ResNet(StagedBackbone):
     """detectron2 ``build_resnet_backbone`` layout: ``stem`` then ``res2``..``res5`` (nn.Sequential of blocks)."""
 
     def __init__(self, *, depth: int = 50, stem_channels: int = 64, res2_channels: int = 256, norm: str = "FrozenBN",
@@ -206,20 +225,8 @@ class ResNet(nn.Module):
             for parameter in stage.parameters():
                 parameter.requires_grad_(False)
 
-    def output_shape(self) -> dict[str, ShapeSpec]:
-        return {name: self._shapes[name] for name in self.out_features}
 
-    def forward(self, images: Tensor) -> dict[str, Tensor]:
-        x = self.stem(images)  # (N, C0, H/4, W/4)
-        outputs = {}
-        for name in LEVELS:
-            x = getattr(self, name)(x)
-            if name in self.out_features:
-                outputs[name] = x
-        return outputs
-
-
-class TinyBackbone(nn.Module):
+class TinyBackbone(StagedBackbone):
     """A four-stage CNN (GroupNorm, strides 4..32) for CPU tests and the built-in demo model."""
 
     def __init__(self, width: int = 32, out_features: tuple[str, ...] = LEVELS):
@@ -241,18 +248,6 @@ class TinyBackbone(nn.Module):
             ))
             self._shapes[name] = ShapeSpec(out_channels, 4 * 2 ** index)
             in_channels = out_channels
-
-    def output_shape(self) -> dict[str, ShapeSpec]:
-        return {name: self._shapes[name] for name in self.out_features}
-
-    def forward(self, images: Tensor) -> dict[str, Tensor]:
-        x = self.stem(images)
-        outputs = {}
-        for name in LEVELS:
-            x = getattr(self, name)(x)
-            if name in self.out_features:
-                outputs[name] = x
-        return outputs
 
 
 class SwinBackbone(nn.Module):
