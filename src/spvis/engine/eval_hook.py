@@ -7,6 +7,7 @@ scores them with ``spvis.evaluation.evaluate`` (VIS AP + tracking metrics). Othe
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Callable
 
 from torch import nn
@@ -34,8 +35,8 @@ def predict_videos(model: nn.Module, cfg: Any, dataset: Any, videos: list[Any]) 
 
     tracker = OnlineTracker(model, cfg)
     for video in videos:
-        for _ in tracker.stream(open_frame_source(video, image_root=root), source=str(dataset.json_path)):
-            pass  # per-frame results are summarised inside the tracker; the video entries come below
+        # drain the stream: per-frame results are summarised inside the tracker; the video entries come below
+        deque(tracker.stream(open_frame_source(video, image_root=root), source=str(dataset.json_path)), maxlen=0)
         entries.extend(tracker.video_result(video.id, category_ids=category_ids).entries)
     return entries
 
