@@ -39,13 +39,15 @@ class FakeSegmenterModel(nn.Module):
         channels, self.num_queries = cfg.MODEL.DECODER.HIDDEN_DIM, cfg.MODEL.DECODER.NUM_QUERIES
         self.pixel_proj = nn.Conv2d(3, channels, 1)
         self.query_proj = nn.Linear(channels, channels)
+        self.class_proj = nn.Linear(channels, cfg.MODEL.NUM_CLASSES + 1)
         self.tracker = build_tracker(cfg)
 
     def segment(self, images: torch.Tensor) -> dict:
         mask_features = self.pixel_proj(F.avg_pool2d(images, 4))  # (N, C, h, w)
         regions = F.adaptive_avg_pool2d(mask_features, (2, 3)).flatten(2).transpose(1, 2)  # (N, 6, C)
         embeds = F.layer_norm(self.query_proj(regions[:, : self.num_queries]), (regions.shape[-1],))
-        return {"pred_embds": embeds, "mask_features": mask_features}
+        return {"pred_embds": embeds, "mask_features": mask_features, "pred_logits": self.class_proj(embeds),
+                "pred_masks": torch.einsum("nqc,nchw->nqhw", embeds, mask_features)}
 
 
 @pytest.fixture(autouse=True)

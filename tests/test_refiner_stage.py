@@ -31,10 +31,12 @@ class FakeTracker(nn.Module):
     def __init__(self):
         super().__init__()
         self.mix = nn.Linear(C, C)
+        self.classify = nn.Linear(C, K + 1)
 
     def forward(self, embeds, features):  # (B, T, Q, C), (B, T, Cm, h, w)
         out = torch.tanh(self.mix(embeds))
-        return {"pred_embds": out, "pred_masks": torch.einsum("btqc,btchw->bqthw", out, features)}, None
+        return {"pred_embds": out, "pred_masks": torch.einsum("btqc,btchw->bqthw", out, features),
+                "pred_logits": self.classify(out)}, None
 
     def frame_forward(self, embeds):
         return torch.tanh(self.mix(embeds) + embeds)

@@ -32,24 +32,39 @@ def _tiny_model_cfg(synth: Path, mode: str):
     return cfg
 
 
-@pytest.mark.parametrize("mode", ["online", "offline"])
-def test_eval_hook_scores_real_inference(synth, mode):
+@pytest.mark.parametrize("stage,modes", [("segmenter", ["minvis"]), ("tracker", ["minvis", "online"]),
+                                         ("refiner", ["minvis", "online", "offline"])])
+def test_eval_hook_scores_the_stage_chain_like_infer_and_eval(synth, stage, modes, capsys):
+    """The hook scores every link of the stage's chain exactly as `spvis infer` + `evaluate` would."""
     from spvis.cli.train_cmd import build_evaluator, build_model
+    from spvis.engine.eval_hook import predict_videos
+    from spvis.data.catalog import load_dataset, resolve_dataset
+    from spvis.evaluation import evaluate
 
-    cfg = _tiny_model_cfg(synth, mode)
+    cfg = _tiny_model_cfg(synth, "offline" if stage == "refiner" else "online")
+    cfg.STAGE = stage
     torch.manual_seed(0)
     hook = build_evaluator(cfg, init_distributed("cpu"))
-    metrics = hook(build_model(cfg).eval(), 0)
-    assert 0.0 <= metrics["AP"] <= 1.0 or metrics["AP"] == -1
-    assert metrics["info"]["num_videos"] == 1 and "tracking" in metrics
+    model = build_model(cfg).eval()
+    scores = hook(model, 7)
+    assert list(scores) == modes
+    dataset = load_dataset(resolve_dataset(cfg.DATASETS.TEST[0], cfg=cfg))
+    for mode in modes:
+        expected = evaluate(str(synth / "valid.json"), predict_videos(model, cfg, dataset, list(dataset.videos), mode))
+        assert scores[mode]["AP"] == expected["AP"]
+        assert scores[mode]["tracking"]["pooled"]["IDF1"] == expected["tracking"]["pooled"]["IDF1"]
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("evaluation chain at iteration 7")]
+    assert len(line) == 1 and all(f"{m} AP" in line[0] for m in modes)
 
 
-def test_segmenter_stage_has_no_video_evaluation(synth, capsys):
-    from spvis.cli.train_cmd import build_evaluator
+def test_chain_line_marks_a_stage_worse_than_its_input():
+    scores = {"minvis": {"AP": 0.5, "tracking": {"pooled": {"IDF1": 0.7}}},
+              "online": {"AP": 0.6, "tracking": {"pooled": {"IDF1": 0.8}}},
+              "offline": {"AP": 0.55, "tracking": {"pooled": {"IDF1": 0.9}}}}
+    from spvis.engine.eval_hook import chain_line
 
-    cfg = _tiny_model_cfg(synth, "online")
-    cfg.STAGE = "segmenter"
-    assert build_evaluator(cfg, init_distributed("cpu")) is None
+    assert chain_line(3, scores) == ("evaluation chain at iteration 3: minvis AP 50.0 IDF1 70.0 <= online AP 60.0 "
+                                     "IDF1 80.0 > (worse!) offline AP 55.0 IDF1 90.0")
 
 
 def test_trainer_calls_evaluator_every_period_and_logs_metrics(synth, tmp_path):

@@ -30,6 +30,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--config", help="config YAML (default: the one saved beside the weights)")
     parser.add_argument("--mode", choices=("online", "offline"), default="online",
                         help="online: frame by frame, flat memory; offline: adds the temporal refiner")
+    parser.add_argument("--tracker", choices=("learned", "minvis"),
+                        help="online association: learned (the trained tracker, default TEST.TRACKER) or minvis "
+                             "(segmenter + Hungarian matching of query embeddings between frames; works with "
+                             "segmenter-only weights)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--score-thr", type=float, default=0.0,
                         help="drop result entries below this score; overlays show tracks scoring at least "
@@ -72,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
 
         args.weights = str(DEMO_WEIGHTS)
     model, cfg = load_model(args.weights, args.config, list(args.overrides))
+    if args.tracker is not None:
+        cfg.TEST.TRACKER = args.tracker
+    if args.mode == "offline" and cfg.TEST.TRACKER == "minvis":
+        raise SpvisError("--tracker minvis is an online association (the refiner needs the learned tracker); "
+                         "use --mode online")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     entries: list[dict] = []

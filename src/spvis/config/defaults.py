@@ -68,6 +68,11 @@ SCHEMA: dict = {
             "DECODER_LAYERS": Key(6, "referring tracker layers"),
             "NOISE_MODE": Key("wa", "DVIS++ denoising of the layer-0 identity: none | wa | rs | cc"),
             "NOISE_RATIO": Key(0.5, "probability of noising a frame during training"),
+            "NOISE_WARMUP": Key(0.5, "fraction of SOLVER.MAX_ITER over which the noising probability ramps "
+                                     "linearly from 0 to NOISE_RATIO (0 = full noise from the first step)"),
+            "GUIDED_MATCHING": Key(0.5, "fraction of SOLVER.MAX_ITER in which ground truth is assigned to slots "
+                                        "from the frozen segmenter's predictions in slot order (DVIS); afterwards "
+                                        "from the tracker's own outputs"),
             "PGT": {
                 "MEMORY": Key(False, "track memory: FIFO + gated stable embedding"),
                 "MEMORY_SIZE": Key(10, "FIFO length per track"),
@@ -97,6 +102,8 @@ SCHEMA: dict = {
             "SIM_DILATION": Key(2, "SIM: the guide mask is dilated by this radius (feature pixels)"),
             "SIM_FEATURE_STRIDE": Key(2, "SIM: mask features are average-pooled by this factor before attention"),
             "RCP_ALPHA_INIT": Key(0.05, "RCP: initial residual scale alpha (near 0 = near identity)"),
+            "GUIDED_MATCHING": Key(0.5, "fraction of SOLVER.MAX_ITER in which the refiner's ground truth is "
+                                        "matched on the frozen tracker's outputs (DVIS); afterwards on its own"),
         },
         "LOSS": {
             "CLASS_WEIGHT": Key(2.0, "classification loss weight"),
@@ -169,6 +176,9 @@ SCHEMA: dict = {
     },
     "TEST": {
         "MODE": Key("online", "online | offline", choices=("online", "offline")),
+        "TRACKER": Key("learned", "online association: learned (the trained tracker) | minvis (segmenter + Hungarian "
+                                  "matching of query embeddings between frames, no tracker; the baseline)",
+                       choices=("learned", "minvis")),
         "MAX_NUM": Key(10, "top-k results per video (10 YTVIS, 20 OVIS)"),
         "WINDOW_SIZE": Key(3, "frames per segmenter batch / refiner mask window"),
         "EVAL_PERIOD": Key(0, "iterations between evaluations (0 = only at the end)"),

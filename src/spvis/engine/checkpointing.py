@@ -169,13 +169,57 @@ def load_initial_weights(model: nn.Module, path: str | Path, *, stage: str) -> l
     extra_prefixes = tuple(p for p in ("tracker.", "refiner.") if not any(k.startswith(p) for k in own_keys))
     state = {k: v for k, v in state.items() if not k.startswith(extra_prefixes)} if extra_prefixes else state
     try:
-        return load_model_state(model, state, source=str(path),
-                                allowed_missing_prefixes=STAGE_NEW_MODULES[stage])
+        missing = load_model_state(model, state, source=str(path),
+                                   allowed_missing_prefixes=STAGE_NEW_MODULES[stage])
     except CheckpointError as exc:
         if stored_stage:
             raise CheckpointError(f"{exc} (the weights come from stage {stored_stage!r}, this run is stage "
                                   f"{stage!r})") from None
         raise
+    inherit_heads(model, missing)
+    return missing
+
+
+# Heads a new stage takes over from the stage before it: (new module, previous module).
+HEAD_NAMES = ("decoder_norm", "class_embed", "mask_embed")
+HEAD_SOURCES = (("tracker", "sem_seg_head.predictor"), ("refiner", "tracker"))
+
+
+def inherit_heads(model: nn.Module, missing: list[str]) -> list[str]:
+    """Start a new stage's ``decoder_norm`` / ``class_embed`` / ``mask_embed`` from the previous stage's.
+
+    The tracker reads the segmenter's queries and the refiner the tracker's, so their heads face the same
+    embedding space; copying them means a new stage starts by predicting what its input stage predicted
+    instead of from random heads (which cost the tracker half of the segmenter's AP in 100 iterations).
+    Only heads whose keys were missing from the loaded weights are copied, and only when shapes agree
+    (a DVIS++ tracker's 2C heads stay as initialised). Returns the copied key names.
+    """
+    missing_set = set(missing)
+    copied = []
+    for target_name, source_name in HEAD_SOURCES:
+        target, source = _submodule(model, target_name), _submodule(model, source_name)
+        if target is None or source is None:
+            continue
+        for head in HEAD_NAMES:
+            dst, src = getattr(target, head, None), getattr(source, head, None)
+            if dst is None or src is None:
+                continue
+            keys = [f"{target_name}.{head}.{k}" for k in dst.state_dict()]
+            if not keys or not all(k in missing_set for k in keys):
+                continue
+            src_state = src.state_dict()
+            if {k: tuple(v.shape) for k, v in src_state.items()} != {k: tuple(v.shape) for k, v in dst.state_dict().items()}:
+                continue
+            dst.load_state_dict(src_state)
+            copied.extend(keys)
+    return copied
+
+
+def _submodule(model: nn.Module, name: str) -> nn.Module | None:
+    try:
+        return model.get_submodule(name)
+    except AttributeError:  # the model does not build this part (e.g. no refiner)
+        return None
 
 
 def export_final_weights(path: str | Path, model: nn.Module, cfg: Any) -> Path:

@@ -19,6 +19,7 @@ from pycocotools import mask as mask_utils
 from spvis.engine.frame_result import FrameResult, VideoResult
 from spvis.engine.video_results import TrackAccumulator, encode_frame_masks
 from spvis.errors import DataFormatError, SpvisError
+from spvis.modeling.minvis import minvis_step
 from spvis.modeling.postprocess import masks_to_original
 
 
@@ -75,9 +76,14 @@ MASK_CHUNK = 16
 class OnlineTracker:
     """Runs a model (``segment`` + ``tracker``) over a stream of frames, one frame at a time."""
 
-    def __init__(self, model: torch.nn.Module, cfg, *, score_thr: float = 0.5, keep_frames: bool = False):
-        if getattr(model, "tracker", None) is None:
-            raise SpvisError("online inference needs a tracker: these weights/config have MODEL.TRACKER.ENABLED False")
+    def __init__(self, model: torch.nn.Module, cfg, *, score_thr: float = 0.5, keep_frames: bool = False,
+                 association: str | None = None):
+        self.association = association or cfg.TEST.TRACKER
+        if self.association not in ("learned", "minvis"):
+            raise SpvisError(f"unknown association {self.association!r} (choose learned or minvis)")
+        if self.association == "learned" and getattr(model, "tracker", None) is None:
+            raise SpvisError("online inference with the learned tracker needs a tracker: these weights/config have "
+                             "MODEL.TRACKER.ENABLED False (use --tracker minvis for a segmenter alone)")
         self.model = model
         self.cfg = cfg
         self.score_thr = score_thr
@@ -102,7 +108,10 @@ class OnlineTracker:
                 self.frame_size = frame.shape[:2]
                 images, image_size = self.preprocess(frame)
                 seg = self.model.segment(images)
-                out, state = self.model.tracker.step(seg["pred_embds"], seg["mask_features"], state)
+                if self.association == "minvis":
+                    out, state = minvis_step(seg, state)
+                else:
+                    out, state = self.model.tracker.step(seg["pred_embds"], seg["mask_features"], state)
                 yield self._frame_result(index, frame, images.shape[-2:], image_size, out)
         finally:
             self.model.train(was_training)

@@ -270,6 +270,9 @@ class Trainer:
         """One optimiser step over this rank's micro-batches; returns the averaged (local) loss values."""
         self.train_model.train()
         self.optimizer.zero_grad(set_to_none=True)
+        bare = ckpt.unwrap(self.model)
+        if hasattr(bare, "train_progress"):  # stage schedules (guided matching, noise ramp) follow the iteration
+            bare.train_progress = (int(iteration), self.max_iter)
         local = self.plan.local_micro_batches
         sums: dict[str, float] = {}
         for k in range(local):

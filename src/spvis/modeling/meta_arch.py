@@ -43,6 +43,10 @@ class SPVISModel(nn.Module):
         self.cfg = cfg
         # loss helpers built lazily by the stage modules (criteria, matchers); plain objects, never saved
         self.stage_cache: dict[str, object] = {}
+        # training progress (iteration, MAX_ITER), set by the trainer before every step: stage schedules
+        # (segmenter-guided matching, the denoising ramp) read it; it lives in the training checkpoint as
+        # the iteration, so a resumed run follows the same schedule
+        self.train_progress: tuple[int, int] = (0, 1)
 
     @classmethod
     def from_config(cls, cfg) -> "SPVISModel":

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from spvis.modeling.criterion import SetCriterion
 from spvis.modeling.rcp import contrastive_loss, preservation_loss
+from spvis.modeling.stages.tracker_stage import is_guided
 
 
 @torch.no_grad()
@@ -40,7 +41,7 @@ def frozen_tracking(model, images: Tensor, clip_len: int) -> dict:
         model.sem_seg_head.train(modes[0])
         model.tracker.train(modes[1])
     return {"embeds": tracked["pred_embds"], "masks": tracked["pred_masks"].transpose(1, 2),
-            "memory": memory, "features": features}
+            "logits": tracked["pred_logits"], "memory": memory, "features": features}
 
 
 def refine_clip(refiner, tracked: dict) -> dict:
@@ -106,17 +107,25 @@ def compute_losses(model, images: Tensor, targets: list[dict], clip_len: int) ->
     """Weighted refiner-stage losses. images (B*T, 3, Hp, Wp) normalised; targets per clip
     {labels (N,), ids (N,), masks (N, T, Hp, Wp) float, present (N, T) bool} (docs/INTERFACES.md).
 
-    Every layer is matched on its own (official); RCP losses use the last layer's matching.
+    Every layer is matched on its own (official) once training is past MODEL.REFINER.GUIDED_MATCHING of
+    MAX_ITER; before that every layer uses one matching computed on the frozen tracker's video-level
+    predictions (logits averaged over T, its masks), as DVIS guides the refiner by the tracker. RCP losses use
+    the last layer's matching.
     """
     tracked = frozen_tracking(model, images, clip_len)
     outputs = refine_clip(model.refiner, tracked)
     flat = video_level(outputs)
     flat_targets = [{"labels": t["labels"], "masks": t["masks"].flatten(1, 2).unsqueeze(1)} for t in targets]
     criterion = refiner_criterion(model, clip_len)
-    losses = criterion.weighted(criterion(flat, flat_targets))
+    guided = None
+    if is_guided(getattr(model, "train_progress", (0, 1)), float(model.cfg.MODEL.REFINER.GUIDED_MATCHING)):
+        tracker_video = {"pred_logits": tracked["logits"].mean(1),  # (B, Q, K+1) averaged over T
+                         "pred_masks": tracked["masks"].transpose(1, 2).flatten(2, 3).unsqueeze(2)}
+        guided = criterion.matcher(tracker_video, flat_targets)
+    losses = criterion.weighted(criterion(flat, flat_targets, indices=guided))
     rcp = model.refiner.rcp
     if rcp is not None:
-        indices = criterion.matcher(flat, flat_targets)
+        indices = guided if guided is not None else criterion.matcher(flat, flat_targets)
         b, t, q, _ = outputs["pred_embds"].shape
         valid = matched_presence(indices, targets, t, q).to(outputs["pred_embds"].device)
         if rcp.preserve_weight > 0:

@@ -8,9 +8,14 @@ Ground truth is assigned to slots once, at each identity's first appearance over
 its object; DVIS++ denoising (MODEL.TRACKER.NOISE_MODE) corrupts the layer-0 identity during training.
 The loss is the per-frame set loss (absent objects: empty mask, class kept) on every tracker layer, plus
 the DVIS++ reference contrastive loss (MODEL.LOSS.REID_WEIGHT) and, with MODEL.TRACKER.RCP, the RCP
-preservation loss (MODEL.LOSS.PRESERVE_WEIGHT) on confidently matched slots. DVIS guides the matching by the segmenter
-for the first half of training (an iteration counter hidden in the model); we always match on the
-tracker's own outputs, so resumed runs behave the same.
+preservation loss (MODEL.LOSS.PRESERVE_WEIGHT) on confidently matched slots.
+
+Schedules (read from ``model.train_progress``, which the trainer sets from the iteration, so a resumed run
+follows them exactly): for the first MODEL.TRACKER.GUIDED_MATCHING of the iterations the first-appearance
+assignment is computed on the frozen segmenter's predictions permuted into slot order by the tracker's
+alignment indices (DVIS: a fresh tracker's own outputs are noise, so matching on them would teach slots
+arbitrary objects); afterwards on the tracker's outputs. The denoising probability ramps linearly from 0 to
+MODEL.TRACKER.NOISE_RATIO over the first MODEL.TRACKER.NOISE_WARMUP of the iterations.
 """
 
 from __future__ import annotations
@@ -66,8 +71,9 @@ def first_appearance_assignment(
 
 
 @torch.no_grad()
-def frozen_segmenter(model, images: Tensor, frames_per_clip: int) -> tuple[Tensor, Tensor]:
-    """Segmenter in eval mode without gradients -> (queries (B, T, Q, C), mask features (B, T, Cm, h, w))."""
+def frozen_segmenter(model, images: Tensor, frames_per_clip: int) -> dict[str, Tensor]:
+    """Segmenter in eval mode without gradients -> {embeds (B, T, Q, C), features (B, T, Cm, h, w),
+    logits (B, T, Q, K+1), masks (B, T, Q, h, w)}."""
     parts = [m for m in (getattr(model, "backbone", None), getattr(model, "sem_seg_head", None)) if m is not None]
     modes = [m.training for m in parts]
     for m in parts:
@@ -77,11 +83,32 @@ def frozen_segmenter(model, images: Tensor, frames_per_clip: int) -> tuple[Tenso
     finally:
         for m, mode in zip(parts, modes):
             m.train(mode)
-    n, q, c = seg["pred_embds"].shape
-    b = n // frames_per_clip
-    features = seg["mask_features"]
-    embeds = seg["pred_embds"].reshape(b, frames_per_clip, q, c)
-    return embeds, features.reshape(b, frames_per_clip, *features.shape[1:])
+    b = seg["pred_embds"].shape[0] // frames_per_clip
+
+    def per_clip(x: Tensor) -> Tensor:
+        return x.reshape(b, frames_per_clip, *x.shape[1:])
+
+    return {"embeds": per_clip(seg["pred_embds"]), "features": per_clip(seg["mask_features"]),
+            "logits": per_clip(seg["pred_logits"]), "masks": per_clip(seg["pred_masks"])}
+
+
+def in_slot_order(x: Tensor, indices: Tensor) -> Tensor:
+    """Per-frame segmenter outputs x (B, T, Q, ...) gathered by the tracker's alignment indices (B, T, Q)."""
+    index = indices.view(*indices.shape, *([1] * (x.dim() - 3))).expand(-1, -1, -1, *x.shape[3:])
+    return torch.gather(x, 2, index.to(x.device))
+
+
+def scheduled_fraction(progress: tuple[int, int], fraction: float) -> float:
+    """Linear ramp 0 -> 1 over the first ``fraction`` of training (1 from the start when fraction is 0)."""
+    iteration, max_iter = progress
+    span = fraction * max(max_iter, 1)
+    return 1.0 if span <= 0 else min(1.0, iteration / span)
+
+
+def is_guided(progress: tuple[int, int], fraction: float) -> bool:
+    """Whether iteration ``progress[0]`` of ``progress[1]`` is in the guided-matching part of training."""
+    iteration, max_iter = progress
+    return iteration < fraction * max_iter
 
 
 def track_sample(tracker, embeds: Tensor, features: Tensor, clip_frames: int) -> list[dict]:
@@ -112,6 +139,7 @@ def _concat_clips(clips: list[dict]) -> dict:
     result = join(clips)
     result["aux_outputs"] = [join([c["aux_outputs"][i] for c in clips]) for i in range(len(clips[0]["aux_outputs"]))]
     result["pred_references"] = [ref for c in clips for ref in c["pred_references"]]
+    result["match_indices"] = torch.cat([c["match_indices"] for c in clips], 1)  # (B, T, Q)
     for key in ("rcp_compensated", "rcp_memory"):  # (B, T, Q, C) with RCP on
         if key in clips[0]:
             result[key] = torch.cat([c[key] for c in clips], 1)
@@ -151,14 +179,23 @@ def compute_losses(model, images: Tensor, targets: list[dict], clip_len: int) ->
     ids (N,), masks (N, T, Hp, Wp) float, present (N, T) bool}; T = clip_len = frames per sample."""
     cfg = model.cfg
     clip_frames = cfg.INPUT.SAMPLING_FRAME_NUM if clip_len % cfg.INPUT.SAMPLING_FRAME_NUM == 0 else clip_len
-    embeds, features = frozen_segmenter(model, images, clip_len)
-    outputs = _concat_clips(track_sample(model.tracker, embeds, features, clip_frames))
+    progress = getattr(model, "train_progress", (0, 1))
+    tcfg = cfg.MODEL.TRACKER
+    model.tracker.noiser.ratio = float(tcfg.NOISE_RATIO) * scheduled_fraction(progress, float(tcfg.NOISE_WARMUP))
+    seg = frozen_segmenter(model, images, clip_len)
+    outputs = _concat_clips(track_sample(model.tracker, seg["embeds"], seg["features"], clip_frames))
+    if is_guided(progress, float(tcfg.GUIDED_MATCHING)):
+        match_logits = in_slot_order(seg["logits"], outputs["match_indices"])  # (B, T, Q, K+1)
+        match_masks = in_slot_order(seg["masks"], outputs["match_indices"])  # (B, T, Q, h, w)
+    else:
+        match_logits = outputs["pred_logits"].detach()
+        match_masks = outputs["pred_masks"].detach().transpose(1, 2)
     loss_cfg = cfg.MODEL.LOSS
     criterion = tracker_criterion(model)
     frame_targets, frame_indices, matched_slots, matched = [], [], [], []
     for b, target in enumerate(targets):
         indices = first_appearance_assignment(
-            outputs["pred_logits"][b].detach(), outputs["pred_masks"][b].detach().transpose(0, 1), target,
+            match_logits[b], match_masks[b], target,
             class_weight=loss_cfg.CLASS_WEIGHT, mask_weight=loss_cfg.MASK_WEIGHT, dice_weight=loss_cfg.DICE_WEIGHT,
             num_points=loss_cfg.TRAIN_NUM_POINTS,
         )
