@@ -117,8 +117,22 @@ def encode_mask(mask: np.ndarray) -> dict:
     return rle
 
 
+# pycocotools 2.0.x ``area()`` on a list allocates its output with the dtype numpy infers from the list length;
+# with numpy 2 a list of 256 or more RLEs raises OverflowError ("out of bounds for uint8"). Every area goes
+# through the helpers below, which never hand it more than this many RLEs at once.
+AREA_CHUNK = 128
+
+
+def rle_areas(rles: list[dict]) -> np.ndarray:
+    """Foreground pixel counts (int64 (N,)) of normalised RLEs, any N (chunked under pycocotools' limit)."""
+    out = np.zeros(len(rles), dtype=np.int64)
+    for start in range(0, len(rles), AREA_CHUNK):
+        out[start:start + AREA_CHUNK] = mask_utils.area(list(rles[start:start + AREA_CHUNK]))
+    return out
+
+
 def rle_area(rle: dict) -> int:
-    """Foreground pixel count of a normalised RLE."""
+    """Foreground pixel count of one normalised RLE (a single dict: pycocotools' scalar path, no list)."""
     return int(mask_utils.area(rle))
 
 

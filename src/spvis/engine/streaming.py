@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from pycocotools import mask as mask_utils
 
+from spvis.data.rle import rle_area
 from spvis.engine.frame_result import FrameResult, VideoResult
 from spvis.engine.video_results import TrackAccumulator, encode_frame_masks
 from spvis.errors import DataFormatError, SpvisError
@@ -133,7 +133,7 @@ class OnlineTracker:
             chunk_rles = encode_frame_masks(chunk)
             for offset, rle in enumerate(chunk_rles):
                 i = start + offset
-                if wanted[i] and mask_utils.area(rle) > 0:  # area counts runs: no full-res scan
+                if wanted[i] and rle_area(rle) > 0:  # area counts runs: no full-res scan
                     shown[i] = True
                     shown_masks.append(chunk[offset])
             rles.extend(chunk_rles)

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
-from spvis.data.rle import RLEError, normalize_segmentation
+from spvis.data.rle import RLEError, normalize_segmentation, rle_areas
 from spvis.data.ytvis import parse_categories, parse_videos
 from spvis.errors import DataFormatError
 from spvis.utils.json_io import read_json
@@ -162,7 +161,7 @@ def load_ground_truth(gt: str | Path | dict) -> GroundTruth:
         present = [r for r in rles if r is not None]
         frame_areas = np.zeros(video.length, dtype=np.int64)
         if present:
-            frame_areas[[t for t, r in enumerate(rles) if r is not None]] = mask_utils.area(present)
+            frame_areas[[t for t, r in enumerate(rles) if r is not None]] = rle_areas(present)
         avg_area = _track_avg_area(a.get("areas"), frame_areas, source, entry)
         occlusion = a.get("occlusion")
         occlusion_flags.append(occlusion is not None)

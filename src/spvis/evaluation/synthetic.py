@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from spvis.data.rle import rle_area
+
 
 def _canonical_runs(runs: list[int]) -> list[int]:
     """Merge away zero-length interior runs (a full-height box): pycocotools' ``iou`` stops early on them."""
@@ -118,7 +120,7 @@ def make_case(spec: SyntheticSpec = YTVIS_VALID_LIKE) -> tuple[dict, list[dict]]
             cat = int(rng.integers(1, spec.num_classes + 1))
             boxes = _track_boxes(rng, spec)
             segs = [box_rle(H, W, b) if b is not None else None for b in boxes]
-            areas = [int(mask_utils.area(s)) if s is not None else None for s in segs]
+            areas = [rle_area(s) if s is not None else None for s in segs]
             annotations.append({"id": next_ann, "video_id": vid, "category_id": cat, "iscrowd": 0,
                                 "height": H, "width": W, "segmentations": segs, "areas": areas,
                                 "bboxes": [None if b is None else [b[0], b[1], b[2] - b[0], b[3] - b[1]]
