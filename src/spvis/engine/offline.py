@@ -9,11 +9,17 @@ pass 2 decodes only those k masks window by window, recomputing the segmenter fo
 features were not cached (the source is read a second time), and encodes them to RLE at once. Memory
 is therefore O(T x Q x C + budget), never O(T x mask size).
 
-Score and top-k rule (DVIS_offline, reference §5): per query and class, p = max(softmax(refiner video
-logits), softmax(mean over T of the tracker logits)) without the no-object column; top-k over the Q x K
-table with k = TEST.MAX_NUM (10 for YouTube-VIS, 20 for OVIS), so one query may appear with several
-classes; score = p alone (no mask-quality term); masks = refiner mask logits > 0 after resizing to the
-frame. Entries are sorted by descending score.
+Identities are the tracker's track ids, not query slots: with the PGT lifecycle or clip association a
+slot can hand one track over to another, so pass 1 records which track holds which slot on every frame,
+and each track is refined, classified and decoded over the frames (and slots) it held. For the DVIS
+tracker every slot holds one track for the whole video, which is exactly DVIS_offline's per-query rule.
+
+Score and top-k rule (DVIS_offline, reference §5): per track and class, p = max(softmax(refiner logits
+pooled over the track's frames), softmax(mean over those frames of the tracker logits)) without the
+no-object column; top-k over the tracks x K table with k = TEST.MAX_NUM (10 for YouTube-VIS, 20 for OVIS),
+so one track may appear with several classes in ``results.json``; score = p alone (no mask-quality
+term); masks = refiner mask logits > 0 after resizing to the frame. Entries are sorted by descending
+score. Per-frame results (overlays) show each track once, with its best entry's class.
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ class Pass1Result:
 
     instance_embeds: Tensor  # (T, Q, C) tracker outputs (SIM-grounded when the refiner has SIM)
     frame_memory: Tensor  # (T, Q, C) tracker.frame_forward of the segmenter queries
-    tracker_logits_sum: Tensor  # (Q, K+1)
+    track_ids: Tensor  # (T, Q) int64 track held by each slot on each frame (-1 = none)
+    tracker_logits: Tensor  # (T, Q, K+1) the tracker's per-frame logits (small: Q x K per frame)
     feature_cache: list[Tensor]  # mask features (Cm, h, w) float32 (exact) of frames 0 .. len-1
     num_frames: int
     image_size: tuple[int, int]
@@ -99,8 +106,7 @@ def run_pass1(model, frames: Iterable[np.ndarray], *, height: int, width: int, w
     """Segmenter + tracker frame by frame; keeps queries, the tracker logit sum and up to ``cache_frames`` features."""
     tracker, refiner = model.tracker, model.refiner
     state = None
-    instance, memory, cache = [], [], []
-    logits_sum = None
+    instance, memory, cache, track_ids, logits = [], [], [], [], []
     image_size = padded_size = None
     for window_index, window in enumerate(_windows(frames, window_size)):
         for offset, frame in enumerate(window):
@@ -114,18 +120,50 @@ def run_pass1(model, frames: Iterable[np.ndarray], *, height: int, width: int, w
             out, state = tracker.step(embeds[t:t + 1], features[t:t + 1], state)
             grounded = refiner.ground_frame(out["pred_embds"], features[t:t + 1], out["pred_masks"])
             instance.append(grounded[0].cpu())  # (Q, C)
-            logits = out["pred_logits"][0].float().cpu()  # (Q, K+1)
-            logits_sum = logits if logits_sum is None else logits_sum + logits
+            logits.append(out["pred_logits"][0].float().cpu())  # (Q, K+1)
+            track_ids.append(out["track_ids"][0].cpu())  # (Q,)
             if len(cache) < cache_frames:
                 cache.append(features[t].to("cpu", torch.float32, copy=True))  # own storage, not a window view
         del seg, features
     if not instance:
         raise SpvisError("offline inference: the video has no readable frames")
     return Pass1Result(
-        instance_embeds=torch.stack(instance), frame_memory=torch.cat(memory), tracker_logits_sum=logits_sum,
-        feature_cache=cache, num_frames=len(instance), image_size=image_size, padded_size=padded_size,
-        height=height, width=width,
+        instance_embeds=torch.stack(instance), frame_memory=torch.cat(memory), track_ids=torch.stack(track_ids),
+        tracker_logits=torch.stack(logits), feature_cache=cache, num_frames=len(instance), image_size=image_size,
+        padded_size=padded_size, height=height, width=width,
     )
+
+
+@dataclass
+class VideoTracks:
+    """The tracks of one video: which slot each held on each frame."""
+
+    ids: list[int]  # track ids, ascending
+    slots: Tensor  # (T, N) int64 slot of track n on frame t, -1 where it held none
+
+    @classmethod
+    def from_slot_ids(cls, track_ids: Tensor) -> "VideoTracks":
+        """(T, Q) track id per slot and frame (-1 = free) -> the per-track slot table."""
+        ids = sorted(int(i) for i in torch.unique(track_ids) if int(i) >= 0)
+        column = {track: n for n, track in enumerate(ids)}
+        slots = torch.full((track_ids.shape[0], len(ids)), -1, dtype=torch.int64)
+        frames, held = torch.nonzero(track_ids >= 0, as_tuple=True)
+        cols = torch.tensor([column[int(i)] for i in track_ids[frames, held]], dtype=torch.int64)
+        slots[frames, cols] = held
+        return cls(ids, slots)
+
+    @property
+    def present(self) -> Tensor:
+        """(T, N) bool: track n held a slot on frame t."""
+        return self.slots >= 0
+
+    def gather(self, per_slot: Tensor) -> Tensor:
+        """Per-slot values (T, Q, ...) -> per-track values (T, N, ...) (zeros where a track holds no slot)."""
+        index = self.slots.clamp(min=0).to(per_slot.device)
+        index = index.view(*index.shape, *([1] * (per_slot.dim() - 2))).expand(-1, -1, *per_slot.shape[2:])
+        values = torch.gather(per_slot, 1, index)
+        keep = self.present.to(per_slot.device).view(*self.slots.shape, *([1] * (per_slot.dim() - 2)))
+        return values * keep.to(values.dtype)
 
 
 def plan_windows(cfg, *, height: int, width: int, num_queries: int, max_memory_gb: float,
@@ -182,15 +220,22 @@ def run_offline(
         first = run_pass1(model, iter(source), height=height, width=width, window_size=seg_window,
                           cache_frames=cache_frames, preprocess=preprocess, source_name=name)
         refined = model.refiner(first.instance_embeds.unsqueeze(0).to(device), first.frame_memory.unsqueeze(0).to(device))
-        video_logits = refined["pred_logits"][0].float().cpu()  # (Q, K+1)
-        tracker_logits = first.tracker_logits_sum / first.num_frames
-        scores, labels, query_ids = vis_topk(video_logits, cfg.TEST.MAX_NUM, aux_logits=tracker_logits)
-        order = scores.argsort(descending=True, stable=True)
-        scores, labels, query_ids = scores[order], labels[order], query_ids[order]
-        selected = refined["pred_embds"][0][:, query_ids.to(device)]  # (T, k, C)
+        tracks = VideoTracks.from_slot_ids(first.track_ids)
+        track_embeds = tracks.gather(refined["pred_embds"][0].cpu())  # (T, N, C)
         del refined
-        segmentations = run_pass2(model, source, first, selected, preprocess, decode_window=decode_window,
-                                  frame_callback=frame_callback, scores=scores, labels=labels, query_ids=query_ids)
+        present = tracks.present
+        video_logits = model.refiner.pooled_logits(track_embeds.to(device), present.to(device)).float().cpu()
+        counts = present.sum(0).clamp(min=1).unsqueeze(-1)  # (N, 1)
+        tracker_logits = tracks.gather(first.tracker_logits).sum(0) / counts  # (N, K+1) mean over held frames
+        scores, labels, rows = vis_topk(video_logits, cfg.TEST.MAX_NUM, aux_logits=tracker_logits)
+        order = scores.argsort(descending=True, stable=True)
+        scores, labels, rows = scores[order], labels[order], rows[order]
+        selected = track_embeds[:, rows].to(device)  # (T, k, C)
+        selected_present = present[:, rows]  # (T, k)
+        track_ids = torch.tensor(tracks.ids, dtype=torch.int64)[rows] if len(rows) else rows
+        segmentations = run_pass2(model, source, first, selected, selected_present, preprocess,
+                                  decode_window=decode_window, frame_callback=frame_callback, scores=scores,
+                                  labels=labels, track_ids=track_ids)
     finally:
         model.train(was_training)
     vid = video_id if video_id is not None else getattr(source, "name", "video")
@@ -204,14 +249,20 @@ def run_offline(
                        truncated=bool(getattr(source, "truncated", False)), error=getattr(source, "error", None))
 
 
-def run_pass2(model, source, first: Pass1Result, selected: Tensor, preprocess: FramePreprocessor, *,
-              decode_window: int,
+def run_pass2(model, source, first: Pass1Result, selected: Tensor, selected_present: Tensor,
+              preprocess: FramePreprocessor, *, decode_window: int,
               frame_callback: Callable[[FrameResult], None] | None, scores: Tensor, labels: Tensor,
-              query_ids: Tensor) -> list[list[dict]]:
-    """Decode the k selected masks window by window and RLE-encode them; returns k lists of T RLEs."""
+              track_ids: Tensor) -> list[list[dict | None]]:
+    """Decode the k selected entries' masks window by window and RLE-encode them.
+
+    ``selected`` (T, k, C) refined embeddings per entry, ``selected_present`` (T, k) whether the entry's
+    track held a slot on that frame (None in the results where not). Returns k lists of T RLEs or None.
+    """
     device = selected.device
     k = selected.shape[1]
-    segmentations: list[list[dict]] = [[] for _ in range(k)]
+    segmentations: list[list[dict | None]] = [[] for _ in range(k)]
+    present = selected_present.numpy()
+    best_entry = first_entry_per_track(track_ids)  # entries are sorted by score: the first is the best
     reread = frame_callback is not None or len(first.feature_cache) < first.num_frames
     frames = _windows(iter(source), decode_window, limit=first.num_frames) if reread else None
     for start in range(0, first.num_frames, decode_window):
@@ -225,16 +276,28 @@ def run_pass2(model, source, first: Pass1Result, selected: Tensor, preprocess: F
         masks = masks_to_original(logits[0].transpose(0, 1), first.padded_size, first.image_size,
                                   (first.height, first.width)).cpu().numpy()  # (k, Tw, H, W) bool
         for i in range(k):
-            segmentations[i].extend(encode_mask(masks[i, t]) for t in range(stop - start))
+            segmentations[i].extend(encode_mask(masks[i, t]) if present[start + t, i] else None
+                                    for t in range(stop - start))
         if frame_callback is not None:
             for t in range(stop - start):
-                visible = masks[:, t].reshape(k, -1).any(axis=1)
+                shown = best_entry & present[start + t] & masks[:, t].reshape(k, -1).any(axis=1)
                 frame_callback(FrameResult(
-                    frame_index=start + t, track_ids=query_ids.numpy()[visible].astype(np.int64),
-                    labels=labels.numpy()[visible].astype(np.int64),
-                    scores=scores.numpy()[visible].astype(np.float32), masks=masks[visible, t],
+                    frame_index=start + t, track_ids=track_ids.numpy()[shown].astype(np.int64),
+                    labels=labels.numpy()[shown].astype(np.int64),
+                    scores=scores.numpy()[shown].astype(np.float32), masks=masks[shown, t],
                     frame=window_frames[t]))
     return segmentations
+
+
+def first_entry_per_track(track_ids: Tensor) -> np.ndarray:
+    """bool (k,): entry i is the first (highest-scoring) entry of its track among entries sorted by score."""
+    seen: set[int] = set()
+    first = np.zeros(len(track_ids), dtype=bool)
+    for i, track in enumerate(track_ids.tolist()):
+        if track not in seen:
+            seen.add(track)
+            first[i] = True
+    return first
 
 
 def _window_features(model, preprocess: FramePreprocessor, first: Pass1Result, start: int, stop: int,

@@ -164,6 +164,18 @@ class TemporalRefiner(nn.Module):
         pooled = (normed * weights).sum(dim=1)  # (B, Q, C)
         return {"pred_logits": self.class_embed(pooled), "pred_embds": normed}
 
+    def pooled_logits(self, normed: Tensor, valid: Tensor) -> Tensor:
+        """Class logits of instances pooled over their own frames only (the video-level class head).
+
+        ``normed`` (T, N, C) normalised embeddings, ``valid`` (T, N) bool frames each instance exists in ->
+        (N, K+1). With every frame valid this is exactly ``_heads``'s pooling (softmax over T of
+        ``activation_proj``); a track that lives on part of the video is classified from that part.
+        """
+        scores = self.activation_proj(normed)  # (T, N, 1)
+        scores = scores.masked_fill(~valid.unsqueeze(-1), float("-inf"))
+        weights = torch.nan_to_num(scores.softmax(dim=0), nan=0.0)  # an instance with no frame pools nothing
+        return self.class_embed((normed * weights).sum(dim=0))
+
     def predict_masks(self, pred_embds: Tensor, mask_features: Tensor) -> Tensor:
         """Mask logits of a window: (B, Tw, Q, C) normalised embeddings x (B, Tw, Cm, h, w) -> (B, Tw, Q, h, w)."""
         return torch.einsum("btqc,btchw->btqhw", self.mask_embed(pred_embds), mask_features)
