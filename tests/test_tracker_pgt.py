@@ -37,20 +37,22 @@ def test_pgt_parts_need_memory():
         build_tracker(tiny_cfg(LIFECYCLE=True))
 
 
-def test_stable_embedding_moves_only_when_confident_and_by_fifo_similarity():
+def test_stable_embedding_is_a_quality_gated_ema():
     q1 = torch.tensor([[[1.0, 0.0]]])  # (Q=1, B=1, C=2)
-    memory = TrackMemory.empty(3, q1)
+    memory = TrackMemory.empty(3, q1, rate=0.2, sim_gate=0.5)
     memory.update(q1, torch.tensor([[False]]))
     assert not memory.stable_valid.any() and not memory.fifo_valid.any()
-    memory.update(q1, torch.tensor([[True]]))
+    memory.update(q1, torch.tensor([[True]]), torch.tensor([[0.3]]))
+    torch.testing.assert_close(memory.stable, q1)  # the first confident frame sets m
+    q2 = torch.tensor([[[0.0, 1.0]]])  # cos(q2, m) = 0 < 0.5: another object took the slot, m unchanged
+    memory.update(q2, torch.tensor([[True]]), torch.tensor([[1.0]]))
     torch.testing.assert_close(memory.stable, q1)
-    q2 = torch.tensor([[[0.0, 1.0]]])  # orthogonal to the FIFO: beta = 0, m unchanged
-    memory.update(q2, torch.tensor([[True]]))
-    torch.testing.assert_close(memory.stable, q1)
-    q3 = torch.tensor([[[1.0, 1.0]]])  # cos to q1 and q2 = 0.7071 -> beta = 0.7071
-    memory.update(q3, torch.tensor([[True]]))
-    beta = 2 ** -0.5
-    torch.testing.assert_close(memory.stable, (1 - beta) * q1 + beta * q3)
+    q3 = torch.tensor([[[1.0, 1.0]]])  # cos = 0.707: m moves by rate * score = 0.2 * 0.5 = 0.1 towards q3
+    memory.update(q3, torch.tensor([[True]]), torch.tensor([[0.5]]))
+    torch.testing.assert_close(memory.stable, torch.tensor([[[1.0, 0.1]]]))
+    for _ in range(30):  # a long steady track converges to its query
+        memory.update(q3, torch.tensor([[True]]), torch.tensor([[1.0]]))
+    torch.testing.assert_close(memory.stable, q3, atol=2e-3, rtol=0)
     assert memory.fifo_valid.sum() == 3
 
 

@@ -77,6 +77,8 @@ SCHEMA: dict = {
                 "MEMORY": Key(False, "track memory: FIFO + gated stable embedding"),
                 "MEMORY_SIZE": Key(10, "FIFO length per track"),
                 "MEMORY_SCORE_THR": Key(0.5, "visible = class score above this and a non-empty mask (memory update, misses)"),
+                "MEMORY_RATE": Key(0.15, "stable embedding EMA rate at full confidence (scaled by the class score)"),
+                "MEMORY_SIM_GATE": Key(0.5, "no memory update when cos(query, stable embedding) is below this"),
                 "PROGRESSIVE_REF": Key(False, "gated reference r = g*q_prev + (1-g)*m"),
                 "CLIP_ASSOCIATION": Key(False, "clip-wise association with filtering and rejection"),
                 "CLIP_LEN": Key(5, "frames per clip for association"),

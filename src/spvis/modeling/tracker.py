@@ -37,6 +37,8 @@ class PGTOptions:
     memory: bool = False
     memory_size: int = 10
     memory_score_thr: float = 0.5
+    memory_rate: float = 0.15
+    memory_sim_gate: float = 0.5
     progressive_ref: bool = False
     clip_association: bool = False
     clip_len: int = 5
@@ -259,7 +261,8 @@ class ReferringTracker(nn.Module):
         binary = (masks.detach() > 0).flatten(2)  # (B, Q, h*w)
         visible = (scores >= opts.memory_score_thr) & binary.any(-1)  # (B, Q)
         if state.memory is None:
-            state.memory = TrackMemory.empty(opts.memory_size, out)
+            state.memory = TrackMemory.empty(opts.memory_size, out, rate=opts.memory_rate,
+                                             sim_gate=opts.memory_sim_gate)
         if opts.uses_track_books and not state.books:
             rules = LifecycleRules(opts.lifecycle, opts.birth_score_thr, opts.sleep_frames, opts.kill_frames,
                                    opts.reid_sim_thr, opts.assoc_sim_thr)
@@ -275,7 +278,7 @@ class ReferringTracker(nn.Module):
         if state.books:
             held = torch.stack([torch.as_tensor(book.slot_ids >= 0) for book in state.books])
             confident &= held.t().to(confident.device)
-        state.memory.update(out, confident)
+        state.memory.update(out, confident, scores.t())
         if opts.clip_association:
             state.last_masks, state.last_labels = binary, labels
         if not state.books:
@@ -325,6 +328,7 @@ def pgt_options_from_cfg(cfg: CfgNode) -> PGTOptions:
     p = cfg.MODEL.TRACKER.PGT
     return PGTOptions(
         memory=p.MEMORY, memory_size=p.MEMORY_SIZE, memory_score_thr=p.MEMORY_SCORE_THR,
+        memory_rate=p.MEMORY_RATE, memory_sim_gate=p.MEMORY_SIM_GATE,
         progressive_ref=p.PROGRESSIVE_REF, clip_association=p.CLIP_ASSOCIATION, clip_len=p.CLIP_LEN,
         assoc_sim_thr=p.ASSOC_SIM_THR, lifecycle=p.LIFECYCLE, birth_score_thr=p.BIRTH_SCORE_THR,
         sleep_frames=p.SLEEP_FRAMES, kill_frames=p.KILL_FRAMES, reid_sim_thr=p.REID_SIM_THR,

@@ -1,9 +1,13 @@
-"""Per-slot track memory: a FIFO of recent confident outputs and a gated stable embedding (PGT part 1).
+"""Per-slot track memory: a FIFO of recent confident outputs and a long-term stable embedding (PGT part 1).
 
-The stable embedding m is updated only while the track is confidently visible,
-m <- (1 - b) m + b q_t with b = clamp(mean cos(q_t, FIFO), 0, 1) (CTVIS / DVIS-DAQ similarity guidance),
-so an occluded or drifting query does not overwrite the long-term identity. Everything is detached
-(stop-gradient) and has a fixed size: (M, Q, B, C) + (Q, B, C), independent of video length.
+The stable embedding m is an exponential moving average with a small, quality-gated rate:
+m <- (1 - b) m + b q_t with b = MEMORY_RATE * s_t, where s_t is the track's class confidence on that frame,
+and only on frames where the track is confidently visible and q_t still resembles m
+(cos(q_t, m) >= MEMORY_SIM_GATE); the first confident frame sets m = q_t. A rate of 0.1-0.2 makes m a
+summary of the last ~5-10 confident frames, so an occluded, drifting or hijacked query (another object
+taking the slot) does not overwrite the long-term identity, while slow appearance change is followed.
+Everything is detached (stop-gradient) and fixed in size: (M, Q, B, C) + (Q, B, C), independent of
+video length.
 """
 
 from __future__ import annotations
@@ -15,15 +19,22 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+DEFAULT_RATE = 0.15
+DEFAULT_SIM_GATE = 0.5
+
+
 @dataclass
 class TrackMemory:
     fifo: Tensor  # (M, Q, B, C) most recent last
     fifo_valid: Tensor  # (M, Q, B) bool
     stable: Tensor  # (Q, B, C)
     stable_valid: Tensor  # (Q, B) bool
+    rate: float = DEFAULT_RATE  # EMA rate at full confidence
+    sim_gate: float = DEFAULT_SIM_GATE  # no update when cos(q, m) is below this
 
     @classmethod
-    def empty(cls, size: int, like: Tensor) -> "TrackMemory":
+    def empty(cls, size: int, like: Tensor, *, rate: float = DEFAULT_RATE,
+              sim_gate: float = DEFAULT_SIM_GATE) -> "TrackMemory":
         """An empty memory shaped after ``like`` (Q, B, C)."""
         num_queries, batch, channels = like.shape
         return cls(
@@ -31,18 +42,21 @@ class TrackMemory:
             fifo_valid=torch.zeros(size, num_queries, batch, dtype=torch.bool, device=like.device),
             stable=like.new_zeros(num_queries, batch, channels),
             stable_valid=torch.zeros(num_queries, batch, dtype=torch.bool, device=like.device),
+            rate=float(rate), sim_gate=float(sim_gate),
         )
 
-    def update(self, query: Tensor, confident: Tensor) -> None:
-        """Push ``query`` (Q, B, C) into the FIFO and blend it into m where ``confident`` (Q, B)."""
+    def update(self, query: Tensor, confident: Tensor, quality: Tensor | None = None) -> None:
+        """Push ``query`` (Q, B, C) into the FIFO and blend it into m where ``confident`` (Q, B).
+
+        ``quality`` (Q, B) in [0, 1] scales the rate (the class confidence; 1 when None).
+        """
         query = query.detach()
-        sims = F.cosine_similarity(self.fifo, query.unsqueeze(0), dim=-1)  # (M, Q, B)
-        counts = self.fifo_valid.sum(0)  # (Q, B)
-        mean_sim = (sims * self.fifo_valid).sum(0) / counts.clamp(min=1)
-        beta = torch.where(counts > 0, mean_sim.clamp(0, 1), torch.ones_like(mean_sim))  # (Q, B)
-        beta = torch.where(self.stable_valid, beta, torch.ones_like(beta)).unsqueeze(-1)
-        blended = (1 - beta) * self.stable + beta * query
-        self.stable = torch.where(confident.unsqueeze(-1), blended, self.stable)
+        quality = torch.ones_like(confident, dtype=query.dtype) if quality is None else quality.to(query.dtype)
+        similar = F.cosine_similarity(self.stable, query, dim=-1) >= self.sim_gate  # (Q, B)
+        beta = torch.where(self.stable_valid, self.rate * quality.clamp(0, 1), torch.ones_like(quality))
+        update = confident & (similar | ~self.stable_valid)
+        blended = self.stable + beta.unsqueeze(-1) * (query - self.stable)
+        self.stable = torch.where(update.unsqueeze(-1), blended, self.stable)
         self.stable_valid = self.stable_valid | confident
         shifted = torch.cat([self.fifo[1:], query.unsqueeze(0)])
         shifted_valid = torch.cat([self.fifo_valid[1:], torch.ones_like(self.fifo_valid[:1])])
@@ -78,4 +92,4 @@ class TrackMemory:
     def detached(self) -> "TrackMemory":
         """A copy cut from the autograd graph (stop-gradient between training clips)."""
         return TrackMemory(self.fifo.detach().clone(), self.fifo_valid.clone(),
-                           self.stable.detach().clone(), self.stable_valid.clone())
+                           self.stable.detach().clone(), self.stable_valid.clone(), self.rate, self.sim_gate)
