@@ -136,6 +136,9 @@ def backbone_state_from_file(path: Path, *, kind: str) -> dict[str, torch.Tensor
             if new_key is not None:
                 converted[new_key] = value
         return converted
+    if kind == "mobilenet_v2":  # torchvision's file: drop the classifier and the final 1x1 conv (block 18)
+        return {key: value for key, value in state.items()
+                if not key.startswith("classifier.") and not key.startswith("features.18.")}
     if kind == "swin":
         state = {key: value for key, value in state.items() if not key.startswith("head.") and key != "norm.weight"
                  and key != "norm.bias"}

@@ -18,7 +18,8 @@ SCHEMA: dict = {
         "PIXEL_STD": Key([58.395, 57.12, 57.375], "per-channel std, RGB, 0-255 scale"),
         "SIZE_DIVISIBILITY": Key(32, "inputs are zero-padded to a multiple of this"),
         "BACKBONE": {
-            "NAME": Key("resnet", "resnet | swin | tiny", choices=("resnet", "swin", "tiny")),
+            "NAME": Key("resnet", "resnet | swin | mobilenet_v2 (torchvision's, frozen BN) | tiny",
+                        choices=("resnet", "swin", "mobilenet_v2", "tiny")),
             "DEPTH": Key(50, "ResNet depth (18, 34, 50, 101)"),
             "RES2_OUT_CHANNELS": Key(256, "ResNet res2 output channels (64 for R18/R34)"),
             "STEM_OUT_CHANNELS": Key(64, "ResNet stem output channels"),

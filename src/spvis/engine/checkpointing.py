@@ -186,33 +186,64 @@ HEAD_SOURCES = (("tracker", "sem_seg_head.predictor"), ("refiner", "tracker"))
 
 
 def inherit_heads(model: nn.Module, missing: list[str]) -> list[str]:
-    """Start a new stage's ``decoder_norm`` / ``class_embed`` / ``mask_embed`` from the previous stage's.
+    """Start a fresh tracker / refiner as a copy of the stage before it: heads copied, residual branches zero.
 
     The tracker reads the segmenter's queries and the refiner the tracker's, so their heads face the same
-    embedding space; copying them means a new stage starts by predicting what its input stage predicted
-    instead of from random heads (which cost the tracker half of the segmenter's AP in 100 iterations).
-    Only heads whose keys were missing from the loaded weights are copied, and only when shapes agree
-    (a DVIS++ tracker's 2C heads stay as initialised). Returns the copied key names.
+    embedding space. The new stage's ``decoder_norm`` / ``class_embed`` / ``mask_embed`` are copied from the
+    previous stage, and the last projection of every residual branch (attention ``out_proj``, FFN ``linear2``,
+    the refiner's second temporal conv) starts at zero, so every post-norm layer starts as a LayerNorm of its
+    input. A fresh tracker then predicts what MinVIS association of the segmenter predicts (measured on the
+    synthetic benchmark: AP 51.6 / IDF1 80.5 against MinVIS's 51.7 / 79.1, where random layers gave 27.7), and a
+    fresh refiner what the tracker predicts; training starts from the input stage's accuracy instead of from
+    noise (random heads cost the tracker half of the segmenter's AP in 100 iterations). The branches still
+    learn: the zero projections get gradients from the first step. Only modules whose keys were all missing
+    from the loaded weights are touched, heads only when shapes agree (a DVIS++ tracker's 2C heads keep their
+    init). Returns the copied and zeroed parameter names.
     """
     missing_set = set(missing)
-    copied = []
+    touched = []
     for target_name, source_name in HEAD_SOURCES:
         target, source = _submodule(model, target_name), _submodule(model, source_name)
-        if target is None or source is None:
+        if target is None or not all(f"{target_name}.{k}" in missing_set for k in target.state_dict()):
+            continue  # no such stage, or it was loaded from the weights: keep it as it is
+        if source is not None:
+            for head in HEAD_NAMES:
+                dst, src = getattr(target, head, None), getattr(source, head, None)
+                if dst is None or src is None:
+                    continue
+                src_state = src.state_dict()
+                if {k: tuple(v.shape) for k, v in src_state.items()} != \
+                        {k: tuple(v.shape) for k, v in dst.state_dict().items()}:
+                    continue
+                dst.load_state_dict(src_state)
+                touched.extend(f"{target_name}.{head}.{k}" for k in src_state)
+        touched.extend(f"{target_name}.{name}" for name in zero_residual_branches(target))
+    return touched
+
+
+@torch.no_grad()
+def zero_residual_branches(module: nn.Module) -> list[str]:
+    """Zero the output projection of every residual branch of a tracker / refiner's DVIS layers (the
+    ``transformer_*_layers`` and ``conv_short_aggregate_layers`` lists; SIM and RCP keep their own gated
+    near-identity init, whose gates would get no gradient behind a zero branch). Returns the names zeroed."""
+    zeroed = []
+    for name, child in module.named_modules():
+        if not name.startswith(("transformer_", "conv_short_aggregate_layers.")):
             continue
-        for head in HEAD_NAMES:
-            dst, src = getattr(target, head, None), getattr(source, head, None)
-            if dst is None or src is None:
-                continue
-            keys = [f"{target_name}.{head}.{k}" for k in dst.state_dict()]
-            if not keys or not all(k in missing_set for k in keys):
-                continue
-            src_state = src.state_dict()
-            if {k: tuple(v.shape) for k, v in src_state.items()} != {k: tuple(v.shape) for k, v in dst.state_dict().items()}:
-                continue
-            dst.load_state_dict(src_state)
-            copied.extend(keys)
-    return copied
+        if isinstance(child, nn.MultiheadAttention):
+            parts = [("out_proj.weight", child.out_proj.weight), ("out_proj.bias", child.out_proj.bias)]
+        elif hasattr(child, "linear2") and isinstance(child.linear2, nn.Linear):  # FFNLayer
+            parts = [("linear2.weight", child.linear2.weight), ("linear2.bias", child.linear2.bias)]
+        elif name.startswith("conv_short_aggregate_layers.") and name.count(".") == 1:  # refiner conv branch
+            last = child[-1]
+            parts = [("2.weight", last.weight), ("2.bias", last.bias)]
+        else:
+            continue
+        for suffix, tensor in parts:
+            if tensor is not None:
+                tensor.zero_()
+                zeroed.append(f"{name}.{suffix}")
+    return zeroed
 
 
 def _submodule(model: nn.Module, name: str) -> nn.Module | None:

@@ -250,6 +250,54 @@ class TinyBackbone(StagedBackbone):
             in_channels = out_channels
 
 
+def freeze_batch_norms(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm2d under ``module`` by a FrozenBatchNorm2d (same eps; stats load as buffers)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, FrozenBatchNorm2d(child.num_features, eps=child.eps))
+        else:
+            freeze_batch_norms(child)
+    return module
+
+
+class MobileNetV2Backbone(nn.Module):
+    """torchvision's MobileNetV2 (width 1.0) feature layers with frozen BatchNorm, as res2..res5.
+
+    The levels are the outputs of ``features`` blocks 3 (stride 4, 24 ch), 6 (stride 8, 32 ch), 13 (stride 16,
+    96 ch) and 17 (stride 32, 320 ch); the final 1x1 conv to 1280 channels is not used. Parameter names are
+    torchvision's (``features.<i>...``), so its ImageNet checkpoint (``mobilenet_v2-b0353104.pth``) loads by name.
+    Frozen BN as detectron2 does for ResNets: small CPU batches cannot estimate batch statistics.
+    """
+
+    # (level, first block, end block) of torchvision's ``features``
+    STAGES = (("res2", 0, 4), ("res3", 4, 7), ("res4", 7, 14), ("res5", 14, 18))
+    CHANNELS = {"res2": 24, "res3": 32, "res4": 96, "res5": 320}
+
+    def __init__(self, *, out_features: tuple[str, ...] = LEVELS, freeze_at: int = 0):
+        super().__init__()
+        from torchvision.models import mobilenet_v2
+
+        self.features = freeze_batch_norms(mobilenet_v2(weights=None).features[:18])
+        self.out_features = tuple(out_features)
+        self._shapes = {name: ShapeSpec(self.CHANNELS[name], 4 * 2 ** i) for i, name in enumerate(LEVELS)}
+        # FREEZE_AT as detectron2: 1 freezes the stem (blocks 0-1, stride 2), k > 1 also res2 .. res<k>
+        frozen_end = 0 if freeze_at <= 0 else (2 if freeze_at == 1 else self.STAGES[min(freeze_at, 5) - 2][2])
+        for parameter in self.features[:frozen_end].parameters():
+            parameter.requires_grad_(False)
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        return {name: self._shapes[name] for name in self.out_features}
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        outputs = {}
+        x = images
+        for name, start, end in self.STAGES:
+            x = self.features[start:end](x)
+            if name in self.out_features:
+                outputs[name] = x
+        return outputs
+
+
 class SwinBackbone(nn.Module):
     """Swin Transformer from timm blocks with per-level output LayerNorms ``norm0..norm3`` (D2SwinTransformer).
 
@@ -317,6 +365,8 @@ def build_backbone(cfg) -> nn.Module:
         )
     elif bcfg.NAME == "tiny":
         backbone = TinyBackbone(width=bcfg.WIDTH, out_features=out_features)
+    elif bcfg.NAME == "mobilenet_v2":
+        backbone = MobileNetV2Backbone(out_features=out_features, freeze_at=bcfg.FREEZE_AT)
     else:
         raise ConfigError(f"MODEL.BACKBONE.NAME: unknown backbone {bcfg.NAME!r}")
     if bcfg.PRETRAINED:
