@@ -104,3 +104,28 @@ def test_full_pgt_trains_through_lifecycle_and_association():
     losses = tracker_stage.compute_losses(model, torch.randn(4, 3, 32, 32), [_clip_targets(4)], clip_len=4)
     sum(losses.values()).backward()  # in-place memory edits must not break autograd
     assert model.tracker.ref_gate.proj.weight.grad is not None
+
+
+def test_frozen_segmenter_cache_hits_on_repeated_frames_and_keys_on_weights(tmp_path):
+    from spvis.modeling.stages.frozen_cache import FrozenSegmenterCache
+
+    model = _model()
+    model.backbone = torch.nn.Identity()  # the fingerprint covers backbone + sem_seg_head
+    model.sem_seg_head = model.pixel_proj
+    images = torch.randn(4, 3, 32, 32)
+    direct = model.segment(images)
+    cache = FrozenSegmenterCache(tmp_path)
+    first = cache.segment(model, images)
+    assert (cache.hits, cache.misses) == (0, 4)
+    again = cache.segment(model, torch.cat([images[2:], images[:1]]))  # frames seen before, another order
+    assert (cache.hits, cache.misses) == (3, 4)
+    for key in ("pred_embds", "pred_logits"):
+        torch.testing.assert_close(first[key], direct[key])  # float32 on disk: exact
+    for key in ("mask_features", "pred_masks"):
+        torch.testing.assert_close(first[key], direct[key], rtol=2e-3, atol=2e-3)  # float16 on disk
+        torch.testing.assert_close(again[key][:2], first[key][2:])
+    with torch.no_grad():
+        model.pixel_proj.weight.mul_(2)  # other segmenter weights: a new folder, nothing reused
+    other = FrozenSegmenterCache(tmp_path)
+    other.segment(model, images[:1])
+    assert other.misses == 1 and other.folder != cache.folder

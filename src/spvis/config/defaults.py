@@ -13,6 +13,9 @@ SCHEMA: dict = {
     "MODEL": {
         "DEVICE": Key("auto", "cpu, cuda, cuda:N, or auto (cuda when available)"),
         "WEIGHTS": Key("", "weights to initialise from (our safetensors checkpoint); empty = random init"),
+        "FROZEN_CACHE_DIR": Key("", "tracker/refiner stages: cache the frozen segmenter's per-frame outputs in this "
+                                    "folder (keyed by input pixels and segmenter weights; empty = off). Pays off "
+                                    "with a fixed train scale and no flip, where frames repeat"),
         "NUM_CLASSES": Key(40, "number of object categories K (the class head has K+1 outputs)"),
         "PIXEL_MEAN": Key([123.675, 116.28, 103.53], "per-channel mean, RGB, 0-255 scale"),
         "PIXEL_STD": Key([58.395, 57.12, 57.375], "per-channel std, RGB, 0-255 scale"),

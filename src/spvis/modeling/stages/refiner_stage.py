@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from spvis.modeling.criterion import SetCriterion
+from spvis.modeling.stages.frozen_cache import frozen_segment
 from spvis.modeling.rcp import contrastive_loss, preservation_loss
 from spvis.modeling.stages.tracker_stage import is_guided
 
@@ -30,7 +31,7 @@ def frozen_tracking(model, images: Tensor, clip_len: int) -> dict:
     model.sem_seg_head.eval()
     model.tracker.eval()
     try:
-        seg = model.segment(images)
+        seg = frozen_segment(model, images)
         n, q, c = seg["pred_embds"].shape
         b = n // clip_len
         seg_embeds = seg["pred_embds"].reshape(b, clip_len, q, c)

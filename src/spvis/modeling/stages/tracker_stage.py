@@ -25,6 +25,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from spvis.modeling.criterion import SetCriterion
+from spvis.modeling.stages.frozen_cache import frozen_segment
 from spvis.modeling.matcher import batch_dice_cost, batch_sigmoid_ce_cost
 from spvis.modeling.pgt.reference_contrast import reference_contrastive_loss
 from spvis.modeling.rcp import preservation_loss
@@ -79,7 +80,7 @@ def frozen_segmenter(model, images: Tensor, frames_per_clip: int) -> dict[str, T
     for m in parts:
         m.eval()
     try:
-        seg = model.segment(images)
+        seg = frozen_segment(model, images)
     finally:
         for m, mode in zip(parts, modes):
             m.train(mode)
