@@ -71,7 +71,12 @@ class SetCriterion(nn.Module):
 
     def loss_masks(self, outputs: dict, targets: list[dict], indices, num_masks: float) -> tuple[Tensor, Tensor]:
         pred = outputs["pred_masks"]  # (B, Q, T, h, w)
-        src = torch.cat([pred[b, p.to(pred.device)] for b, (p, _) in enumerate(indices)], 0)  # (M, T, h, w)
+        # one advanced-indexing gather over all clips (Mask2Former's src permutation index): its backward is a
+        # single scatter, where a per-clip pred[b] would zero-fill and add the whole (B, Q, T, h, w) gradient
+        # once per clip (measured: 20% of a 20-frame tracker step)
+        clip_idx = torch.cat([torch.full_like(p, b) for b, (p, _) in enumerate(indices)]).to(pred.device)
+        query_idx = torch.cat([p for p, _ in indices]).to(pred.device)
+        src = pred[clip_idx, query_idx]  # (M, T, h, w)
         tgt = torch.cat([t["masks"][i.to(pred.device)] for t, (_, i) in zip(targets, indices)], 0)
         if src.shape[0] == 0:
             zero = pred.sum() * 0.0
