@@ -70,6 +70,9 @@ SCHEMA: dict = {
         "TRACKER": {
             "ENABLED": Key(True, "build the tracker"),
             "DECODER_LAYERS": Key(6, "referring tracker layers"),
+            "ALIGNMENT": Key("dvis", "initial alignment of the current queries to the slots: dvis (the official "
+                                     "gather quirk, needed to reproduce official weights) | hungarian (the "
+                                     "optimal assignment)", choices=("dvis", "hungarian")),
             "NOISE_MODE": Key("wa", "DVIS++ denoising of the layer-0 identity: none | wa | rs | cc"),
             "NOISE_RATIO": Key(0.5, "probability of noising a frame during training"),
             "NOISE_WARMUP": Key(0.5, "fraction of SOLVER.MAX_ITER over which the noising probability ramps "

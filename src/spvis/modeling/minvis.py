@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from spvis.modeling.pgt.matching import cosine_cost
+from spvis.modeling.pgt.matching import hungarian_match_indices
 
 
 @dataclass
@@ -28,11 +27,7 @@ class MinVISState:
 
 def slot_assignment(previous: Tensor, current: Tensor) -> Tensor:
     """Hungarian alignment: slot s (row of ``previous``) takes ``current[index[s]]``. (Q, C) x (Q, C) -> (Q,)."""
-    cost = cosine_cost(previous.detach().float(), current.detach().float()).cpu().numpy()
-    rows, columns = linear_sum_assignment(cost)
-    index = torch.empty(len(rows), dtype=torch.int64)
-    index[torch.from_numpy(rows)] = torch.from_numpy(columns).long()
-    return index
+    return torch.from_numpy(hungarian_match_indices(previous, current))
 
 
 def _gather(x: Tensor, index: Tensor) -> Tensor:

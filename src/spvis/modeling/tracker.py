@@ -23,7 +23,7 @@ from spvis.errors import ConfigError
 from spvis.modeling.layers import MLP, CrossAttentionLayer, FFNLayer, SelfAttentionLayer
 from spvis.modeling.pgt.gate import ProgressiveReferenceGate
 from spvis.modeling.pgt.lifecycle import LifecycleRules, TrackBook
-from spvis.modeling.pgt.matching import gather_slots, match_batch
+from spvis.modeling.pgt.matching import ALIGNMENTS, gather_slots, match_batch
 from spvis.modeling.pgt.memory import TrackMemory
 from spvis.modeling.pgt.noise import QueryNoiser
 from spvis.modeling.rcp import CausalRCPState, CausalRefinementCompensator
@@ -101,8 +101,12 @@ class ReferringTracker(nn.Module):
         pgt: PGTOptions | None = None,
         sim: SpatialInteractionModule | None = None,
         rcp: CausalRefinementCompensator | None = None,
+        alignment: str = "dvis",
     ):
         super().__init__()
+        if alignment not in ALIGNMENTS:
+            raise ConfigError(f"MODEL.TRACKER.ALIGNMENT: unknown alignment {alignment!r} (choose {sorted(ALIGNMENTS)})")
+        self.alignment = alignment
         self.num_layers = num_layers
         self.num_classes = num_classes
         self.transformer_self_attention_layers = nn.ModuleList(
@@ -175,7 +179,7 @@ class ReferringTracker(nn.Module):
             identity = cur
             aligned = cur
         else:
-            indices = match_batch(state.last_aligned, cur)  # (B, Q)
+            indices = match_batch(state.last_aligned, cur, self.alignment)  # (B, Q)
             if self.training and self.noiser.should_noise():
                 identity, indices = self.noiser(cur)
             else:
@@ -358,6 +362,7 @@ def build_tracker(cfg: CfgNode) -> ReferringTracker:
         sim=build_sim(cfg.MODEL.TRACKER, hidden_dim=dec.HIDDEN_DIM, mask_dim=cfg.MODEL.PIXEL_DECODER.MASK_DIM,
                       nheads=dec.NHEADS),
         rcp=rcp_from_cfg(cfg),
+        alignment=cfg.MODEL.TRACKER.ALIGNMENT,
     )
 
 

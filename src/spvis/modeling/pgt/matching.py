@@ -33,13 +33,28 @@ def official_match_indices(ref: Tensor, cur: Tensor) -> np.ndarray:
     return columns.astype(np.int64)
 
 
-def match_batch(ref: Tensor, cur: Tensor) -> Tensor:
+def hungarian_match_indices(ref: Tensor, cur: Tensor) -> np.ndarray:
+    """The optimal alignment as a gather index: slot s takes ``cur[idx[s]]``. ref, cur: (Q, C) -> (Q,) int64."""
+    cost = cosine_cost(ref.detach().float(), cur.detach().float()).cpu().numpy()
+    rows, columns = linear_sum_assignment(cost)
+    index = np.empty(len(rows), dtype=np.int64)
+    index[rows] = columns
+    return index
+
+
+ALIGNMENTS = {"dvis": official_match_indices, "hungarian": hungarian_match_indices}
+
+
+def match_batch(ref: Tensor, cur: Tensor, alignment: str = "dvis") -> Tensor:
     """Per-clip alignment indices. ref, cur: (Q, B, C) -> (B, Q) int64.
 
+    ``alignment``: ``dvis`` (the official gather quirk, needed to reproduce official weights) or
+    ``hungarian`` (the optimal assignment; on the synthetic benchmark the two differ on 57 % of frames).
     DVIS matches batch element 0 only and applies its indices to every clip; we match each clip on its
     own, which is identical for B = 1 (inference) and correct for B > 1.
     """
-    rows = [torch.from_numpy(official_match_indices(ref[:, b], cur[:, b])) for b in range(cur.shape[1])]
+    solve = ALIGNMENTS[alignment]
+    rows = [torch.from_numpy(solve(ref[:, b], cur[:, b])) for b in range(cur.shape[1])]
     return torch.stack(rows).to(cur.device)
 
 
