@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from pathlib import Path
 
 
 def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", nargs="?", help="registered/builtin dataset name or a YTVIS-format json")
+    parser.add_argument("dataset", nargs="?", help="registered/builtin dataset name, a YTVIS-format or VIPSeg json, "
+                                                   "or a VSPW split file / root folder")
     parser.add_argument("--json", help="dataset json (instead of the positional name)")
     parser.add_argument("--image-root", help="folder the json's file_names are relative to")
     parser.add_argument("--config", help="config whose DATASETS.REGISTER names user datasets")
@@ -23,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--all-frames", action="store_true", help="read every frame header, not only the first")
     check.add_argument("--no-frames", action="store_true", help="skip frame files (annotations only)")
     check.add_argument("--stats-json", help="also write the statistics to this json file")
+    check.add_argument("--mask-root", help="VIPSeg: the panomasksRGB folder (default: beside the json)")
+    check.add_argument("--split", help="VSPW: the split of a root folder given as the dataset (default val)")
     check.set_defaults(func=run_check)
 
     split = sub.add_parser("split", help="carve a local validation split out of an annotated train json")
@@ -49,6 +54,8 @@ def _resolve(args: argparse.Namespace):
     key = args.json or args.dataset
     if not key:
         raise SpvisError("give a dataset name or json (positional) or --json FILE")
+    if Path(key).is_dir() and (Path(key) / "data").is_dir():  # a VSPW root: the split picks the list file
+        key = str(Path(key) / f"{getattr(args, 'split', None) or 'val'}.txt")
     if args.json and args.dataset:
         raise SpvisError("give either a dataset name or --json, not both")
     cfg = None
@@ -57,17 +64,36 @@ def _resolve(args: argparse.Namespace):
 
         cfg = load_config(args.config)
     spec = resolve_dataset(key, args.image_root, cfg=cfg)
+    if getattr(args, "mask_root", None):
+        spec = replace(spec, mask_root=Path(args.mask_root))
     return spec, load_dataset(spec)
+
+
+def _require_instance_format(spec) -> None:
+    """SpvisError for VIPSeg / VSPW datasets, which only ``data check`` handles."""
+    from spvis.errors import SpvisError
+
+    if spec.kind in ("vipseg", "vspw"):
+        raise SpvisError(f"{spec.json}: a {'VIPSeg' if spec.kind == 'vipseg' else 'VSPW'} dataset; only "
+                         f"'spvis data check' handles this format")
 
 
 def run_check(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from spvis.data.check import check_frames, check_images, check_masks, dataset_statistics, format_statistics
+    from spvis.data.check import (check_frames, check_images, check_masks, check_segmentation_dataset,
+                                  dataset_statistics, format_statistics)
     from spvis.data.coco import ImageDataset
     from spvis.utils.atomic_io import atomic_write_json
 
     spec, ds = _resolve(args)
+    if spec.kind in ("vipseg", "vspw"):
+        stats, lines = check_segmentation_dataset(ds, read_files=not args.no_frames)
+        print("\n".join(lines))
+        if args.stats_json:
+            atomic_write_json(args.stats_json, stats, indent=2)
+        print("ok")
+        return 0
     if isinstance(ds, ImageDataset):
         if not args.no_frames:
             check_images(ds)
@@ -96,6 +122,7 @@ def run_split(args: argparse.Namespace) -> int:
     from spvis.data.split import split_video_json
 
     spec, _ = _resolve(args)
+    _require_instance_format(spec)
     result = split_video_json(spec.json, args.out, val_fraction=args.val_fraction, seed=args.seed,
                               image_root=spec.image_root)
     for split in ("train", "valid"):
@@ -112,6 +139,7 @@ def run_show(args: argparse.Namespace) -> int:
     from spvis.viz.show import show_video
 
     spec, ds = _resolve(args)
+    _require_instance_format(spec)
     if isinstance(ds, ImageDataset):
         raise SpvisError(f"{spec.json}: show draws video datasets; this is a COCO image dataset")
     if not ds.has_annotations:

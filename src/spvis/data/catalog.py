@@ -4,11 +4,16 @@ Builtin datasets resolve under ``$SPVIS_DATASETS``, else ``$DETECTRON2_DATASETS`
 (layouts of reference §7). User datasets are registered from Python (``register_dataset``) or from
 ``cfg.DATASETS.REGISTER`` (list of ``{name, json, image_root}``). A json path is accepted anywhere a
 name is; its image root defaults to ``<json dir>/<json stem>/JPEGImages`` (the ``spvis synth`` layout).
+Video panoptic / semantic sets: ``vipseg_{train,val,test}`` (kind vipseg: the json, ``images/`` and
+``panomasksRGB/`` beside it) and ``vspw_{train,val,test}`` (kind vspw: the split file ``VSPW_480p/<split>.txt``);
+a VIPSeg json path (named ``panoptic*`` / ``*vipseg*``, or with ``segments_info`` near its start) or a VSPW
+split file path resolves to those kinds too.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,13 +24,15 @@ from spvis.errors import SpvisError
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Where a dataset lives and how to read it (``kind`` video = YTVIS json, image = COCO json)."""
+    """Where a dataset lives and how to read it (``kind`` video = YTVIS json, image = COCO json, vipseg =
+    VIPSeg panoptic json, vspw = VSPW split file)."""
 
     name: str
     json: Path
     image_root: Path | None
     kind: str = "video"
     category_set: str | None = None  # builtin category list this dataset maps into
+    mask_root: Path | None = None  # vipseg: the panomasksRGB folder
 
 
 def datasets_root() -> Path:
@@ -52,7 +59,13 @@ _BUILTIN["coco2ytvis2021_val"] = ("coco/annotations/coco2ytvis2021_val.json", "c
 _BUILTIN["coco2ovis_train"] = ("coco/annotations/coco2ovis_train.json", "coco/train2017", "image", "ovis")
 _BUILTIN["coco2ovis_val"] = ("coco/annotations/coco2ovis_val.json", "coco/val2017", "image", "ovis")
 
+for _split in ("train", "val", "test"):
+    _BUILTIN[f"vipseg_{_split}"] = (f"VIPSeg/VIPSeg_720P/panoptic_gt_VIPSeg_{_split}.json", "VIPSeg/VIPSeg_720P/images",
+                                    "vipseg", "")
+    _BUILTIN[f"vspw_{_split}"] = (f"VSPW_480p/{_split}.txt", "VSPW_480p/data", "vspw", "")
+
 BUILTIN_NAMES = tuple(sorted(_BUILTIN))
+KINDS = ("video", "image", "vipseg", "vspw")
 
 _USER: dict[str, DatasetSpec] = {}
 
@@ -62,9 +75,10 @@ def register_dataset(name: str, json: str | Path, image_root: str | Path | None 
     """Register a user dataset (YTVIS-format json, or COCO json with kind='image') under ``name``."""
     if name in _BUILTIN:
         raise SpvisError(f"dataset name {name!r} is a builtin dataset; choose another name")
-    if kind not in ("video", "image"):
-        raise SpvisError(f"dataset {name!r}: kind must be 'video' or 'image', got {kind!r}")
-    spec = DatasetSpec(name, Path(json), Path(image_root) if image_root else None, kind, category_set)
+    if kind not in KINDS:
+        raise SpvisError(f"dataset {name!r}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    spec = DatasetSpec(name, Path(json), Path(image_root) if image_root else None, kind, category_set,
+                       Path(json).parent / "panomasksRGB" if kind == "vipseg" else None)
     _USER[name] = spec
     return spec
 
@@ -98,6 +112,20 @@ def default_image_root(json_path: Path) -> Path:
     return json_path.parent
 
 
+def looks_like_vipseg(path: Path) -> bool:
+    """A VIPSeg panoptic json: named ``panoptic*`` / ``*vipseg*``, or its first MiB holds ``segments_info`` or a
+    string ``video_id`` (YTVIS ids are integers)."""
+    name = path.name.lower()
+    if name.startswith("panoptic") or "vipseg" in name:
+        return True
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 20)
+    except OSError:
+        return False
+    return b'"segments_info"' in head or re.search(rb'"video_id"\s*:\s*"', head) is not None
+
+
 def resolve_dataset(name_or_json: str | Path, image_root: str | Path | None = None,
                     cfg: Any = None) -> DatasetSpec:
     """A ``DatasetSpec`` for a user name, a builtin name or a json path (SpvisError if none fits)."""
@@ -116,11 +144,21 @@ def resolve_dataset(name_or_json: str | Path, image_root: str | Path | None = No
         if not json_path.is_file():
             raise SpvisError(f"dataset {key}: {json_path} not found (set $SPVIS_DATASETS to the folder holding "
                              f"{rel_json.split('/')[0]}/)")
-        return DatasetSpec(key, json_path, Path(image_root) if image_root else root / rel_root, kind, cats)
+        return DatasetSpec(key, json_path, Path(image_root) if image_root else root / rel_root, kind, cats or None,
+                           json_path.parent / "panomasksRGB" if kind == "vipseg" else None)
     path = Path(key)
+    if path.suffix.lower() == ".txt" or (path.is_dir() and (path / "data").is_dir()):
+        if path.is_dir():
+            raise SpvisError(f"{path}: a VSPW root; give its split file ({path}/val.txt) or --split")
+        if not path.is_file():
+            raise SpvisError(f"{path}: VSPW split file not found")
+        return DatasetSpec(f"vspw_{path.stem}", path, Path(image_root) if image_root else path.parent / "data", "vspw")
     if path.suffix.lower() == ".json" or path.is_file():
         if not path.is_file():
             raise SpvisError(f"{path}: dataset json not found")
+        if looks_like_vipseg(path):
+            return DatasetSpec(path.stem, path, Path(image_root) if image_root else path.parent / "images", "vipseg",
+                               None, path.parent / "panomasksRGB")
         return DatasetSpec(path.stem, path, Path(image_root) if image_root else default_image_root(path), "video")
     known = ", ".join(sorted(_USER)) or "none"
     raise SpvisError(f"unknown dataset {key!r}: not a json file, a builtin name ({', '.join(BUILTIN_NAMES[:4])}, "
@@ -128,7 +166,16 @@ def resolve_dataset(name_or_json: str | Path, image_root: str | Path | None = No
 
 
 def load_dataset(spec: DatasetSpec):
-    """Load a resolved dataset: a ``VideoDataset`` (kind video) or an ``ImageDataset`` (kind image)."""
+    """Load a resolved dataset: a ``VideoDataset`` (kind video), an ``ImageDataset`` (kind image), a
+    ``PanopticDataset`` (kind vipseg) or a ``VSPWDataset`` (kind vspw)."""
+    if spec.kind == "vipseg":
+        from spvis.data.vipseg import load_vipseg
+
+        return load_vipseg(spec.json, spec.image_root, spec.mask_root)
+    if spec.kind == "vspw":
+        from spvis.data.vspw import load_vspw
+
+        return load_vspw(spec.json.parent, spec.json.stem)
     if spec.kind == "image":
         from spvis.data.coco import load_coco_instances
 

@@ -4,12 +4,14 @@ Loading (``load_video_dataset``) already rejects malformed json, duplicate ids, 
 wrong ``segmentations`` lengths and mask sizes. This adds what loading skips for speed: every compressed
 RLE is parsed (pycocotools decodes a corrupt string to garbage without complaint), every frame file must
 exist, and frame headers must match the json's size (first frame of each video, or all with ``all_frames``).
+VIPSeg / VSPW datasets are checked by their own modules (``check_segmentation_dataset``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -18,6 +20,10 @@ from spvis.data.coco import ImageDataset
 from spvis.data.rle import RLEError, check_rle
 from spvis.data.ytvis import VideoDataset
 from spvis.errors import DataFormatError
+
+if TYPE_CHECKING:
+    from spvis.data.vipseg import PanopticDataset
+    from spvis.data.vspw import VSPWDataset
 
 
 def check_frames(ds: VideoDataset, *, all_frames: bool = False) -> None:
@@ -72,6 +78,20 @@ def check_masks(ds: VideoDataset) -> None:
                 except RLEError as exc:
                     raise DataFormatError(ds.json_path, f"frame {t}: undecodable RLE: {exc}",
                                           entry=f"video {vid}: annotation {track.id}", field="segmentations") from None
+
+
+def check_segmentation_dataset(ds: PanopticDataset | VSPWDataset, *, read_files: bool = True) -> tuple[dict, list[str]]:
+    """(statistics, printable lines) of a VIPSeg ``PanopticDataset`` or a ``VSPWDataset``; with ``read_files``
+    every image header is read and every mask decoded (spvis.data.vipseg / vspw say what raises)."""
+    from spvis.data.vipseg import (PanopticDataset, check_vipseg_files, format_panoptic_statistics,
+                                   panoptic_statistics)
+    from spvis.data.vspw import check_vspw_files, format_vspw_statistics
+
+    if isinstance(ds, PanopticDataset):
+        stats = check_vipseg_files(ds) if read_files else panoptic_statistics(ds)
+        return stats, format_panoptic_statistics(stats, ds.image_root, ds.mask_root)
+    stats = check_vspw_files(ds, read_files=read_files)
+    return stats, format_vspw_statistics(stats)
 
 
 def dataset_statistics(ds: VideoDataset) -> dict:

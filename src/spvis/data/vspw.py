@@ -161,17 +161,17 @@ def load_vspw(root: str | Path, split: str) -> VSPWDataset:
     return VSPWDataset(root, split, videos, read_class_names(root), has_annotations=with_masks > 0)
 
 
-def check_vspw_files(ds: VSPWDataset) -> dict:
+def check_vspw_files(ds: VSPWDataset, *, read_files: bool = True) -> dict:
     """Read every image header and decode every mask; DataFormatError on the first problem; statistics.
 
     Errors: unreadable files, a mask whose size differs from its image, values that are not VSPW labels
-    (0 others, 1..124 classes, 255 void).
+    (0 others, 1..124 classes, 255 void). ``read_files=False`` gives the statistics of the listing alone.
     """
     lengths = [v.length for v in ds.videos]
     sizes: Counter = Counter()
     class_frames = np.zeros(VSPW_NUM_CLASSES + 1, dtype=np.int64)  # raw values 0..124: frames showing each
     others = void = pixels = 0
-    for video in ds.videos:
+    for video in ds.videos if read_files else []:
         for t, frame in enumerate(video.frames):
             entry = f"video {video.name}: frame {frame.name}"
             h, w = image_size(ds.image_path(frame), entry=entry, field="origin")
@@ -199,7 +199,7 @@ def check_vspw_files(ds: VSPWDataset) -> dict:
         "root": str(ds.root), "split": ds.split, "format": "vspw", "videos": len(ds.videos),
         "frames": int(sum(lengths)), "length_min": int(min(lengths)), "length_median": float(np.median(lengths)),
         "length_max": int(max(lengths)), "frame_sizes": dict(sizes.most_common()), "annotated": ds.has_annotations,
-        "others_fraction": others / pixels if pixels else 0.0, "void_fraction": void / pixels if pixels else 0.0,
+        "masks_read": read_files, "others_fraction": others / pixels if pixels else 0.0, "void_fraction": void / pixels if pixels else 0.0,
         "per_class_frames": per_class,
     }
 
@@ -212,6 +212,9 @@ def format_vspw_statistics(stats: dict) -> list[str]:
              + ", ".join(f"{k} ({v})" for k, v in list(stats["frame_sizes"].items())[:5])]
     if not stats["annotated"]:
         lines.append("annotations: none (a test split without masks)")
+        return lines
+    if not stats["masks_read"]:
+        lines.append("masks: listed, not read (--no-frames)")
         return lines
     lines.append(f"classes present: {len(stats['per_class_frames'])} of {VSPW_NUM_CLASSES}  pixels: others "
                  f"{100 * stats['others_fraction']:.1f}%  void {100 * stats['void_fraction']:.1f}%")
