@@ -137,23 +137,13 @@ def _missed_reason(best_low: float, best_other: float, best_iou: float) -> str:
     return "poor mask" if best_iou > 0 else "no prediction"
 
 
-def analyse_video(video: GtVideo, gts: list[GtTrack], results: list[ResultTrack], *,
-                  track_score_thr: float) -> VideoAnalysis:
-    """Analysis of one video: ``gts`` and ``results`` are that video's GT tracks and predictions in file order."""
-    counted = [r for r in results if r.score >= track_score_thr]  # what build_sequences keeps
-    kept = [r for r in counted if r.frame_areas.any()]
-    # video IoU of every prediction against every GT track of the video (the AP code's IoU)
-    if results and gts:
-        vious = video_ious([r.rles for r in results], np.stack([r.frame_areas for r in results]),
-                           [g.rles for g in gts], np.stack([g.frame_areas for g in gts]))  # (D, G)
-    else:
-        vious = np.zeros((len(results), len(gts)))
-    same_cat = np.array([[r.category_id == g.category_id for g in gts] for r in results], dtype=bool
-                        ).reshape(len(results), len(gts))  # (D, G)
-    is_kept = np.array([r.score >= track_score_thr and r.frame_areas.any() for r in results], dtype=bool)
+def _coverage(video: GtVideo, gts: list[GtTrack], kept: list[ResultTrack]
+              ) -> tuple[dict[int, Timeline], set[int], set[int]]:
+    """Timelines by GT id, result indices that cover some GT somewhere, and those reaching the IoU threshold
+    with a GT of their category somewhere (covering it or not), category by category."""
     timelines: dict[int, Timeline] = {}
-    chosen: set[int] = set()  # result indices that cover some GT in some frame
-    duplicate: set[int] = set()  # counted predictions reaching the IoU threshold with a same-class GT somewhere
+    chosen: set[int] = set()
+    reaching: set[int] = set()
     for cid in sorted({g.category_id for g in gts} | {r.category_id for r in kept}):
         cat_gts = [g for g in gts if g.category_id == cid]
         cat_preds = [r for r in kept if r.category_id == cid]
@@ -162,26 +152,37 @@ def analyse_video(video: GtVideo, gts: list[GtTrack], results: list[ResultTrack]
             timelines[tl.gt_id] = tl
             chosen.update(int(i) for i in tl.covering[tl.covering >= 0])
         hit = covers(ious).any(axis=(0, 1))  # (P_c,)
-        duplicate.update(p.index for p, h in zip(cat_preds, hit) if h)
-    best_iou: dict[int, float] = {}
-    missed: list[MissedTrack] = []
-    low = np.array([r.score < track_score_thr for r in results], dtype=bool)
+        reaching.update(p.index for p, h in zip(cat_preds, hit) if h)
+    return timelines, chosen, reaching
+
+
+def _missed_tracks(video: GtVideo, gts: list[GtTrack], results: list[ResultTrack], timelines: dict[int, Timeline],
+                   vious: np.ndarray, is_kept: np.ndarray, track_score_thr: float) -> list[MissedTrack]:
+    """Missed GT tracks with their closest predictions; vious (D, G) video IoUs, is_kept (D,) counted + non-empty."""
+    out = []
+    low = np.array([r.score < track_score_thr for r in results], dtype=bool)  # (D,)
     for j, g in enumerate(gts):
-        col = vious[:, j]
-        best = float(col[same_cat[:, j]].max(initial=0.0))
-        best_iou[g.id] = best
         tl = timelines[g.id]
         if not tl.missed:
             continue
-        best_low = float(col[same_cat[:, j] & low].max(initial=0.0))
-        other = ~same_cat[:, j] & is_kept
+        col = vious[:, j]  # (D,)
+        same = np.array([r.category_id == g.category_id for r in results], dtype=bool)  # (D,)
+        best = float(col[same].max(initial=0.0))
+        best_low = float(col[same & low].max(initial=0.0))
+        other = ~same & is_kept
         best_other, other_cat = 0.0, None
         if other.any():
             k = int(np.flatnonzero(other)[np.argmax(col[other])])
             best_other, other_cat = float(col[k]), results[k].category_id
-        missed.append(MissedTrack(g.id, video.id, g.category_id, tl.present_frames, best, best_low, best_other,
-                                  other_cat if best_other > 0 else None, _missed_reason(best_low, best_other, best)))
-    false: list[FalseTrack] = []
+        out.append(MissedTrack(g.id, video.id, g.category_id, tl.present_frames, best, best_low, best_other,
+                               other_cat if best_other > 0 else None, _missed_reason(best_low, best_other, best)))
+    return out
+
+
+def _false_tracks(video: GtVideo, gts: list[GtTrack], results: list[ResultTrack], chosen: set[int],
+                  reaching: set[int], vious: np.ndarray, is_kept: np.ndarray) -> list[FalseTrack]:
+    """Counted predictions that cover nothing, with their closest GT track (any category) and a reason."""
+    out = []
     for d, r in enumerate(results):
         if not is_kept[d] or r.index in chosen:
             continue
@@ -190,17 +191,39 @@ def analyse_video(video: GtVideo, gts: list[GtTrack], results: list[ResultTrack]
             j = int(np.argmax(vious[d]))
             if vious[d, j] > 0:
                 best, gt_id, gt_cat = float(vious[d, j]), gts[j].id, gts[j].category_id
-        if r.index in duplicate:
+        if r.index in reaching:
             reason = "duplicate"
         elif best >= MATCH_IOU and gt_cat != r.category_id:
             reason = "wrong class"
         else:
             reason = "poor mask" if best > 0 else "background"
-        false.append(FalseTrack(r.index, video.id, r.category_id, r.score, int(np.count_nonzero(r.frame_areas)),
-                                best, gt_id, gt_cat, reason))
-    return VideoAnalysis(video=video, gt_tracks=list(gts), kept=kept, num_results=len(results),
-                         timelines=[timelines[g.id] for g in gts], best_iou=best_iou, missed=missed, false=false,
-                         tracking=_video_tracking(video, gts, counted))
+        out.append(FalseTrack(r.index, video.id, r.category_id, r.score, int(np.count_nonzero(r.frame_areas)),
+                              best, gt_id, gt_cat, reason))
+    return out
+
+
+def analyse_video(video: GtVideo, gts: list[GtTrack], results: list[ResultTrack], *,
+                  track_score_thr: float) -> VideoAnalysis:
+    """Analysis of one video: ``gts`` and ``results`` are that video's GT tracks and predictions in file order."""
+    counted = [r for r in results if r.score >= track_score_thr]  # what the tracking metrics' sequences keep
+    is_kept = np.array([r.score >= track_score_thr and bool(r.frame_areas.any()) for r in results], dtype=bool)
+    kept = [r for r, k in zip(results, is_kept) if k]
+    # video IoU of every prediction against every GT track of the video (the AP code's IoU)
+    if results and gts:
+        vious = video_ious([r.rles for r in results], np.stack([r.frame_areas for r in results]),
+                           [g.rles for g in gts], np.stack([g.frame_areas for g in gts]))  # (D, G)
+    else:
+        vious = np.zeros((len(results), len(gts)))
+    same = np.array([[r.category_id == g.category_id for g in gts] for r in results], dtype=bool
+                    ).reshape(len(results), len(gts))  # (D, G)
+    best_iou = {g.id: float(vious[same[:, j], j].max(initial=0.0)) for j, g in enumerate(gts)}
+    timelines, chosen, reaching = _coverage(video, gts, kept)
+    return VideoAnalysis(
+        video=video, gt_tracks=list(gts), kept=kept, num_results=len(results),
+        timelines=[timelines[g.id] for g in gts], best_iou=best_iou,
+        missed=_missed_tracks(video, gts, results, timelines, vious, is_kept, track_score_thr),
+        false=_false_tracks(video, gts, results, chosen, reaching, vious, is_kept),
+        tracking=_video_tracking(video, gts, counted))
 
 
 def analyse(gt: GroundTruth, results: list[ResultTrack], *, track_score_thr: float = 0.5) -> ReportAnalysis:

@@ -37,7 +37,8 @@ ERROR_CATCHER = """
 (function(){var root=document.documentElement;root.setAttribute('data-js-errors','0');
 function note(msg){root.setAttribute('data-js-errors',String(Number(root.getAttribute('data-js-errors'))+1));
 root.setAttribute('data-js-last-error',String(msg).slice(0,300));}
-window.addEventListener('error',function(e){note(e.message||('failed to load '+((e.target&&e.target.tagName)||'resource')));},true);
+window.addEventListener('error',function(e){
+note(e.message||('failed to load '+((e.target&&e.target.tagName)||'resource')));},true);
 document.addEventListener('securitypolicyviolation',function(e){note('blocked by CSP: '+e.blockedURI);});
 window.addEventListener('unhandledrejection',function(e){note('unhandled rejection: '+e.reason);});
 var original=console.error;console.error=function(){note(Array.prototype.join.call(arguments,' '));
@@ -49,7 +50,8 @@ SORTER = """
 Array.prototype.forEach.call(document.querySelectorAll('table.sortable'),function(table){
 var heads=table.tHead.rows[0].cells;Array.prototype.forEach.call(heads,function(th,col){
 th.addEventListener('click',function(){var body=table.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
-var asc=th.getAttribute('data-dir')!=='asc';Array.prototype.forEach.call(heads,function(h){h.removeAttribute('data-dir');});
+var asc=th.getAttribute('data-dir')!=='asc';
+Array.prototype.forEach.call(heads,function(h){h.removeAttribute('data-dir');});
 th.setAttribute('data-dir',asc?'asc':'desc');
 rows.sort(function(a,b){var x=key(a.cells[col]),y=key(b.cells[col]);var nx=parseFloat(x),ny=parseFloat(y);
 var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:String(x).localeCompare(String(y));return asc?c:-c;});

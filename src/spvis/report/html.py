@@ -25,6 +25,7 @@ CLEAR_KEYS = ("MOTA", "MOTP", "MODA", "sMOTA", "CLR_Re", "CLR_Pr", "MTR", "PTR",
               "CLR_FP", "IDSW", "MT", "PT", "ML", "Frag")
 IDENTITY_KEYS = ("IDF1", "IDR", "IDP", "IDTP", "IDFN", "IDFP")
 COUNT_KEYS = {"CLR_TP", "CLR_FN", "CLR_FP", "IDSW", "MT", "PT", "ML", "Frag", "IDTP", "IDFN", "IDFP"}
+UNDEFINED_AS_MINUS_ONE = set(AP_KEYS) | set(OCCLUSION_KEYS)  # the AP code's -1 = no GT; per-category AP50/75 too
 MAX_TIMELINE_VIDEOS = 40  # timelines of the worst videos with errors; the per-video table lists them all
 MAX_ERROR_ROWS = 500  # rows of the missed / false track tables
 
@@ -43,10 +44,11 @@ class ReportContent:
 
 
 def _fmt(key: str, value: float) -> str:
-    """Display text: counts as integers, -1 (undefined AP) as a dash, rates x100 with one decimal."""
+    """Display text: counts as integers, -1 of an AP/AR key (undefined) or NaN as a dash, rates x100 with one
+    decimal (a MOTA of -1 is a real value and is shown)."""
     if key in COUNT_KEYS:
         return str(int(value))
-    if value == -1 or (isinstance(value, float) and math.isnan(value)):
+    if (value == -1 and key in UNDEFINED_AS_MINUS_ONE) or math.isnan(value):
         return "–"
     return f"{100 * value:.1f}"
 
@@ -122,9 +124,9 @@ def _category_section(content: ReportContent) -> str:
     for cid, name in content.category_names.items():
         entry = m["per_category"][str(cid)]
         tr = per_cat_tracking.get(str(cid), {})
-        cells = [_num_td(cid, str(cid)), _text_td(name), _num_td(counts["gt_tracks"][cid], str(counts["gt_tracks"][cid])),
-                 _num_td(counts["results"][cid], str(counts["results"][cid])),
-                 _num_td(counts["kept"][cid], str(counts["kept"][cid])), _metric_td("AP", entry["AP"])]
+        cells = [_num_td(cid, str(cid)), _text_td(name)]
+        cells += [_num_td(counts[k][cid], str(counts[k][cid])) for k in ("gt_tracks", "results", "kept")]
+        cells.append(_metric_td("AP", entry["AP"]))
         for iou in CURVE_IOUS:
             curve = curves[iou][cid]
             cells.append(_metric_td(f"AP{round(iou * 100)}", curve.ap if curve else -1.0))
@@ -187,9 +189,11 @@ def _timeline_block(va: VideoAnalysis, names: dict[int, str]) -> str:
                 for r in va.kept}
     labels = [f"GT {g.id} {names.get(g.category_id, g.category_id)}{' (crowd)' if g.iscrowd else ''}"[:28]
               for g in va.gt_tracks]
-    used = sorted({int(i) for tl in va.timelines for i in tl.covering[tl.covering >= 0]})
-    legend = "".join(f'<span><i class="sw" style="background:{colours[i]}"></i>{escape(describe[i])}</span>'
-                     for i in used)
+    used = {int(i) for tl in va.timelines for i in tl.covering[tl.covering >= 0]}
+    false = {ft.result_index for ft in va.false}
+    legend = "".join(f'<span><i class="sw" style="background:{colours[r.index]}"></i>{escape(describe[r.index])}'
+                     f'{" – false track" if r.index in false else ""}</span>'
+                     for r in va.kept if r.index in used or r.index in false)
     legend += (f'<span><i class="sw" style="background:{MISSED_COLOUR}"></i>missed frame</span>'
                "<span>▼ ID switch</span>")
     switches = sum(len(tl.switch_frames) for tl in va.timelines)
