@@ -22,6 +22,7 @@ from spvis.evaluation.vis_ap import evaluate_ap
 from spvis.report import analyse, write_report
 from spvis.report.coverage import COVER_ABSENT, COVER_MISSED
 from spvis.report.gallery import pick_frames
+from spvis.report.html import _fmt
 from spvis.report.pr_curves import category_curves, mean_curve
 
 SIZE, FRAMES = 64, 10
@@ -100,6 +101,11 @@ def test_duplicates_low_scores_and_partial_coverage():
     assert va.tracking["IDSW"] == 0
     # without the threshold the low-score result counts: B is found and nothing is missed
     assert _analysis(gt, results, thr=0.0).missed == []
+
+
+def test_display_format():
+    shown = (_fmt("AP", -1.0), _fmt("AP50", 0.6134), _fmt("MOTA", -1.0), _fmt("IDSW", 3))
+    assert shown == ("–", "61.3", "-100.0", "3")  # -1 is "undefined" only for AP/AR
 
 
 def test_empty_results_everything_missed():
@@ -340,6 +346,7 @@ def test_page_renders_in_headless_chromium_without_errors(synthetic_case, tmp_pa
     assert dom.count("<svg") >= 4 and dom.count("<img ") == 12
     # control: the same check sees an error when the page has one
     broken = tmp_path / "broken.html"
-    broken.write_text(synthetic_case["report"].read_text().replace("</body>", "<script>noSuchFunction()</script></body>"))
+    page = synthetic_case["report"].read_text()
+    broken.write_text(page.replace("</body>", "<script>noSuchFunction()</script></body>"))
     dom, _ = _dump_dom(browser, broken, tmp_path / "profile")
     assert 'data-js-errors="1"' in re.search(r"<html[^>]*>", dom).group(0)
