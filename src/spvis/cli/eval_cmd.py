@@ -1,4 +1,9 @@
-"""`spvis eval`: score a results file against a YTVIS/OVIS GT json; print a table, write metrics.json."""
+"""`spvis eval`: score predictions against ground truth; print a table, write metrics.json.
+
+``--task vis`` (default): a results file against a YTVIS/OVIS GT json. ``--task vps``: a VIPSeg submission
+folder (pred.json + pan_pred/) against the GT json and masks (VPQ, STQ). ``--task vss``: a folder of label
+PNGs against a VSPW split (mIoU, Acc, fwIoU, VC8, VC16, VC16_dvis).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,20 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval", help="video AP/AR (official YouTube-VIS/OVIS rules) and tracking metrics (HOTA, MOTA, IDF1)",
-        description="Evaluate a results file (json or server zip) against a YouTube-VIS/OVIS ground-truth json.")
-    parser.add_argument("--gt", required=True, help="ground-truth json (YouTube-VIS/OVIS format)")
-    parser.add_argument("--pred", required=True, help="results json or server zip (results.json at its root)")
-    parser.add_argument("--out", help="where to write metrics.json (default: metrics.json beside --pred)")
+        description="Evaluate a results file (json or server zip) against a YouTube-VIS/OVIS ground-truth json "
+                    "(--task vis), a VIPSeg submission folder (--task vps: VPQ, STQ) or VSPW label maps "
+                    "(--task vss: mIoU, VC).")
+    parser.add_argument("--task", choices=("vis", "vps", "vss"), default="vis",
+                        help="vis: video instance AP (default); vps: VIPSeg VPQ + STQ; vss: VSPW mIoU + VC")
+    parser.add_argument("--gt", required=True, help="vis/vps: ground-truth json (YouTube-VIS/OVIS, VIPSeg "
+                                                    "panoptic_gt_*.json); vss: the VSPW_480p folder")
+    parser.add_argument("--pred", required=True, help="vis: results json or server zip (results.json at its root); "
+                                                      "vps: folder with pred.json and pan_pred/; vss: folder of "
+                                                      "<video>/<frame>.png (values 0..123)")
+    parser.add_argument("--gt-masks", help="vps: the GT panomasksRGB folder (default: beside --gt)")
+    parser.add_argument("--split", default="val", help="vss: the VSPW split to score (default val)")
+    parser.add_argument("--out", help="where to write metrics.json (default: metrics.json beside the --pred "
+                                      "file, or inside the --pred folder)")
     parser.add_argument("--track-score-thr", type=float, default=0.5,
                         help="tracking metrics count predictions with score >= this (default 0.5)")
     parser.add_argument("--per-category", action="store_true", help="print and store per-category metrics")
@@ -22,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task != "vis":
+        return run_segmentation(args)
     from spvis.errors import SpvisError
     from spvis.evaluation.evaluator import evaluate_loaded
     from spvis.evaluation.ground_truth import load_ground_truth
@@ -43,4 +60,29 @@ def run(args: argparse.Namespace) -> int:
                     "segmentations": r.rles} for r in results]
         write_results(None, entries, zip_path=args.zip)
         print(f"server zip written to {args.zip}")
+    return 0
+
+
+def run_segmentation(args: argparse.Namespace) -> int:
+    """``--task vps`` / ``--task vss``: evaluate, print the table, write metrics.json."""
+    from spvis.errors import SpvisError
+    from spvis.utils.atomic_io import atomic_write_json
+
+    if args.zip:
+        raise SpvisError(f"--zip applies to --task vis only (a {args.task} submission is already a folder)")
+
+    if args.task == "vps":
+        from spvis.evaluation.vps import evaluate_vps, format_vps_metrics
+
+        metrics = evaluate_vps(args.gt, args.gt_masks, args.pred, per_category=args.per_category)
+        print(format_vps_metrics(metrics))
+    else:
+        from spvis.evaluation.vss import evaluate_vss, format_vss_metrics
+
+        metrics = evaluate_vss(args.gt, args.split, args.pred)
+        print(format_vss_metrics(metrics))
+    pred = Path(args.pred)
+    out = Path(args.out) if args.out else (pred / "metrics.json" if pred.is_dir() else pred.with_name("metrics.json"))
+    atomic_write_json(out, metrics, indent=1)
+    print(f"\nmetrics written to {out}")
     return 0

@@ -7,6 +7,7 @@ before any pixel is decoded, so a corrupt or hostile header cannot make us alloc
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,26 +28,31 @@ def check_size(file: str | Path, height: int, width: int, *, entry: str | None =
                               f"at most {MAX_PIXELS:,} pixels; a corrupt header?)", entry=entry, field=field)
 
 
-def image_size(path: Path, *, entry: str | None = None, field: str | None = None) -> tuple[int, int]:
-    """(height, width) from the header of an image file, checked against the budget."""
+def _open(path: Path, entry: str | None, field: str | None, what: str) -> Image.Image:
+    """``Image.open`` (header only) with one-line errors; PIL's own bomb check reports as our budget."""
     try:
-        with Image.open(path) as im:
-            w, h = im.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our budget is stricter
+            return Image.open(path)
     except FileNotFoundError:
         raise DataFormatError(path, "file not found", entry=entry, field=field) from None
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataFormatError(path, f"not a readable image ({_one_line(exc)})", entry=entry, field=field) from None
+    except Image.DecompressionBombError as exc:
+        raise DataFormatError(path, f"frame size is outside the budget (at most {MAX_PIXELS:,} pixels; "
+                              f"{_one_line(exc)})", entry=entry, field=field) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DataFormatError(path, f"not a readable {what} ({_one_line(exc)})", entry=entry, field=field) from None
+
+
+def image_size(path: Path, *, entry: str | None = None, field: str | None = None) -> tuple[int, int]:
+    """(height, width) from the header of an image file, checked against the budget."""
+    with _open(path, entry, field, "image") as im:
+        w, h = im.size
     check_size(path, h, w, entry=entry, field=field)
     return h, w
 
 
 def _open_checked(path: Path, entry: str | None, field: str | None) -> Image.Image:
-    try:
-        im = Image.open(path)
-    except FileNotFoundError:
-        raise DataFormatError(path, "file not found", entry=entry, field=field) from None
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataFormatError(path, f"not a readable PNG ({_one_line(exc)})", entry=entry, field=field) from None
+    im = _open(path, entry, field, "PNG")
     w, h = im.size
     try:
         check_size(path, h, w, entry=entry, field=field)

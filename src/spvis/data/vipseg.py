@@ -228,11 +228,11 @@ def parse_videos(path: Path, data: dict, categories: list[Category]) -> tuple[li
                 raise DataFormatError(path, "must be a frame file name", entry=f"{entry}: images[{t}]",
                                       field="file_name")
             h, w = im.get("height"), im.get("width")
+            where = f"{entry}: frame {Path(name).stem}"
             if h is not None or w is not None:
                 if not (_is_int(h) and _is_int(w)):
-                    raise DataFormatError(path, f"must be integers, got {h!r}x{w!r}", entry=f"{entry}: frame {name}",
-                                          field="height/width")
-                check_size(path, h, w, entry=f"{entry}: frame {name}", field="height/width")
+                    raise DataFormatError(path, f"must be integers, got {h!r}x{w!r}", entry=where, field="height/width")
+                check_size(path, h, w, entry=where, field="height/width")
             segments: list[Segment] = []
             mask_name = None
             if frames_ann is not None:
@@ -240,8 +240,8 @@ def parse_videos(path: Path, data: dict, categories: list[Category]) -> tuple[li
                 if not isinstance(fa, dict):
                     raise DataFormatError(path, "must be an object", entry=f"{entry}: annotations[{t}]")
                 mask_name = fa.get("file_name") if isinstance(fa.get("file_name"), str) else None
-                segments = parse_segments(path, fa.get("segments_info"), entry=f"{entry}: frame {Path(name).stem}",
-                                          category_ids=cat_ids, require_area=True)
+                segments = parse_segments(path, fa.get("segments_info"), entry=where, category_ids=cat_ids,
+                                          require_area=True)
             stem, image_file, mask_file = _frame_files(vid, name, mask_name)
             frames.append(PanopticFrame(stem, image_file, mask_file, segments, h, w))
         videos.append(PanopticVideo(vid, frames))

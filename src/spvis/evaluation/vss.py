@@ -1,0 +1,209 @@
+"""Video semantic segmentation metrics equal to DVIS++'s ``eval_miou_vspw.py`` / ``eval_vc_vspw.py`` (VSPW).
+
+Rules (reference §5), all kept. mIoU: one 124 x 124 confusion matrix over every mask of every split video,
+GT 1..124 -> 0..123, GT 0 (others) and 255 (void) dropped; IoU_c = diag / (row + col - diag); mIoU = nan-sum
+of IoU over classes with GT pixels / their number (classes only predicted are ignored). Acc = pixel accuracy,
+mAcc = nan-mean of per-class recall, fwIoU = GT-frequency-weighted IoU. VC_n (n = 8, 16): for each video with
+more than n frames and each start i in 0..L-n-1 (L - n windows: the last one is skipped), G = pixels whose
+raw GT value is the same in frames i..i+n-1 (others / void included), P = same for the prediction,
+acc = |G and P| / |G| (NaN if G is empty); VC_n = nan-mean over all windows of all videos. ``VC16_dvis`` is
+DVIS++'s printed "VC16": the nan-mean over the VC8 and VC16 windows together (its list is never reset).
+Unlike the official scripts, a prediction value outside 0..123 is an error (they fold it into a wrong cell).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from spvis.data.png_io import read_label_png
+from spvis.data.vspw import VSPW_NUM_CLASSES, VSPWDataset, load_vspw
+from spvis.errors import DataFormatError
+
+VC_WINDOWS = (8, 16)
+_RUN_CAP = 255  # run lengths are only compared with n <= 16, so they saturate here (uint8 arithmetic)
+
+
+def shifted_gt(mask: np.ndarray) -> np.ndarray:
+    """int64 (H, W): raw GT values as the official matrix sees them (1..124 -> 0..123, others / void -> -1)."""
+    out = mask.astype(np.int64)
+    out[(out == 0) | (out == 255)] = 0
+    return out - 1
+
+
+def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int = VSPW_NUM_CLASSES) -> np.ndarray:
+    """int64 (C, C) rows GT, columns prediction, of one raw GT mask and prediction (both (H, W))."""
+    label = shifted_gt(gt)
+    valid = (label >= 0) & (label < num_classes)
+    flat = num_classes * label[valid] + pred[valid].astype(np.int64)
+    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def scores_from_confusion(confusion: np.ndarray) -> dict:
+    """mIoU, Acc, mAcc, fwIoU as fractions of a (C, C) confusion matrix, with the official NaN rules."""
+    cm = confusion.astype(np.float64)
+    diag, rows, cols = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = diag / (rows + cols - diag)  # (C,) NaN for classes absent on both sides
+        has_gt = rows > 0
+        miou = float(np.nansum(iou * has_gt) / has_gt.sum())
+        acc = float(diag.sum() / cm.sum())
+        macc = float(np.nanmean(diag / rows)) if has_gt.any() else float("nan")
+        freq = rows / cm.sum()
+        fwiou = float((freq[freq > 0] * iou[freq > 0]).sum())
+    return {"mIoU": miou, "Acc": acc, "mAcc": macc, "fwIoU": fwiou}
+
+
+class _RunLengths:
+    """Per pixel, how many frames up to the current one its value has stayed the same (uint8, capped)."""
+
+    def __init__(self) -> None:
+        self.prev: np.ndarray | None = None
+        self.runs: np.ndarray | None = None  # (H, W) uint8
+
+    def push(self, frame: np.ndarray) -> np.ndarray:
+        if self.prev is None or self.runs is None:
+            self.runs = np.ones(frame.shape, dtype=np.uint8)
+        else:
+            self.runs = np.where(frame == self.prev, np.minimum(self.runs, _RUN_CAP - 1) + 1, 1).astype(np.uint8)
+        self.prev = frame
+        return self.runs
+
+
+class VideoVC:
+    """VC window accuracies of one video of known length L, fed one frame at a time (two frames kept).
+
+    The window [i, i + n) is constant at a pixel exactly when the pixel's run length at frame i + n - 1 is
+    at least n (equal to frame i for every j  <=>  equal frame to frame), so window i is scored when frame
+    i + n - 1 arrives; windows i = 0..L-n-1 are scored, the last one (ending at frame L - 1) is skipped.
+    """
+
+    def __init__(self, length: int, windows: Sequence[int] = VC_WINDOWS):
+        if any(not 1 <= n < _RUN_CAP for n in windows):
+            raise ValueError(f"VC window lengths must be in 1..{_RUN_CAP - 1}, got {windows}")
+        self.length = length
+        self.windows = tuple(windows)
+        self.t = 0
+        self._gt, self._pred = _RunLengths(), _RunLengths()
+        self.accs: dict[int, list[float]] = {n: [] for n in self.windows}
+
+    def add(self, gt: np.ndarray, pred: np.ndarray) -> None:
+        """Frame t: gt / pred (H, W) raw GT values and predicted ids."""
+        g_runs, p_runs = self._gt.push(gt), self._pred.push(pred)
+        for n in self.windows:
+            if self.length > n and n - 1 <= self.t <= self.length - 2:
+                g_ok = g_runs >= n
+                g_count = int(np.count_nonzero(g_ok))
+                both = int(np.count_nonzero(g_ok & (p_runs >= n)))
+                self.accs[n].append(both / g_count if g_count else float("nan"))
+        self.t += 1
+
+
+def vc_windows(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """float64 (L - n,) window accuracies |G and P| / |G| (NaN where G is empty) of in-memory frames; empty if
+    L <= n. gt, pred: L frames (H, W) of raw GT values / predicted ids."""
+    video = VideoVC(len(gt), (n,))
+    for g, p in zip(gt, pred, strict=True):
+        video.add(g, p)
+    return np.asarray(video.accs[n], dtype=np.float64)
+
+
+class VSSAccumulator:
+    """Confusion matrix and VC window accuracies over videos; ``result`` gives the metrics (x100)."""
+
+    def __init__(self, num_classes: int = VSPW_NUM_CLASSES, windows: Sequence[int] = VC_WINDOWS):
+        self.num_classes = num_classes
+        self.windows = tuple(windows)
+        self.confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+        self.vc: dict[int, list[float]] = {n: [] for n in self.windows}
+
+    def add_video(self, frames: Iterable[tuple[np.ndarray, np.ndarray]], length: int) -> None:
+        """One video of ``length`` frames: (raw GT mask, predicted ids) pairs (H, W) in frame order."""
+        video = VideoVC(length, self.windows)
+        for g, p in frames:
+            self.confusion += confusion_matrix(g, p, self.num_classes)
+            video.add(g, p)
+        if video.t != length:
+            raise ValueError(f"video announced {length} frames but {video.t} came")
+        for n in self.windows:
+            self.vc[n].extend(video.accs[n])
+
+    def add(self, gt: Sequence[np.ndarray], pred: Sequence[np.ndarray]) -> None:
+        """One in-memory video: gt / pred are its L frames (H, W)."""
+        self.add_video(zip(gt, pred, strict=True), len(gt))
+
+    def result(self) -> dict:
+        """mIoU, Acc, mAcc, fwIoU, VC<n> for each n and VC16_dvis (pooled VC8 + VC16 windows), all x100."""
+        out = {k: 100.0 * v for k, v in scores_from_confusion(self.confusion).items()}
+        pooled: list[float] = []
+        for n in self.windows:
+            pooled += self.vc[n]
+            out[f"VC{n}"] = 100.0 * _nanmean(np.asarray(self.vc[n], dtype=np.float64))
+            if n == 16 and 8 in self.windows:
+                out["VC16_dvis"] = 100.0 * _nanmean(np.asarray(pooled, dtype=np.float64))
+        return out
+
+
+def _nanmean(x: np.ndarray) -> float:
+    keep = x[~np.isnan(x)]
+    return float(keep.mean()) if keep.size else float("nan")
+
+
+def read_prediction(path: Path, shape: tuple[int, int], *, entry: str,
+                    num_classes: int = VSPW_NUM_CLASSES) -> np.ndarray:
+    """uint8 (H, W) predicted class ids of one frame: the PNG must exist, match the GT size, hold 0..C-1."""
+    if not path.is_file():
+        raise DataFormatError(path, "missing frame: every ground-truth mask needs a prediction PNG", entry=entry,
+                              field="pred")
+    pred = read_label_png(path, entry=entry, field="pred")
+    if pred.shape != shape:
+        raise DataFormatError(path, f"is {pred.shape[0]}x{pred.shape[1]} but the ground-truth mask is "
+                              f"{shape[0]}x{shape[1]}", entry=entry, field="size")
+    top = int(pred.max(initial=0))
+    if top >= num_classes:
+        raise DataFormatError(path, f"holds {top}, outside the label range 0..{num_classes - 1}", entry=entry,
+                              field="value")
+    return pred
+
+
+def _video_frames(ds: VSPWDataset, video, pred_dir: Path) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    for frame in video.frames:
+        entry = f"video {video.name}: frame {frame.name}"
+        gt = read_label_png(ds.mask_path(frame), entry=entry, field="mask")
+        yield gt, read_prediction(pred_dir / video.name / f"{frame.name}.png", gt.shape, entry=entry)
+
+
+def evaluate_vss(root: str | Path, split: str, pred_dir: str | Path, *, progress: bool = False) -> dict:
+    """mIoU, Acc, mAcc, fwIoU, VC8, VC16, VC16_dvis (x100) of ``pred_dir/<video>/<frame>.png`` on a VSPW split."""
+    start = time.perf_counter()
+    ds = load_vspw(root, split)
+    if not ds.has_annotations:
+        raise DataFormatError(ds.split_file, "has no masks to score against", field="mask")
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise DataFormatError(pred_dir, "prediction folder not found (it holds <video>/<frame>.png)")
+    acc = VSSAccumulator()
+    videos = ds.videos
+    if progress:
+        from tqdm import tqdm
+
+        videos = tqdm(videos, desc="vss eval", unit="video")
+    for video in videos:
+        acc.add_video(_video_frames(ds, video, pred_dir), video.length)
+    metrics = acc.result()
+    metrics["info"] = {"task": "vss", "gt": str(ds.root), "split": split, "pred": str(pred_dir),
+                       "num_videos": len(ds.videos), "num_frames": sum(v.length for v in ds.videos),
+                       "num_classes": ds.num_classes, "scale": "x100",
+                       "seconds": round(time.perf_counter() - start, 3)}
+    return metrics
+
+
+def format_vss_metrics(metrics: dict) -> str:
+    """One table of the VSS metrics (x100)."""
+    keys = ("mIoU", "Acc", "mAcc", "fwIoU", "VC8", "VC16", "VC16_dvis")
+    lines = ["Video semantic segmentation (VSPW, x100)", "  ".join(f"{k:>9}" for k in keys),
+             "  ".join(f"{metrics[k]:>9.2f}" for k in keys)]
+    return "\n".join(lines)
