@@ -1,4 +1,5 @@
-"""`spvis synth`: write the procedural occlusion benchmark in the YouTube-VIS layout (train + valid with GT)."""
+"""`spvis synth`: write the procedural occlusion benchmark (train + valid with GT) in the YouTube-VIS layout,
+or with ``--task vps`` / ``--task vss`` the panoptic version with drifting stuff in the VIPSeg / VSPW layout."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "synth", help="generate the procedural occlusion benchmark (YouTube-VIS layout)",
         description="Writes OUT/train.json, OUT/valid.json (both with ground truth) and "
                     "OUT/{train,valid}/JPEGImages/<video>/<frame>.jpg, deterministically per seed.")
+    parser.add_argument("--task", choices=("vis", "vps", "vss"), default="vis",
+                        help="vis: YouTube-VIS layout (default); vps: VIPSeg layout (OUT/VIPSeg/VIPSeg_720P/...); "
+                             "vss: VSPW layout (OUT/VSPW_480p/...); vps/vss add textured stuff regions")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--videos", type=int, default=40, help="number of videos (train + valid)")
     parser.add_argument("--frames", type=int, default=24, help="frames per video (hundreds are fine)")
     parser.add_argument("--size", default="256x256", help="frame size HxW (or one number for square frames)")
     parser.add_argument("--categories", type=int, default=6, help="number of object categories (shapes)")
+    parser.add_argument("--stuff", type=int, default=4, help="vps/vss: number of stuff classes (2..4: sky, ground, "
+                                                            "water, wall)")
     parser.add_argument("--max-objects", type=int, default=4, help="most objects per video")
     parser.add_argument("--occlusion", default="medium", choices=("none", "light", "medium", "heavy"),
                         help="how many planned full occlusions (disappear, then re-appear)")
@@ -27,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task != "vis":
+        return run_panoptic(args)
     from spvis.data.synth import generate_synthetic_dataset
 
     info = generate_synthetic_dataset(
@@ -41,4 +49,19 @@ def run(args: argparse.Namespace) -> int:
           f"{info['partial_occlusion_frames']} partially hidden object-frames, {info['reappearances']} re-appearances")
     print(f"  train: {info['train_json']}  (images {info['train_image_root']})")
     print(f"  valid: {info['valid_json']}  (images {info['valid_image_root']})")
+    return 0
+
+
+def run_panoptic(args: argparse.Namespace) -> int:
+    """``--task vps`` / ``--task vss``: the VIPSeg / VSPW layout (train + val)."""
+    from spvis.data.synth_panoptic import describe, generate_panoptic_dataset
+    from spvis.errors import SpvisError
+
+    if args.frame_stride != 1:
+        raise SpvisError("--frame-stride applies to --task vis only")
+    info = generate_panoptic_dataset(
+        args.out, task=args.task, videos=args.videos, frames=args.frames, size=args.size, categories=args.categories,
+        stuff=args.stuff, max_objects=args.max_objects, occlusion=args.occlusion, valid_fraction=args.valid_fraction,
+        seed=args.seed, progress=not args.no_progress)
+    print(describe(info), end="")
     return 0
