@@ -1,4 +1,4 @@
-"""Datasets, clip sampling and frame reading (YouTube-VIS / OVIS / COCO pseudo-videos / synthetic).
+"""Datasets, clip sampling and frame reading (YouTube-VIS / OVIS / COCO pseudo-videos / VIPSeg / VSPW / synthetic).
 
 Public names are imported lazily so that ``import spvis.data`` stays cheap (no torch) for the CLI.
 """
@@ -25,6 +25,11 @@ _EXPORTS = {
     "InfiniteClipSampler": "spvis.data.loader",
     "open_frame_source": "spvis.data.frames",
     "generate_synthetic_dataset": "spvis.data.synth",
+    "load_vipseg": "spvis.data.vipseg",
+    "PanopticDataset": "spvis.data.vipseg",
+    "load_vspw": "spvis.data.vspw",
+    "VSPWDataset": "spvis.data.vspw",
+    "generate_panoptic_dataset": "spvis.data.synth_panoptic",
 }
 
 __all__ = sorted(_EXPORTS)

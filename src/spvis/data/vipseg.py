@@ -302,7 +302,7 @@ def check_vipseg_files(ds: PanopticDataset) -> dict:
             if ids.shape != (ih, iw):
                 raise DataFormatError(mask_path, f"mask is {ids.shape[0]}x{ids.shape[1]} but its image "
                                       f"{ds.image_path(frame)} is {ih}x{iw}", entry=entry, field="size")
-            values, counts = np.unique(ids, return_counts=True)
+            values, counts = _unique_counts(ids)
             listed: dict[int, float] = {}
             for s in frame.segments:
                 listed[s.id] = listed.get(s.id, 0) + float(s.area or 0)
@@ -319,6 +319,16 @@ def check_vipseg_files(ds: PanopticDataset) -> dict:
     stats["listed_segments_absent_from_png"] = absent
     stats["json_areas_differing_from_png"] = area_mismatch
     return stats
+
+
+def _unique_counts(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of (H, W) ids and their pixel counts; equal runs along rows are collapsed before sorting."""
+    flat = ids.ravel()
+    if flat.size == 0:
+        return flat, flat.astype(np.int64)
+    starts = np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1))
+    values, inverse = np.unique(flat[starts], return_inverse=True)
+    return values, np.bincount(inverse.ravel(), weights=np.diff(np.append(starts, flat.size))).astype(np.int64)
 
 
 def panoptic_statistics(ds: PanopticDataset) -> dict:

@@ -14,6 +14,7 @@ script divides by zero; here that value is None.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Sequence
@@ -211,7 +212,7 @@ def evaluate_vps(gt_json: str | Path, gt_masks: str | Path | None, submit_dir: s
                  windows: Sequence[int] = WINDOWS, per_category: bool = False, progress: bool = False) -> dict:
     """VPQ and STQ of a VIPSeg submission folder (``pred.json`` + ``pan_pred/``) against the GT json and masks.
 
-    Every GT frame is read once; metrics are x100 (``spvis eval --task vps`` writes this dict).
+    Every GT frame is read once; metrics are x100, None where undefined (``spvis eval --task vps`` writes this).
     """
     from spvis.evaluation.stq import STQAccumulator
 
@@ -231,7 +232,7 @@ def evaluate_vps(gt_json: str | Path, gt_masks: str | Path | None, submit_dir: s
         tables = read_video_tables(gt, video, sub, category_index)
         vpq.add(tables)
         stq.add(tables)
-    metrics = {**vpq.result(), **stq.result()}
+    metrics = {**vpq.result(), **{k: None if math.isnan(v) else v for k, v in stq.result().items()}}
     if per_category:
         metrics["per_category"] = vpq.per_category()
     metrics["info"] = {"task": "vps", "gt": str(gt.json_path), "gt_masks": str(gt.mask_root),

@@ -13,6 +13,7 @@ Unlike the official scripts, a prediction value outside 0..123 is an error (they
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -20,26 +21,34 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from spvis.data.png_io import read_label_png
-from spvis.data.vspw import VSPW_NUM_CLASSES, VSPWDataset, load_vspw
+from spvis.data.vspw import VSPW_NUM_CLASSES, VSPWDataset, VSPWVideo, load_vspw
 from spvis.errors import DataFormatError
 
 VC_WINDOWS = (8, 16)
 _RUN_CAP = 255  # run lengths are only compared with n <= 16, so they saturate here (uint8 arithmetic)
 
 
-def shifted_gt(mask: np.ndarray) -> np.ndarray:
-    """int64 (H, W): raw GT values as the official matrix sees them (1..124 -> 0..123, others / void -> -1)."""
-    out = mask.astype(np.int64)
-    out[(out == 0) | (out == 255)] = 0
-    return out - 1
+def _row_starts(num_classes: int) -> np.ndarray:
+    """int32 (256,): raw GT value -> first cell of its class row in the flattened (C, C) matrix; values the
+    official script drops (0 others, 255 void, > C) -> a spill row past the matrix, cut off after counting."""
+    row_start = np.full(256, num_classes * num_classes, dtype=np.int32)
+    kept = min(num_classes, 254)
+    row_start[1:kept + 1] = np.arange(kept, dtype=np.int32) * num_classes
+    return row_start
+
+
+def _cells(gt: np.ndarray, pred: np.ndarray, row_start: np.ndarray) -> np.ndarray:
+    """int32 (N,) flattened (GT class, prediction) cell of each pixel (one gather and one add per pixel)."""
+    cells = row_start[gt.ravel()]
+    cells += pred.ravel()
+    return cells
 
 
 def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int = VSPW_NUM_CLASSES) -> np.ndarray:
-    """int64 (C, C) rows GT, columns prediction, of one raw GT mask and prediction (both (H, W))."""
-    label = shifted_gt(gt)
-    valid = (label >= 0) & (label < num_classes)
-    flat = num_classes * label[valid] + pred[valid].astype(np.int64)
-    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    """int64 (C, C) rows GT, columns prediction, of one raw GT mask and prediction (both (H, W) uint8)."""
+    cells = num_classes * num_classes
+    hist = np.bincount(_cells(gt, pred, _row_starts(num_classes)), minlength=cells + 256)
+    return hist[:cells].reshape(num_classes, num_classes)
 
 
 def scores_from_confusion(confusion: np.ndarray) -> dict:
@@ -57,47 +66,71 @@ def scores_from_confusion(confusion: np.ndarray) -> dict:
     return {"mIoU": miou, "Acc": acc, "mAcc": macc, "fwIoU": fwiou}
 
 
-class _RunLengths:
-    """Per pixel, how many frames up to the current one its value has stayed the same (uint8, capped)."""
-
-    def __init__(self) -> None:
-        self.prev: np.ndarray | None = None
-        self.runs: np.ndarray | None = None  # (H, W) uint8
-
-    def push(self, frame: np.ndarray) -> np.ndarray:
-        if self.prev is None or self.runs is None:
-            self.runs = np.ones(frame.shape, dtype=np.uint8)
-        else:
-            self.runs = np.where(frame == self.prev, np.minimum(self.runs, _RUN_CAP - 1) + 1, 1).astype(np.uint8)
-        self.prev = frame
-        return self.runs
+def _advance(runs: np.ndarray, same: np.ndarray) -> None:
+    """runs = same ? min(runs, cap - 1) + 1 : 1, in place on uint8 (H, W)."""
+    np.minimum(runs, _RUN_CAP - 1, out=runs)
+    runs += 1
+    np.multiply(runs, same.view(np.uint8), out=runs)
+    np.maximum(runs, 1, out=runs)
 
 
-class VideoVC:
-    """VC window accuracies of one video of known length L, fed one frame at a time (two frames kept).
+class VideoStream:
+    """One video of known length L fed frame by frame (two frames kept): its confusion matrix and VC windows.
 
-    The window [i, i + n) is constant at a pixel exactly when the pixel's run length at frame i + n - 1 is
-    at least n (equal to frame i for every j  <=>  equal frame to frame), so window i is scored when frame
-    i + n - 1 arrives; windows i = 0..L-n-1 are scored, the last one (ending at frame L - 1) is skipped.
+    VC: the window [i, i + n) is constant at a pixel exactly when the pixel's run length (frames its value has
+    stayed the same) at frame i + n - 1 is at least n (equal to frame i for every j <=> equal frame to frame),
+    so window i is scored when frame i + n - 1 arrives; windows i = 0..L-n-1 are scored, the last one (ending
+    at frame L - 1) is skipped. Confusion: consecutive frames mostly agree, so the current frame's cell
+    histogram is updated from the pixels whose GT or prediction changed, then added to the video's total.
     """
 
-    def __init__(self, length: int, windows: Sequence[int] = VC_WINDOWS):
+    def __init__(self, length: int, windows: Sequence[int] = VC_WINDOWS, num_classes: int = VSPW_NUM_CLASSES):
         if any(not 1 <= n < _RUN_CAP for n in windows):
             raise ValueError(f"VC window lengths must be in 1..{_RUN_CAP - 1}, got {windows}")
         self.length = length
         self.windows = tuple(windows)
+        self.num_classes = num_classes
         self.t = 0
-        self._gt, self._pred = _RunLengths(), _RunLengths()
         self.accs: dict[int, list[float]] = {n: [] for n in self.windows}
+        self._row_start = _row_starts(num_classes)
+        self._bins = num_classes * num_classes + 256
+        self._total = np.zeros(self._bins, dtype=np.int64)  # summed cell histograms of all frames so far
+        self._frame: np.ndarray | None = None  # (bins,) cell histogram of the latest frame
+        self._prev: tuple[np.ndarray, np.ndarray] | None = None
+        self._runs: tuple[np.ndarray, np.ndarray] | None = None  # GT / prediction run lengths, (H, W) uint8
+
+    @property
+    def confusion(self) -> np.ndarray:
+        """int64 (C, C) summed over the frames added so far."""
+        C = self.num_classes
+        return self._total[:C * C].reshape(C, C)
 
     def add(self, gt: np.ndarray, pred: np.ndarray) -> None:
-        """Frame t: gt / pred (H, W) raw GT values and predicted ids."""
-        g_runs, p_runs = self._gt.push(gt), self._pred.push(pred)
-        for n in self.windows:
-            if self.length > n and n - 1 <= self.t <= self.length - 2:
-                g_ok = g_runs >= n
-                g_count = int(np.count_nonzero(g_ok))
-                both = int(np.count_nonzero(g_ok & (p_runs >= n)))
+        """Frame t: gt / pred (H, W) uint8 raw GT values and predicted ids."""
+        if self._prev is None or self._runs is None or self._frame is None:
+            self._runs = (np.ones(gt.shape, dtype=np.uint8), np.ones(gt.shape, dtype=np.uint8))
+            self._frame = np.bincount(_cells(gt, pred, self._row_start), minlength=self._bins)
+        else:
+            prev_g, prev_p = self._prev
+            if gt.shape != prev_g.shape:
+                raise ValueError(f"frame {self.t} is {gt.shape}, the previous one {prev_g.shape}")
+            g_same, p_same = gt == prev_g, pred == prev_p
+            _advance(self._runs[0], g_same)
+            _advance(self._runs[1], p_same)
+            changed = np.flatnonzero(~(g_same & p_same))  # (M,) pixels whose cell may have moved
+            if changed.size:
+                old = _cells(prev_g.ravel()[changed], prev_p.ravel()[changed], self._row_start)
+                new = _cells(gt.ravel()[changed], pred.ravel()[changed], self._row_start)
+                self._frame += np.bincount(new, minlength=self._bins) - np.bincount(old, minlength=self._bins)
+        self._total += self._frame
+        self._prev = (gt, pred)
+        g_runs, p_runs = self._runs
+        scored = [n for n in self.windows if self.length > n and n - 1 <= self.t <= self.length - 2]
+        if scored:
+            both_runs = np.minimum(g_runs, p_runs)  # >= n exactly where GT and prediction are both constant
+            for n in scored:
+                g_count = int(np.count_nonzero(g_runs >= n))
+                both = int(np.count_nonzero(both_runs >= n))
                 self.accs[n].append(both / g_count if g_count else float("nan"))
         self.t += 1
 
@@ -105,7 +138,7 @@ class VideoVC:
 def vc_windows(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray], n: int) -> np.ndarray:
     """float64 (L - n,) window accuracies |G and P| / |G| (NaN where G is empty) of in-memory frames; empty if
     L <= n. gt, pred: L frames (H, W) of raw GT values / predicted ids."""
-    video = VideoVC(len(gt), (n,))
+    video = VideoStream(len(gt), (n,))
     for g, p in zip(gt, pred, strict=True):
         video.add(g, p)
     return np.asarray(video.accs[n], dtype=np.float64)
@@ -122,12 +155,12 @@ class VSSAccumulator:
 
     def add_video(self, frames: Iterable[tuple[np.ndarray, np.ndarray]], length: int) -> None:
         """One video of ``length`` frames: (raw GT mask, predicted ids) pairs (H, W) in frame order."""
-        video = VideoVC(length, self.windows)
+        video = VideoStream(length, self.windows, self.num_classes)
         for g, p in frames:
-            self.confusion += confusion_matrix(g, p, self.num_classes)
             video.add(g, p)
         if video.t != length:
             raise ValueError(f"video announced {length} frames but {video.t} came")
+        self.confusion += video.confusion
         for n in self.windows:
             self.vc[n].extend(video.accs[n])
 
@@ -169,15 +202,22 @@ def read_prediction(path: Path, shape: tuple[int, int], *, entry: str,
     return pred
 
 
-def _video_frames(ds: VSPWDataset, video, pred_dir: Path) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+def _video_frames(ds: VSPWDataset, video: VSPWVideo, pred_dir: Path) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """(GT mask, prediction) uint8 (H, W) per frame; every mask of a video must have the first one's size."""
+    first: tuple[int, int] | None = None
     for frame in video.frames:
         entry = f"video {video.name}: frame {frame.name}"
         gt = read_label_png(ds.mask_path(frame), entry=entry, field="mask")
+        if first is not None and gt.shape != first:
+            raise DataFormatError(ds.mask_path(frame), f"is {gt.shape[0]}x{gt.shape[1]} but the video's first mask is "
+                                  f"{first[0]}x{first[1]}", entry=entry, field="size")
+        first = gt.shape
         yield gt, read_prediction(pred_dir / video.name / f"{frame.name}.png", gt.shape, entry=entry)
 
 
 def evaluate_vss(root: str | Path, split: str, pred_dir: str | Path, *, progress: bool = False) -> dict:
-    """mIoU, Acc, mAcc, fwIoU, VC8, VC16, VC16_dvis (x100) of ``pred_dir/<video>/<frame>.png`` on a VSPW split."""
+    """mIoU, Acc, mAcc, fwIoU, VC8, VC16, VC16_dvis (x100; None where the official value is NaN) of
+    ``pred_dir/<video>/<frame>.png`` on a VSPW split."""
     start = time.perf_counter()
     ds = load_vspw(root, split)
     if not ds.has_annotations:
@@ -193,7 +233,7 @@ def evaluate_vss(root: str | Path, split: str, pred_dir: str | Path, *, progress
         videos = tqdm(videos, desc="vss eval", unit="video")
     for video in videos:
         acc.add_video(_video_frames(ds, video, pred_dir), video.length)
-    metrics = acc.result()
+    metrics: dict = {k: None if math.isnan(v) else v for k, v in acc.result().items()}  # undefined -> json null
     metrics["info"] = {"task": "vss", "gt": str(ds.root), "split": split, "pred": str(pred_dir),
                        "num_videos": len(ds.videos), "num_frames": sum(v.length for v in ds.videos),
                        "num_classes": ds.num_classes, "scale": "x100",
@@ -204,6 +244,7 @@ def evaluate_vss(root: str | Path, split: str, pred_dir: str | Path, *, progress
 def format_vss_metrics(metrics: dict) -> str:
     """One table of the VSS metrics (x100)."""
     keys = ("mIoU", "Acc", "mAcc", "fwIoU", "VC8", "VC16", "VC16_dvis")
-    lines = ["Video semantic segmentation (VSPW, x100)", "  ".join(f"{k:>9}" for k in keys),
-             "  ".join(f"{metrics[k]:>9.2f}" for k in keys)]
+    cells = ["-" if metrics[k] is None else f"{metrics[k]:.2f}" for k in keys]
+    lines = ["Video semantic segmentation (VSPW, x100; - = undefined, e.g. no video longer than 16 frames)",
+             "  ".join(f"{k:>9}" for k in keys), "  ".join(f"{c:>9}" for c in cells)]
     return "\n".join(lines)
