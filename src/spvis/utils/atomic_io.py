@@ -1,7 +1,9 @@
 """Atomic file writes: write to a temporary file in the same folder, fsync, then rename.
 
 A reader (or a resumed run) therefore sees either the previous complete file or the new complete one,
-never a truncated file, even if the process is killed or the disk fills up while writing.
+never a truncated file, even if the process is killed or the disk fills up while writing. The finished
+file gets the permissions a plain ``open()`` would give it (``0o666`` less the umask): ``mkstemp``
+creates its file ``0o600``, which would hide results from every other user of a shared machine.
 """
 
 from __future__ import annotations
@@ -12,31 +14,53 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, IO
+from typing import IO, Any, Callable, Iterator
+
+
+def default_file_mode() -> int:
+    """``0o666 & ~umask``: the mode ``open(path, "w")`` gives a new file in this process."""
+    mask = os.umask(0)  # the only portable way to read the umask is to set it and put it back
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 @contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file next to ``path``; on a clean exit it replaces ``path`` atomically.
+def temp_file_beside(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[str]:
+    """Yield the name of a new hidden temp file ``.<name>.<random><suffix>`` next to ``path``.
 
-    On any exception (including ``OSError: No space left on device``) the temporary file is removed and
-    ``path`` keeps its previous content.
+    On a clean exit the temp file is fsynced, given the default file mode and renamed onto ``path``; on
+    any exception (``KeyboardInterrupt``, ``SystemExit`` from a signal handler, a full disk) it is removed
+    and ``path`` keeps its previous content.
     """
-    if mode not in ("wb", "w"):
-        raise ValueError(f"atomic_open supports modes 'w' and 'wb', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        yield tmp_name
+        finish_temp_file(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def finish_temp_file(tmp_name: str | os.PathLike, path: str | os.PathLike) -> None:
+    """fsync ``tmp_name``, give it the default file mode and rename it onto ``path``."""
+    with open(tmp_name, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.chmod(tmp_name, default_file_mode())
+    os.replace(tmp_name, path)
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on a clean exit it replaces ``path`` atomically."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_open supports modes 'w' and 'wb', got {mode!r}")
+    with temp_file_beside(path) as tmp_name:
+        with open(tmp_name, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -59,16 +83,5 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: int | None =
 
 def atomic_save(path: str | os.PathLike, writer: Callable[[str], None]) -> None:
     """Atomically produce ``path`` with a writer that only accepts a file name (e.g. safetensors ``save_file``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with temp_file_beside(path) as tmp_name:
         writer(tmp_name)
-        with open(tmp_name, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise

@@ -12,6 +12,7 @@ import av
 import numpy as np
 
 from spvis.errors import SpvisError
+from spvis.utils.atomic_io import finish_temp_file
 
 CODEC_PREFERENCE = ("libx264", "h264", "libopenh264", "mpeg4")  # first encoder this PyAV build has wins
 
@@ -87,9 +88,7 @@ class VideoWriter:
             self._container.mux(packet)
         self._container.close()
         self._container = None
-        with open(self._tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(self._tmp, self.path)
+        finish_temp_file(self._tmp, self.path)  # fsync, normal permissions (not mkstemp's 0600), rename
         self._tmp = None
 
     def abort(self) -> None:
