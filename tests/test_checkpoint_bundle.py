@@ -75,7 +75,8 @@ def test_verify_cli_imports_and_compares(bundle, tmp_path, capsys):
     out = tmp_path / "imported"
     code = main(["checkpoint", "import", str(bundle / "checkpoint.pth"), "--format", "dvis",
                  "--official-config", str(bundle / "config.yaml"), "--out", str(out)])
-    assert code == 0 and (out / "model.safetensors").is_file() and (out / "model.yaml").is_file()
+    assert code == 0 and (out / "model.safetensors").is_file() and (out / "config.yaml").is_file()
+    assert (out / "MODEL_CARD.md").is_file()
     capsys.readouterr()
     code = main(["checkpoint", "verify", "--weights", str(out / "model.safetensors"), "--bundle", str(bundle)])
     printed = capsys.readouterr().out

@@ -142,21 +142,25 @@ def test_save_and_load_weights_roundtrip(tmp_path):
 
 
 def test_backbone_pretrained_from_local_file(tmp_path):
+    """Building loads nothing; the loading step puts MODEL.BACKBONE.PRETRAINED into the backbone."""
     import torchvision
 
+    from spvis.checkpoints.pretrained import load_pretrained
     from spvis.modeling.backbone import build_backbone
 
     tv = torchvision.models.resnet18()
     path = tmp_path / "r18.pth"
     torch.save(tv.state_dict(), path)
-    cfg = get_cfg()
-    cfg.MODEL.BACKBONE.DEPTH, cfg.MODEL.BACKBONE.RES2_OUT_CHANNELS = 18, 64
+    cfg = tiny_cfg()
+    cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.DEPTH, cfg.MODEL.BACKBONE.RES2_OUT_CHANNELS = "resnet", 18, 64
     cfg.MODEL.BACKBONE.PRETRAINED = str(path)
-    backbone = build_backbone(cfg)
-    torch.testing.assert_close(backbone.res5[1].conv2.weight, tv.layer4[1].conv2.weight)
+    assert not torch.equal(build_backbone(cfg).res5[1].conv2.weight, tv.layer4[1].conv2.weight)
+    model = SPVISModel.from_config(cfg)
+    assert load_pretrained(model, cfg)
+    torch.testing.assert_close(model.backbone.res5[1].conv2.weight, tv.layer4[1].conv2.weight)
     cfg.MODEL.BACKBONE.PRETRAINED = str(tmp_path / "missing.pth")
     with pytest.raises(CheckpointError, match="missing.pth: MODEL.BACKBONE.PRETRAINED file not found"):
-        build_backbone(cfg)
+        load_pretrained(model, cfg)
 
 
 def test_official_swin_key_layout_maps_onto_our_swin():

@@ -51,4 +51,4 @@ def test_three_stages_chain_with_the_real_model(tmp_path, capsys):
                  f"OUTPUT_DIR={tmp_path / 'bad'}", f"DATASETS.TRAIN=[{train_json}]",
                  f"MODEL.WEIGHTS={tmp_path / 'segmenter' / 'model_final.safetensors'}"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and "shape mismatch" in err[-1] and "model_final.safetensors" in err[-1]
+    assert code == 2 and "mis-shaped" in err[-1] and "model_final.safetensors" in err[-1]

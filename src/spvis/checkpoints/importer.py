@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spvis.checkpoints.io import save_weights
+from spvis.checkpoints.io import is_model_folder, save_weights
 from spvis.checkpoints.keymaps import MODEL_PREFIXES, official_to_ours
 from spvis.checkpoints.loading import load_state_strict
 from spvis.checkpoints.official_config import official_to_cfg
@@ -31,9 +31,14 @@ def build_official_model(src: str | Path, official_config: str | Path, fmt: str)
 
 
 def import_official(src: str | Path, *, fmt: str, official_config: str | Path, out: str | Path) -> Path:
-    """Convert and write ``out`` (a .safetensors path, or a directory that receives model.safetensors)."""
-    out = Path(out)
-    if out.suffix != ".safetensors":
-        out = out / "model.safetensors"
+    """Convert and write ``out``: a .safetensors file (+ .yaml), or a model folder (model.safetensors,
+    config.yaml, MODEL_CARD.md) that ``--weights`` / ``spvis.load`` accept as it is. Returns the weights file."""
     model, cfg = build_official_model(src, official_config, fmt)
+    if is_model_folder(out):
+        from spvis.checkpoints.model_card import write_model_card
+
+        weights = save_weights(out, model, cfg)
+        write_model_card(out, cfg, recipe=f"imported from the official {fmt} checkpoint {Path(src).name} "
+                                          f"({Path(official_config).name})")
+        return weights
     return save_weights(out, model, cfg)

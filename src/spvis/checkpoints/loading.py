@@ -1,4 +1,9 @@
-"""Loading a state dict into a model with a full report: every missing, unexpected or mis-shaped key by name."""
+"""The one strict loader: a state dict into a model, every missing, unexpected or mis-shaped key named.
+
+Used by every path that puts weights into a model (our safetensors, official imports, training
+checkpoints, stage chaining, pretrained backbones), so a wrong file never trains or predicts silently
+from random weights. Only keys under the ``allow_missing_prefixes`` the caller names may be missing.
+"""
 
 from __future__ import annotations
 
@@ -34,10 +39,14 @@ def compare_state(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[lis
 
 
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], *, source: str,
-                      allow_missing_prefixes: tuple[str, ...] = ()) -> None:
-    """Copy `state` into `model` (cast to the model's dtypes); raise CheckpointError naming any disagreement."""
+                      allow_missing_prefixes: tuple[str, ...] = ()) -> list[str]:
+    """Copy `state` into `model` (cast to the model's dtypes); raise CheckpointError naming any disagreement.
+
+    Returns the keys that were missing under ``allow_missing_prefixes`` (left at their initial values).
+    """
     missing, unexpected, mismatched = compare_state(model, state)
-    missing = [key for key in missing if not key.startswith(allow_missing_prefixes)]
+    allowed = [key for key in missing if key.startswith(allow_missing_prefixes)] if allow_missing_prefixes else []
+    missing = [key for key in missing if key not in set(allowed)]
     problems = []
     if mismatched:
         problems.append(f"{len(mismatched)} mis-shaped: " + "; ".join(mismatched[:8])
@@ -51,3 +60,4 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], *, sourc
     expected = model.state_dict()
     converted = {key: value.to(expected[key].dtype) for key, value in state.items()}
     model.load_state_dict(converted, strict=False)
+    return sorted(allowed)

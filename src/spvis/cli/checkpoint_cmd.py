@@ -15,13 +15,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("src", help="official weights file (.pkl detectron2, .pth)")
     imp.add_argument("--format", required=True, choices=("mask2former", "dvis", "dvis++"), help="source model family")
     imp.add_argument("--official-config", required=True, help="the official (fully dumped) detectron2-style yaml")
-    imp.add_argument("--out", required=True, help="output .safetensors path or directory (gets model.safetensors)")
+    imp.add_argument("--out", required=True, help="output .safetensors file, or a model folder (gets model.safetensors, config.yaml, MODEL_CARD.md)")
     imp.set_defaults(func=_import)
 
     ver = commands.add_parser("verify", help="run a model on a reference bundle and compare every tensor")
     ver.add_argument("bundle_dir", nargs="?", help="bundle directory (inputs.npz, outputs.npz, checkpoint.pth, config.yaml)")
     ver.add_argument("--bundle", help="bundle directory (same as the positional argument)")
-    ver.add_argument("--weights", help="our imported .safetensors to test (default: import the bundle's checkpoint.pth)")
+    ver.add_argument("--weights", help="our weights to test: a .safetensors file or a model folder (default: "
+                                       "import the bundle's checkpoint.pth)")
     ver.add_argument("--atol", type=float, default=5e-5, help="absolute tolerance (default 5e-5)")
     ver.add_argument("--rtol", type=float, default=1e-5, help="tolerance relative to max|reference| (default 1e-5)")
     ver.set_defaults(func=_verify)
@@ -30,9 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _import(args: argparse.Namespace) -> int:
     from spvis.checkpoints.importer import import_official
+    from spvis.checkpoints.io import config_path_for
 
     out = import_official(args.src, fmt=args.format, official_config=args.official_config, out=args.out)
-    print(f"wrote {out} and {out.with_suffix('.yaml')}")
+    print(f"wrote {out} and {config_path_for(out)}")
     return 0
 
 

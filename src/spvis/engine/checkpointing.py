@@ -16,8 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from spvis.checkpoints.io import config_path_for, read_safetensors, unwrap
+from spvis.checkpoints.io import save_weights as export_final_weights  # noqa: F401 (the trainer's name for it)
+from spvis.checkpoints.loading import load_state_strict
+from spvis.checkpoints.loading import load_state_strict as load_model_state  # noqa: F401 (the trainer's name)
 from spvis.errors import CheckpointError
-from spvis.utils.atomic_io import atomic_save, atomic_write_bytes, atomic_write_text
+from spvis.utils.atomic_io import atomic_write_bytes, atomic_write_text
 
 LAST_CHECKPOINT_FILE = "last_checkpoint"
 FINAL_WEIGHTS_NAME = "model_final.safetensors"
@@ -26,12 +30,6 @@ _CHECKPOINT_RE = re.compile(r"^model_(\d{7})\.pth$")
 # Modules each stage adds: a stage may start from weights that lack them (stage chaining).
 STAGE_NEW_MODULES = {"segmenter": ("tracker.", "refiner."), "tracker": ("tracker.", "refiner."),
                      "refiner": ("refiner.",)}
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The bare model under a DistributedDataParallel wrapper."""
-    return model.module if hasattr(model, "module") and isinstance(model, nn.parallel.DistributedDataParallel) \
-        else model
 
 
 def checkpoint_name(iteration: int) -> str:
@@ -91,69 +89,21 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_model_state(model: nn.Module, state_dict: dict[str, torch.Tensor], *, source: str,
-                     allowed_missing_prefixes: tuple[str, ...] = ()) -> list[str]:
-    """Load weights strictly except for missing keys under the allowed prefixes; returns those missing keys.
-
-    Unexpected keys, shape mismatches and other missing keys raise CheckpointError naming them: a checkpoint
-    of another architecture or stage must never train silently from random weights.
-    """
-    own = model.state_dict()
-    unexpected = sorted(k for k in state_dict if k not in own)
-    missing = sorted(k for k in own if k not in state_dict)
-    bad_missing = [k for k in missing if not k.startswith(allowed_missing_prefixes)]
-    mismatched = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-                  for k in state_dict if k in own and tuple(state_dict[k].shape) != tuple(own[k].shape)]
-    problems = []
-    if mismatched:
-        problems.append(f"shape mismatch: {_few(mismatched)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {_few(unexpected)}")
-    if bad_missing:
-        problems.append(f"missing keys: {_few(bad_missing)}")
-    if problems:
-        raise CheckpointError(f"{source}: weights do not fit this model ({'; '.join(problems)}); is it from "
-                              "another architecture or config?")
-    model.load_state_dict({k: v for k, v in state_dict.items()}, strict=False)
-    return missing
-
-
-def _few(names: list[str], limit: int = 5) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """(state_dict, stored config dict or None) of our safetensors weights or an engine training checkpoint."""
+    """(state_dict, stored config dict or None) of our weights (file or model folder) or a training checkpoint."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weights file not found (config key MODEL.WEIGHTS)")
-    if path.suffix == ".safetensors":
-        try:
-            from spvis.checkpoints import load_weights  # the checkpoints area's reader (config beside it)
-        except ImportError:
-            load_weights = None
-        if load_weights is not None:
-            state, cfg = load_weights(path)
-            return state, (cfg.to_dict() if hasattr(cfg, "to_dict") else cfg)
-        return _read_safetensors(path)
-    data = load_training_checkpoint(path)
+    if path.suffix in (".pth", ".pt") and path.is_file():
+        data = load_training_checkpoint(path)
+        import yaml
+
+        return data["model"], yaml.safe_load(data.get("config", "") or "{}")
+    state = read_safetensors(path, what="weights file (config key MODEL.WEIGHTS)")
+    cfg_path = config_path_for(path)
+    if not cfg_path.is_file():
+        return state, None
     import yaml
 
-    return data["model"], yaml.safe_load(data.get("config", "") or "{}")
-
-
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
-    import yaml
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(path))
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
-    cfg_path = path.with_suffix(".yaml")
-    cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else None
-    return state, cfg
+    return state, yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
 
 
 def load_initial_weights(model: nn.Module, path: str | Path, *, stage: str) -> list[str]:
@@ -169,8 +119,7 @@ def load_initial_weights(model: nn.Module, path: str | Path, *, stage: str) -> l
     extra_prefixes = tuple(p for p in ("tracker.", "refiner.") if not any(k.startswith(p) for k in own_keys))
     state = {k: v for k, v in state.items() if not k.startswith(extra_prefixes)} if extra_prefixes else state
     try:
-        missing = load_model_state(model, state, source=str(path),
-                                   allowed_missing_prefixes=STAGE_NEW_MODULES[stage])
+        missing = load_state_strict(model, state, source=str(path), allow_missing_prefixes=STAGE_NEW_MODULES[stage])
     except CheckpointError as exc:
         if stored_stage:
             raise CheckpointError(f"{exc} (the weights come from stage {stored_stage!r}, this run is stage "
@@ -251,23 +200,3 @@ def _submodule(model: nn.Module, name: str) -> nn.Module | None:
         return model.get_submodule(name)
     except AttributeError:  # the model does not build this part (e.g. no refiner)
         return None
-
-
-def export_final_weights(path: str | Path, model: nn.Module, cfg: Any) -> Path:
-    """Final weights as safetensors + the config YAML beside it (``<stem>.yaml``), both atomic."""
-    path = Path(path)
-    model = unwrap(model)
-    try:
-        from spvis.checkpoints import save_weights
-    except ImportError:
-        save_weights = None
-    if save_weights is not None:
-        save_weights(path, model, cfg)
-        return path
-    from safetensors.torch import save_file
-
-    # safetensors refuses shared or non-contiguous storage: store independent contiguous copies.
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata={"format": "spvis", "stage": str(cfg.STAGE)}))
-    atomic_write_text(path.with_suffix(".yaml"), cfg.dump())
-    return path
