@@ -17,12 +17,15 @@ SCHEMA: dict = {
                                     "folder (keyed by input pixels and segmenter weights; empty = off). Pays off "
                                     "with a fixed train scale and no flip, where frames repeat"),
         "NUM_CLASSES": Key(40, "number of object categories K (the class head has K+1 outputs)"),
+        "CLASS_NAMES": Key([], "names of the K classes (overlays, results, model cards); empty = the builtin "
+                               "dataset with K classes, else 'class <k>'"),
         "PIXEL_MEAN": Key([123.675, 116.28, 103.53], "per-channel mean, RGB, 0-255 scale"),
         "PIXEL_STD": Key([58.395, 57.12, 57.375], "per-channel std, RGB, 0-255 scale"),
         "SIZE_DIVISIBILITY": Key(32, "inputs are zero-padded to a multiple of this"),
         "BACKBONE": {
-            "NAME": Key("resnet", "resnet | swin | mobilenet_v2 (torchvision's, frozen BN) | tiny",
-                        choices=("resnet", "swin", "mobilenet_v2", "tiny")),
+            "NAME": Key("resnet", "resnet | swin | mobilenet_v2 (torchvision's, frozen BN) | tiny | timm:<model> "
+                                  "(any timm model through features_only, e.g. timm:resnet18; needs spvis[timm])",
+                        choices=("resnet", "swin", "mobilenet_v2", "tiny", "timm:*")),
             "DEPTH": Key(50, "ResNet depth (18, 34, 50, 101)"),
             "RES2_OUT_CHANNELS": Key(256, "ResNet res2 output channels (64 for R18/R34)"),
             "STEM_OUT_CHANNELS": Key(64, "ResNet stem output channels"),

@@ -133,9 +133,18 @@ def _check_value(decl: Key, value: Any, full: str, source: str) -> Any:
         value = list(value)
     if expected == (float, int) and isinstance(value, int):
         value = float(value)
-    if decl.choices is not None and value not in decl.choices:
+    if decl.choices is not None and not _is_choice(value, decl.choices):
         raise ConfigError(f"{source}: config key {full} must be one of {list(decl.choices)}, got {value!r}")
     return value
+
+
+def _is_choice(value: Any, choices: tuple[Any, ...]) -> bool:
+    """``value`` is one of ``choices``; a choice ``"prefix:*"`` admits any string ``"prefix:<something>"``."""
+    if value in choices:
+        return True
+    return isinstance(value, str) and any(
+        isinstance(c, str) and c.endswith("*") and value.startswith(c[:-1]) and len(value) > len(c) - 1
+        for c in choices)
 
 
 def _type_name(expected: type | tuple[type, ...]) -> str:

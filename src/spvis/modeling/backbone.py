@@ -1,21 +1,21 @@
-"""Backbones for the segmenter: detectron2-layout ResNet (FrozenBN), Swin (timm blocks) and a tiny CNN.
+"""Backbones for the segmenter: detectron2-layout ResNet (FrozenBN), Swin (timm blocks), MobileNetV2, any timm
+model (``timm:<name>``, features_only) and a tiny CNN.
 
 Every backbone maps images (N, 3, H, W) to {"res2": stride 4, ..., "res5": stride 32} and publishes
 ``output_shape()`` so the pixel decoder never hard-codes channel counts. Parameter names follow the
 official detectron2/Mask2Former checkpoints (reference §8) so imported weights load by name.
-Pretrained weights come from a local file only; nothing is downloaded.
+Building loads no weights: pretrained ones come from a local file, in ``spvis.checkpoints.pretrained``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spvis.errors import CheckpointError, ConfigError
+from spvis.errors import ConfigError
 
 LEVELS = ("res2", "res3", "res4", "res5")
 
@@ -344,43 +344,78 @@ class SwinBackbone(nn.Module):
         return outputs
 
 
+class TimmBackbone(nn.Module):
+    """Any timm model through ``features_only``: its last four feature levels published as res2..res5.
+
+    Channels and strides come from timm's ``feature_info`` (strides must be 4, 8, 16, 32, as the pixel
+    decoder expects), so the pixel decoder never hard-codes them. Parameters live under ``body.`` with timm's
+    own names, so a timm checkpoint (``MODEL.BACKBONE.PRETRAINED``) loads by name; nothing is downloaded.
+    """
+
+    def __init__(self, model_name: str, *, out_features: tuple[str, ...] = LEVELS, freeze_at: int = 0):
+        super().__init__()
+        from spvis.utils.optional import require
+
+        timm = require("timm", extra="timm", purpose=f"the timm backbone {model_name!r}")
+        try:
+            probe = timm.create_model(model_name, pretrained=False, features_only=True)
+        except RuntimeError as exc:  # timm: "Unknown model (...)"
+            raise ConfigError(f"MODEL.BACKBONE.NAME: timm has no model {model_name!r} ({exc})") from None
+        strides = probe.feature_info.reduction()
+        wanted = [strides.index(s) for s in (4, 8, 16, 32) if s in strides]
+        if len(wanted) != 4:
+            raise ConfigError(f"MODEL.BACKBONE.NAME: timm model {model_name!r} has feature strides {strides}; "
+                              f"the segmenter needs levels at strides 4, 8, 16 and 32")
+        self.body = timm.create_model(model_name, pretrained=False, features_only=True, out_indices=tuple(wanted))
+        self.model_name = model_name
+        self.out_features = tuple(out_features)
+        channels = self.body.feature_info.channels()
+        self._shapes = {name: ShapeSpec(int(c), 4 * 2 ** i) for i, (name, c) in enumerate(zip(LEVELS, channels))}
+        if freeze_at > 0:  # FREEZE_AT >= 1 freezes the stem: every child before the first used feature level
+            first = self.body.feature_info.module_name()[0]  # e.g. layer1, stages.0, blocks.1
+            children = [name for name, _ in self.body.named_children()]
+            flat = first.replace(".", "_")  # FeatureListNet flattens Sequential stages (stages.0 -> stages_0)
+            stop = flat if flat in children else first.split(".")[0]
+            for name, child in self.body.named_children():
+                if name == stop:
+                    break
+                child.requires_grad_(False)
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        return {name: self._shapes[name] for name in self.out_features}
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        levels = self.body(images)  # list of 4 maps, strides 4..32
+        return {name: x for name, x in zip(LEVELS, levels) if name in self.out_features}
+
+
+TIMM_PREFIX = "timm:"
+
+
 def build_backbone(cfg) -> nn.Module:
-    """Backbone named by MODEL.BACKBONE.NAME; loads MODEL.BACKBONE.PRETRAINED (a local file) when set."""
+    """Backbone named by MODEL.BACKBONE.NAME, randomly initialised: building loads no weights
+    (``spvis.checkpoints.pretrained.load_pretrained_backbone`` loads MODEL.BACKBONE.PRETRAINED)."""
     bcfg = cfg.MODEL.BACKBONE
     out_features = tuple(bcfg.OUT_FEATURES)
     unknown = [name for name in out_features if name not in LEVELS]
     if unknown:
         raise ConfigError(f"MODEL.BACKBONE.OUT_FEATURES: unknown level(s) {unknown} (choose from {list(LEVELS)})")
     if bcfg.NAME == "resnet":
-        backbone: nn.Module = ResNet(
+        return ResNet(
             depth=bcfg.DEPTH, stem_channels=bcfg.STEM_OUT_CHANNELS, res2_channels=bcfg.RES2_OUT_CHANNELS,
             norm=bcfg.NORM, stride_in_1x1=bcfg.STRIDE_IN_1X1, freeze_at=bcfg.FREEZE_AT, out_features=out_features,
         )
-    elif bcfg.NAME == "swin":
+    if bcfg.NAME == "swin":
         scfg = bcfg.SWIN
-        backbone = SwinBackbone(
+        return SwinBackbone(
             embed_dim=scfg.EMBED_DIM, depths=tuple(scfg.DEPTHS), num_heads=tuple(scfg.NUM_HEADS),
             window_size=scfg.WINDOW_SIZE, mlp_ratio=scfg.MLP_RATIO, drop_path_rate=scfg.DROP_PATH_RATE,
             patch_size=scfg.PATCH_SIZE, pretrain_img_size=scfg.PRETRAIN_IMG_SIZE, out_features=out_features,
         )
-    elif bcfg.NAME == "tiny":
-        backbone = TinyBackbone(width=bcfg.WIDTH, out_features=out_features)
-    elif bcfg.NAME == "mobilenet_v2":
-        backbone = MobileNetV2Backbone(out_features=out_features, freeze_at=bcfg.FREEZE_AT)
-    else:
-        raise ConfigError(f"MODEL.BACKBONE.NAME: unknown backbone {bcfg.NAME!r}")
-    if bcfg.PRETRAINED:
-        load_pretrained_backbone(backbone, bcfg.PRETRAINED, kind=bcfg.NAME)
-    return backbone
-
-
-def load_pretrained_backbone(backbone: nn.Module, path: str | Path, *, kind: str) -> None:
-    """Load backbone weights from a local .pkl/.pth/.safetensors file, reporting every key mismatch by name."""
-    from spvis.checkpoints.keymaps import backbone_state_from_file
-    from spvis.checkpoints.loading import load_state_strict
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: MODEL.BACKBONE.PRETRAINED file not found (weights load from local files only)")
-    state = backbone_state_from_file(path, kind=kind)
-    load_state_strict(backbone, state, source=str(path), allow_missing_prefixes=("norm",) if kind == "swin" else ())
+    if bcfg.NAME == "tiny":
+        return TinyBackbone(width=bcfg.WIDTH, out_features=out_features)
+    if bcfg.NAME == "mobilenet_v2":
+        return MobileNetV2Backbone(out_features=out_features, freeze_at=bcfg.FREEZE_AT)
+    if bcfg.NAME.startswith(TIMM_PREFIX) and len(bcfg.NAME) > len(TIMM_PREFIX):
+        return TimmBackbone(bcfg.NAME[len(TIMM_PREFIX):], out_features=out_features, freeze_at=bcfg.FREEZE_AT)
+    raise ConfigError(f"MODEL.BACKBONE.NAME: unknown backbone {bcfg.NAME!r}")
