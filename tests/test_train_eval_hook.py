@@ -36,7 +36,7 @@ def _tiny_model_cfg(synth: Path, mode: str):
                                          ("refiner", ["minvis", "online", "offline"])])
 def test_eval_hook_scores_the_stage_chain_like_infer_and_eval(synth, stage, modes, capsys):
     """The hook scores every link of the stage's chain exactly as `spvis infer` + `evaluate` would."""
-    from spvis.cli.train_cmd import build_evaluator, build_model
+    from spvis.engine.launch import build_evaluator, build_model
     from spvis.engine.eval_hook import predict_videos
     from spvis.data.catalog import load_dataset, resolve_dataset
     from spvis.evaluation import evaluate
@@ -69,7 +69,7 @@ def test_chain_line_marks_a_stage_worse_than_its_input():
 
 def test_trainer_calls_evaluator_every_period_and_logs_metrics(synth, tmp_path):
     from spvis.engine.trainer import Trainer, setup_reproducibility
-    from spvis.cli.train_cmd import build_train_dataset
+    from spvis.engine.launch import build_train_dataset
     from test_train_fakes import TinyClipModel
     import os
 

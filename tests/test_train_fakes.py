@@ -87,7 +87,7 @@ def tiny_cfg(train_json: Path, output_dir: Path, **solver: Any):
 
 def run_fake_training(cfg, *, resume: bool = False, sigterm_at_call: int | None = None, ctx=None):
     """Build data + TinyClipModel exactly as `spvis train` does and train; returns (trainer, result)."""
-    from spvis.cli.train_cmd import build_train_dataset
+    from spvis.engine.launch import build_train_dataset
     from spvis.engine.distributed import init_distributed
     from spvis.engine.trainer import Trainer, setup_reproducibility
 

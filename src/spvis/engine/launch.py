@@ -1,0 +1,121 @@
+"""Training runs as a library call: one stage (cfg.STAGE) in this process or in N local processes.
+
+``train(config, overrides, resume=False, num_processes=1)`` is what ``spvis train`` calls;
+``torchrun --nproc_per_node N -m spvis train ...`` runs ``train_main`` once per rank instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from torch import nn
+
+from spvis.errors import ConfigError, SpvisError
+
+
+def build_train_dataset(cfg: Any) -> Any:
+    """The training clips of cfg.DATASETS.TRAIN (a name, a json path or a list mixed by DATASETS.RATIO)."""
+    from spvis.data import build_clip_dataset
+
+    if not cfg.DATASETS.TRAIN:
+        raise ConfigError("config key DATASETS.TRAIN is empty: name a dataset or a YTVIS-format json to train on")
+    names = list(cfg.DATASETS.TRAIN)
+    return build_clip_dataset(cfg, names if len(names) > 1 else names[0], is_train=True)
+
+
+def build_model(cfg: Any) -> nn.Module:
+    """SPVISModel for cfg.STAGE with MODEL.BACKBONE.PRETRAINED loaded (when set) and everything outside the
+    stage's own module frozen. MODEL.WEIGHTS (the previous stage) is loaded by the trainer."""
+    from spvis.checkpoints.pretrained import load_pretrained
+    from spvis.engine.optim import freeze_for_stage
+    from spvis.modeling.meta_arch import SPVISModel
+
+    model = SPVISModel.from_config(cfg)
+    load_pretrained(model, cfg)
+    freeze_for_stage(model, cfg.STAGE)
+    return model
+
+
+def build_evaluator(cfg: Any, ctx: Any) -> Any:
+    """Periodic evaluation on DATASETS.TEST when that split is set, else None."""
+    if not cfg.DATASETS.TEST:
+        return None
+    from spvis.engine.eval_hook import build_eval_hook
+
+    return build_eval_hook(cfg, ctx)
+
+
+def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: bool = False) -> int:
+    """Train in this process (one rank of torchrun, or alone); returns the exit code (128 + signal when
+    a signal stopped the run after its checkpoint)."""
+    from spvis.config import load_config
+    from spvis.engine.distributed import init_distributed, shutdown_distributed
+    from spvis.engine.trainer import Trainer, configure_threads, setup_reproducibility
+
+    cfg = load_config(config, list(overrides))
+    ctx = init_distributed(cfg.MODEL.DEVICE)
+    try:
+        configure_threads(ctx, int(cfg.SOLVER.CPU_THREADS))
+        setup_reproducibility(cfg)
+        dataset = build_train_dataset(cfg)
+        model = build_model(cfg)
+        evaluator = build_evaluator(cfg, ctx)
+        result = Trainer(cfg, model, dataset, ctx, evaluator=evaluator, resume=resume).train()
+        if result.stopped_by != "max_iter":
+            return 128 + int(getattr(signal, result.stopped_by))
+        return 0
+    finally:
+        shutdown_distributed()
+
+
+def train(config: str | Path, overrides: Sequence[str] = (), resume: bool = False, num_processes: int = 1) -> int:
+    """Train the stage named by the config's STAGE; ``num_processes`` > 1 starts that many local DDP processes
+    (one per GPU, or gloo on CPU). Returns the exit code (0 when MAX_ITER was reached)."""
+    from spvis.config import load_config
+
+    load_config(config, list(overrides))  # fail fast on bad keys before starting processes
+    if num_processes < 1:
+        raise SpvisError(f"num_processes (--num-gpus) must be at least 1, got {num_processes}")
+    if num_processes == 1:
+        return train_main(config, overrides, resume=resume)
+    if "WORLD_SIZE" in os.environ:
+        raise SpvisError("--num-gpus cannot be combined with torchrun (torchrun already sets the processes)")
+    return _launch_local(str(config), list(overrides), resume, num_processes)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _worker(local_rank: int, world_size: int, port: int, config: str, overrides: list[str], resume: bool) -> None:
+    os.environ.update({"RANK": str(local_rank), "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(world_size),
+                       "LOCAL_WORLD_SIZE": str(world_size), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    try:
+        code = train_main(config, overrides, resume=resume)
+    except SpvisError as exc:
+        print(f"spvis train (rank {local_rank}): error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    if code:
+        raise SystemExit(code)
+
+
+def _launch_local(config: str, overrides: list[str], resume: bool, n: int) -> int:
+    import torch.multiprocessing as mp
+
+    try:
+        mp.start_processes(_worker, args=(n, _free_port(), config, overrides, resume), nprocs=n, join=True,
+                           start_method="spawn")
+    except mp.ProcessExitedException as exc:
+        if exc.exit_code == 2:
+            raise SpvisError(f"training process {exc.error_index} failed (see its error above)") from None
+        if exc.exit_code and exc.exit_code > 128:
+            return int(exc.exit_code)
+        raise SpvisError(f"training process {exc.error_index} exited with code {exc.exit_code}") from None
+    return 0
