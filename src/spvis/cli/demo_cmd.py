@@ -26,6 +26,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--videos", type=int, default=3, help="number of videos to generate")
     parser.add_argument("--frames", type=int, default=20, help="frames per video")
     parser.add_argument("--occlusion", default="medium", choices=("none", "light", "medium", "heavy"))
+    parser.add_argument("--size", default="192x256",
+                        help="frame size HxW of the generated videos (default: the benchmark's %(default)s; "
+                             "the model resizes them to its test size itself)")
     parser.add_argument("--modes", default="online,offline", help="comma-separated: online, offline")
     parser.add_argument("--weights", default=str(DEMO_WEIGHTS),
                         help="model weights (default: the demo model shipped with the package)")
@@ -48,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.weights).is_file():
         raise SpvisError(f"{args.weights}: demo weights not found (build them with scripts/build_demo_model.sh)")
     model, cfg = load_model(args.weights, None, [])
-    height, width = cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST
+    try:
+        height, width = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise SpvisError(f"--size takes HxW, e.g. 192x256, got {args.size!r}") from None
     out = Path(args.out)
     print(f"[1/3] generating {args.videos} procedural videos ({args.frames} frames, {height}x{width}, "
           f"occlusion {args.occlusion}) in {out / 'videos'}")
