@@ -203,3 +203,27 @@ def test_caffe2_resnet_pkl_names_convert(tmp_path):
     load_state_strict(ours, backbone_state_from_file(path, kind="resnet"), source=str(path))
     scale, _ = ours.stem.conv1.norm.scale_and_shift()
     torch.testing.assert_close(scale, torch.full((64,), 2.0))  # the C2 affine is applied exactly
+
+
+def test_export_training_checkpoint_gives_the_same_tensors(tmp_path, capsys):
+    """`spvis checkpoint export` turns model_*.pth into inference weights equal tensor by tensor."""
+    from spvis.cli.main import main
+    from spvis.engine.checkpointing import save_training_checkpoint
+
+    cfg = tiny_cfg()
+    model = SPVISModel.from_config(cfg)
+    path = save_training_checkpoint(tmp_path, {"model": model.state_dict(), "optimizer": {}, "scheduler": {},
+                                               "stage": "segmenter", "config": cfg.dump()}, iteration=7)
+    assert main(["checkpoint", "export", str(path), "--out", str(tmp_path / "w.safetensors")]) == 0
+    state, loaded_cfg = load_weights(tmp_path / "w.safetensors")
+    assert loaded_cfg.MODEL.DECODER.NUM_QUERIES == cfg.MODEL.DECODER.NUM_QUERIES
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(state[key], value)
+    broken = dict(torch.load(path, weights_only=True))
+    broken["model"] = {k: v for k, v in broken["model"].items() if not k.endswith("class_embed.bias")}
+    torch.save(broken, tmp_path / "broken.pth")
+    capsys.readouterr()
+    assert main(["checkpoint", "export", str(tmp_path / "broken.pth"), "--out", str(tmp_path / "b.safetensors")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "broken.pth" in err[0] and "class_embed.bias" in err[0]
+    assert not (tmp_path / "b.safetensors").exists()

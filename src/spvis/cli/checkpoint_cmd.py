@@ -1,4 +1,5 @@
-"""`spvis checkpoint import|verify`: convert official weights; check a model against a reference bundle."""
+"""`spvis checkpoint import|export|verify`: convert official weights; turn a training checkpoint into
+inference weights; check a model against a reference bundle."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("--out", required=True, help="output .safetensors file, or a model folder (gets model.safetensors, config.yaml, MODEL_CARD.md)")
     imp.set_defaults(func=_import)
 
+    exp = commands.add_parser("export", help="a training checkpoint (model_*.pth) -> safetensors + config")
+    exp.add_argument("src", help="training checkpoint written by spvis train (OUTPUT_DIR/model_NNNNNNN.pth)")
+    exp.add_argument("--out", required=True, help="output .safetensors file (config .yaml beside it) or model folder")
+    exp.set_defaults(func=_export)
+
     ver = commands.add_parser("verify", help="run a model on a reference bundle and compare every tensor")
     ver.add_argument("bundle_dir", nargs="?", help="bundle directory (inputs.npz, outputs.npz, checkpoint.pth, config.yaml)")
     ver.add_argument("--bundle", help="bundle directory (same as the positional argument)")
@@ -34,6 +40,15 @@ def _import(args: argparse.Namespace) -> int:
     from spvis.checkpoints.io import config_path_for
 
     out = import_official(args.src, fmt=args.format, official_config=args.official_config, out=args.out)
+    print(f"wrote {out} and {config_path_for(out)}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from spvis.checkpoints.io import config_path_for
+    from spvis.engine.checkpointing import export_training_checkpoint
+
+    out = export_training_checkpoint(args.src, args.out)
     print(f"wrote {out} and {config_path_for(out)}")
     return 0
 

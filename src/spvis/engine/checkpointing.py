@@ -89,6 +89,27 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def export_training_checkpoint(src: str | Path, out: str | Path) -> Path:
+    """Inference weights (safetensors + config YAML, or a model folder) from a training checkpoint ``.pth``.
+
+    The model is rebuilt from the checkpoint's own config and loaded strictly, so a checkpoint whose
+    weights do not fit its config is refused rather than exported.
+    """
+    from spvis.config import config_from_dict
+    from spvis.modeling.meta_arch import SPVISModel
+
+    import yaml
+
+    data = load_training_checkpoint(src)
+    try:
+        cfg = config_from_dict(yaml.safe_load(data.get("config") or "") or {})
+    except yaml.YAMLError as exc:
+        raise CheckpointError(f"{src}: field 'config' is not readable YAML ({str(exc).splitlines()[0]})") from None
+    model = SPVISModel.from_config(cfg)
+    load_state_strict(model, data["model"], source=str(src))
+    return export_final_weights(out, model, cfg)
+
+
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None]:
     """(state_dict, stored config dict or None) of our weights (file or model folder) or a training checkpoint."""
     path = Path(path)

@@ -1,0 +1,70 @@
+"""Accuracy of one or more models on the held-out synthetic sets, mean ± std over the sets (README tables).
+
+Each row is WEIGHTS:TRACKER:MODE[:KEY=VALUE,...] (TRACKER learned | minvis, MODE online | offline); every
+row runs on the valid split of every set with the same code path as ``spvis infer`` + ``spvis eval``.
+The sets come from ``bash scripts/make_synth_data.sh`` (the issue's target spec, seeds 101 202 333 404 505).
+
+    python benchmarks/heldout_accuracy.py --rows W.safetensors:minvis:online W.safetensors:learned:online
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+DEFAULT_SETS = [f"datasets/heldout_{seed}" for seed in (101, 202, 333, 404, 505)]
+COLUMNS = ("AP", "AP50", "AP75", "AR10", "IDF1", "HOTA", "IDSW")
+
+
+def score_row(weights: str, tracker: str, mode: str, overrides: list[str], data_dir: Path) -> dict[str, float]:
+    """infer + eval of one model on one set's valid split; metrics ×100 (IDF1 / HOTA pooled)."""
+    from spvis.cli.infer_cmd import iter_jobs, load_model, run_video
+    from spvis.evaluation import evaluate, write_results
+
+    model, cfg = load_model(weights, None, [f"TEST.TRACKER={tracker}", *overrides])
+    entries = []
+    for job in iter_jobs(str(data_dir / "valid.json"), str(data_dir / "valid" / "JPEGImages"), cfg):
+        entries.extend(run_video(model, cfg, job, mode=mode, out_dir=None, score_thr=0.0, max_frames=None).entries)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_results(Path(tmp) / "results.json", entries)
+        metrics = evaluate(data_dir / "valid.json", Path(tmp) / "results.json")
+    pooled = metrics["tracking"]["pooled"]
+    return {"AP": 100 * metrics["AP"], "AP50": 100 * metrics["AP50"], "AP75": 100 * metrics["AP75"],
+            "AR10": 100 * metrics["AR10"], "IDF1": 100 * pooled["IDF1"], "HOTA": 100 * pooled["HOTA"],
+            "IDSW": float(pooled["IDSW"])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", nargs="+", required=True, help="WEIGHTS:TRACKER:MODE[:KEY=VALUE,...] per row")
+    parser.add_argument("--sets", nargs="+", default=DEFAULT_SETS, help="dataset folders with valid.json")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--names", nargs="*", help="row names for the table (default: the row specs)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    names = args.names or args.rows
+    print(f"| row | {' | '.join(COLUMNS)} | per-set AP |")
+    print("|---|" + "---:|" * (len(COLUMNS) + 1))
+    for name, spec in zip(names, args.rows):
+        parts = spec.split(":")
+        weights, tracker, mode = parts[0], parts[1], parts[2]
+        overrides = parts[3].split(",") if len(parts) > 3 and parts[3] else []
+        per_set = [score_row(weights, tracker, mode, overrides, Path(s)) for s in args.sets]
+        cells = []
+        for column in COLUMNS:
+            values = [row[column] for row in per_set]
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.mean(values):.1f} ± {std:.1f}" if column != "IDSW"
+                         else f"{statistics.mean(values):.1f}")
+        per_set_ap = " / ".join(f"{row['AP']:.1f}" for row in per_set)
+        print(f"| {name} | {' | '.join(cells)} | {per_set_ap} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
