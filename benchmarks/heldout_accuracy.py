@@ -23,7 +23,7 @@ COLUMNS = ("AP", "AP50", "AP75", "AR10", "IDF1", "HOTA", "IDSW")
 
 def score_row(weights: str, tracker: str, mode: str, overrides: list[str], data_dir: Path) -> dict[str, float]:
     """infer + eval of one model on one set's valid split; metrics ×100 (IDF1 / HOTA pooled)."""
-    from spvis.cli.infer_cmd import iter_jobs, load_model, run_video
+    from spvis.engine.inference import iter_jobs, load_model, run_video
     from spvis.evaluation import evaluate, write_results
 
     model, cfg = load_model(weights, None, [f"TEST.TRACKER={tracker}", *overrides])

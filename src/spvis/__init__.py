@@ -1,3 +1,51 @@
-"""SPVIS: video instance segmentation with a Progressive Tracker and Joint Feature-Preserving refinement."""
+"""SPVIS: video instance segmentation with a Progressive Tracker and Joint Feature-Preserving refinement.
+
+The public Python API (imported lazily, so ``import spvis`` stays light)::
+
+    import spvis
+    model, cfg = spvis.load_model()                       # the built-in demo model, or load_model("w.safetensors")
+    tracker = spvis.OnlineTracker(model, cfg)
+    for result in tracker.stream(spvis.open_frame_source("video.mp4")):
+        print(result.frame_index, result.track_ids, result.labels, result.scores)
+    metrics = spvis.evaluate("valid.json", "results.json")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_model": "spvis.engine.inference",
+    "iter_jobs": "spvis.engine.inference",
+    "run_video": "spvis.engine.inference",
+    "BUILTIN_WEIGHTS": "spvis.engine.inference",
+    "OnlineTracker": "spvis.engine.streaming",
+    "run_offline": "spvis.engine.offline",
+    "FrameResult": "spvis.engine.frame_result",
+    "VideoResult": "spvis.engine.frame_result",
+    "open_frame_source": "spvis.data",
+    "load_video_dataset": "spvis.data",
+    "generate_synthetic_dataset": "spvis.data.synth",
+    "evaluate": "spvis.evaluation",
+    "write_results": "spvis.evaluation",
+    "load_config": "spvis.config",
+    "get_cfg": "spvis.config",
+    "SPVISModel": "spvis.modeling.meta_arch",
+    "save_weights": "spvis.checkpoints",
+    "load_weights": "spvis.checkpoints",
+    "SpvisError": "spvis.errors",
+}
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'spvis' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-DEMO_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "demo_model.safetensors"
+from spvis.engine.inference import BUILTIN_WEIGHTS as DEMO_WEIGHTS
 DEMO_SEED = 20261125  # the demo model was trained on seed-0 videos; these are new ones
 
 
@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spvis.cli.infer_cmd import iter_jobs, load_model, run_video
+    from spvis.engine.inference import iter_jobs, load_model, run_video
     from spvis.data.synth import generate_synthetic_dataset
     from spvis.errors import SpvisError
     from spvis.evaluation import evaluate, write_results

@@ -1,0 +1,163 @@
+"""Inference front end shared by ``spvis infer``, ``spvis demo``, the benchmarks and the Python API.
+
+``load_model`` builds a model from our weights; ``iter_jobs`` turns an input (dataset json, video file or
+frame folder) into videos to run; ``run_video`` runs one of them online (streaming, flat memory) or
+offline (+ refiner) and writes its overlay video.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+DEFAULT_FPS = 10.0  # overlay frame rate when the input has none (frame folders, datasets)
+SINGLE_VIDEO_ID = 1  # results.json needs an integer video id; a lone video/folder gets this one
+BUILTIN_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "demo_model.safetensors"
+
+
+@dataclass
+class VideoJob:
+    """One video to run: its results id, a frame source and the label maps for output."""
+
+    video_id: int
+    name: str
+    source: Any  # spvis.data.frames source: .name, .fps, .truncated, .error, iterable of (H, W, 3) uint8
+    category_ids: Sequence[int] | None
+    class_names: Sequence[str]
+
+
+def load_model(weights: str | Path | None = None, config: str | Path | None = None,
+               overrides: Sequence[str] = ()):
+    """(model in eval mode on its device, cfg) from our weights (default: the built-in demo model).
+
+    ``config`` replaces the config saved beside the weights; ``overrides`` are KEY=VALUE strings. Weights
+    that do not fit the config are a one-line CheckpointError naming the keys.
+    """
+    import torch
+
+    from spvis.checkpoints import load_weights
+    from spvis.checkpoints.loading import load_state_strict
+    from spvis.config import load_config
+    from spvis.modeling.meta_arch import SPVISModel
+
+    weights = str(BUILTIN_WEIGHTS if weights is None else weights)
+    state, saved_cfg = load_weights(weights)
+    if config is not None:
+        cfg = load_config(config, list(overrides))
+    else:
+        cfg = saved_cfg
+        cfg.merge_overrides(list(overrides))
+    model = SPVISModel.from_config(cfg)
+    load_state_strict(model, state, source=weights)
+    device = cfg.MODEL.DEVICE
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return model.to(device).eval(), cfg
+
+def _names_for(num_classes: int) -> list[str]:
+    """Class names of the builtin dataset with this many classes (overlay labels), else none."""
+    from spvis.data.categories import OVIS_NAMES, YTVIS_2019_NAMES
+
+    return {len(YTVIS_2019_NAMES): YTVIS_2019_NAMES, len(OVIS_NAMES): OVIS_NAMES}.get(num_classes, [])
+
+
+def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | None = None) -> Iterator[VideoJob]:
+    """The videos named by --input: every video of a dataset json, or the one video / frame folder."""
+    from spvis.data import load_video_dataset, open_frame_source
+    from spvis.errors import SpvisError
+
+    path = Path(input_path)
+    if path.suffix.lower() == ".json":
+        dataset = load_video_dataset(path, image_root)
+        if dataset.num_classes != cfg.MODEL.NUM_CLASSES:
+            raise SpvisError(f"{path}: field 'categories': {dataset.num_classes} categories but the model "
+                             f"predicts MODEL.NUM_CLASSES = {cfg.MODEL.NUM_CLASSES}")
+        for record in dataset.videos:
+            source = open_frame_source(record, image_root=dataset.image_root or path.parent, max_frames=max_frames)
+            yield VideoJob(record.id, f"{record.id}", source, dataset.contiguous_to_dataset_id,
+                           dataset.class_names)
+        return
+    if image_root is not None:
+        raise SpvisError("--image-root is only used with a dataset json --input")
+    source = open_frame_source(path, max_frames=max_frames)
+    yield VideoJob(SINGLE_VIDEO_ID, path.stem if path.is_file() else path.name, source, None,
+                   _names_for(cfg.MODEL.NUM_CLASSES))
+
+
+def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, score_thr: float,
+              max_frames: int | None, max_memory_gb: float | None = None, window_size: int | None = None):
+    """Infer one video (online stream or offline engine), writing its overlay when ``out_dir`` is set."""
+    from tqdm import tqdm
+
+    from spvis.engine.frame_result import VideoResult
+    from spvis.engine.streaming import OnlineTracker
+    from spvis.errors import SpvisError
+
+    total = job.source.num_frames
+    if max_frames is not None:
+        total = max_frames if total is None else min(total, max_frames)
+    writer = _overlay_writer(out_dir, job)
+    bar = tqdm(total=total, desc=job.name, unit="frame", file=sys.stderr)
+    overlay_thr = max(score_thr, 0.5)
+
+    def on_frame(frame_result, frame) -> None:
+        if writer is not None:
+            from spvis.viz.overlay import draw_overlay
+
+            keep = frame_result.scores >= overlay_thr
+            writer.write(draw_overlay(frame, frame_result.masks[keep], frame_result.track_ids[keep],
+                                      frame_result.labels[keep], job.class_names, frame_result.scores[keep]))
+        bar.update(1)
+
+    try:
+        if mode == "offline":
+            from spvis.engine.offline import run_offline
+
+            source = _LimitedSource(job.source, max_frames) if max_frames is not None else job.source
+            result = run_offline(model, cfg, source, max_memory_gb, window_size, video_id=job.video_id,
+                                 category_ids=job.category_ids, frame_callback=lambda fr: on_frame(fr, fr.frame))
+        else:
+            engine = OnlineTracker(model, cfg, score_thr=overlay_thr, keep_frames=writer is not None)
+            for frame_result in engine.stream(islice(iter(job.source), max_frames), source=job.name):
+                on_frame(frame_result, frame_result.frame)
+            if engine.frame_size is None:
+                raise SpvisError(f"{job.name}: {getattr(job.source, 'error', None) or 'the input has no frames'}")
+            result = engine.video_result(job.video_id, category_ids=job.category_ids, score_thr=score_thr,
+                                         truncated=bool(getattr(job.source, "truncated", False)),
+                                         error=getattr(job.source, "error", None))
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        bar.close()
+    if writer is not None:
+        writer.close()
+    if mode == "offline" and score_thr > 0:
+        result = VideoResult(result.video_id, result.num_frames, result.height, result.width,
+                             [e for e in result.entries if e["score"] >= score_thr], result.truncated, result.error)
+    return result
+
+
+def _overlay_writer(out_dir: Path | None, job: VideoJob):
+    if out_dir is None:
+        return None
+    from spvis.viz.video_writer import VideoWriter
+
+    return VideoWriter(out_dir / f"{job.name}.mp4", fps=getattr(job.source, "fps", None) or DEFAULT_FPS)
+
+
+class _LimitedSource:
+    """A frame source cut to its first ``limit`` frames (re-iterable, as the offline engine needs)."""
+
+    def __init__(self, source: Any, limit: int):
+        self._source, self._limit = source, limit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    def __iter__(self) -> Iterator:
+        return islice(iter(self._source), self._limit)
