@@ -12,7 +12,7 @@ from pycocotools import mask as mask_utils
 from spvis.errors import DataFormatError
 from spvis.evaluation import encode_masks, evaluate, load_results, write_results
 from spvis.evaluation.ground_truth import load_ground_truth
-from spvis.evaluation.rle_batch import parse_counts_batch
+from spvis.data.rle_batch import parse_counts_batch
 from spvis.evaluation.synthetic import box_rle
 
 H, W = 12, 16

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from spvis.data.coco import ImageDataset
-from spvis.data.rle import RLEError, check_rle
+from spvis.data.rle import validate_normalized
 from spvis.data.ytvis import VideoDataset
 from spvis.errors import DataFormatError
 
@@ -65,19 +65,17 @@ def check_images(ds: ImageDataset) -> None:
 
 
 def check_masks(ds: VideoDataset) -> None:
-    """DataFormatError unless every stored RLE's runs are well formed and cover exactly the video size."""
-    by_id = {v.id: v for v in ds.videos}
-    for vid, tracks in ds.tracks_by_video.items():
-        video = by_id[vid]
-        for track in tracks:
-            for t, rle in enumerate(track.segmentations):
-                if rle is None:
-                    continue
-                try:
-                    check_rle(rle, video.height, video.width)
-                except RLEError as exc:
-                    raise DataFormatError(ds.json_path, f"frame {t}: undecodable RLE: {exc}",
-                                          entry=f"video {vid}: annotation {track.id}", field="segmentations") from None
+    """DataFormatError unless every stored RLE's runs are well formed and cover exactly the video size.
+
+    ``load_video_dataset`` already validates every RLE (the same batch validator); this re-checks a dataset
+    built or modified in memory."""
+    pending = [(vid, track.id, t, rle) for vid, tracks in ds.tracks_by_video.items() for track in tracks
+               for t, rle in enumerate(track.segmentations) if rle is not None]
+    _, errors = validate_normalized([rle for *_, rle in pending])
+    for (vid, aid, t, _), error in zip(pending, errors):
+        if error is not None:
+            raise DataFormatError(ds.json_path, f"frame {t}: undecodable RLE: {error}",
+                                  entry=f"video {vid}: annotation {aid}", field="segmentations")
 
 
 def check_segmentation_dataset(ds: PanopticDataset | VSPWDataset, *, read_files: bool = True) -> tuple[dict, list[str]]:

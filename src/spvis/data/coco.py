@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from spvis.data.rle import RLEError, normalize_segmentation, rle_area
-from spvis.data.ytvis import _int_field, parse_categories
+from spvis.data.png_io import check_size
+from spvis.data.rle import RLEError, normalize_segmentation, validate_normalized
+from spvis.data.ytvis import _int_field, flag_field, parse_categories
 from spvis.errors import DataFormatError
 from spvis.utils.json_io import read_json
 
@@ -95,12 +96,18 @@ def load_coco_instances(json_path: str | Path, image_root: str | Path | None = N
         name = im.get("file_name")
         if not isinstance(name, str):
             raise DataFormatError(path, "must be a string", entry=f"image {iid}", field="file_name")
-        images.append(ImageRecord(iid, name, _int_field(path, im, "height", f"image {iid}", positive=True),
-                                  _int_field(path, im, "width", f"image {iid}", positive=True)))
+        height = _int_field(path, im, "height", f"image {iid}", positive=True)
+        width = _int_field(path, im, "width", f"image {iid}", positive=True)
+        check_size(path, height, width, entry=f"image {iid}", field="height/width")
+        images.append(ImageRecord(iid, name, height, width))
     by_id = {im.id: im for im in images}
     instances: dict[int, list[ImageInstance]] = {im.id: [] for im in images}
     ann_seen: set[int] = set()
-    for i, a in enumerate(data.get("annotations") or []):
+    pending: list[tuple[int, ImageInstance]] = []  # (image id, instance): RLE runs validated in one batch
+    annotations = data.get("annotations") or []
+    if not isinstance(annotations, list):
+        raise DataFormatError(path, "must be a list", field="annotations")
+    for i, a in enumerate(annotations):
         if not isinstance(a, dict):
             raise DataFormatError(path, "must be an object", entry=f"annotations[{i}]")
         aid = _int_field(path, a, "id", f"annotations[{i}]")
@@ -114,7 +121,7 @@ def load_coco_instances(json_path: str | Path, image_root: str | Path | None = N
         cid = _int_field(path, a, "category_id", entry)
         if cid not in known:
             raise DataFormatError(path, f"unknown category id {cid}", entry=entry, field="category_id")
-        if a.get("iscrowd", 0):
+        if flag_field(path, a, "iscrowd", entry):
             continue
         if mapping is not None:
             if cid not in mapping:
@@ -125,8 +132,13 @@ def load_coco_instances(json_path: str | Path, image_root: str | Path | None = N
             rle = normalize_segmentation(a.get("segmentation"), im.height, im.width)
         except RLEError as exc:
             raise DataFormatError(path, str(exc), entry=entry, field="segmentation") from None
-        if rle is None or rle_area(rle) == 0:
-            continue
-        instances[iid].append(ImageInstance(aid, cid, rle))
+        if rle is not None:
+            pending.append((iid, ImageInstance(aid, cid, rle)))
+    areas, errors = validate_normalized([inst.rle for _, inst in pending])
+    for (iid, inst), area, error in zip(pending, areas.tolist(), errors):
+        if error is not None:
+            raise DataFormatError(path, error, entry=f"annotation {inst.id}", field="segmentation")
+        if area > 0:
+            instances[iid].append(inst)
     return ImageDataset(path, Path(image_root) if image_root is not None else None, images, instances,
                         out_categories)

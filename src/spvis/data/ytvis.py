@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from spvis.data.rle import RLEError, decode_rle, normalize_segmentation, rle_area
+from spvis.data.png_io import check_size
+from spvis.data.rle import RLEError, decode_rle, normalize_segmentation, validate_normalized
 from spvis.errors import DataFormatError
 from spvis.utils.json_io import read_json
 
@@ -106,6 +107,16 @@ def _int_field(path: Path, obj: dict, key: str, entry: str, *, positive: bool = 
     return value
 
 
+def flag_field(path: Path, obj: dict, key: str, entry: str) -> bool:
+    """A 0/1 (or true/false) flag such as ``iscrowd``; absent or null reads as 0."""
+    value = obj.get(key, 0)
+    if value is None:
+        return False
+    if value not in (0, 1) or not isinstance(value, (int, bool)):
+        raise DataFormatError(path, f"must be 0 or 1, got {value!r}", entry=entry, field=key)
+    return bool(value)
+
+
 def parse_videos(path: Path, data: dict) -> list[VideoRecord]:
     """Validated video records of a YTVIS json dict."""
     videos_raw = data.get("videos")
@@ -126,6 +137,7 @@ def parse_videos(path: Path, data: dict) -> list[VideoRecord]:
             raise DataFormatError(path, "must be a non-empty list of frame paths", entry=entry, field="file_names")
         height = _int_field(path, v, "height", entry, positive=True)
         width = _int_field(path, v, "width", entry, positive=True)
+        check_size(path, height, width, entry=entry, field="height/width")
         length = v.get("length", len(names))
         if length != len(names):
             raise DataFormatError(path, f"is {length} but file_names has {len(names)} frames", entry=entry,
@@ -159,6 +171,7 @@ def parse_tracks(path: Path, data: dict, videos: list[VideoRecord], categories: 
     cat_ids = {int(c["id"]) for c in categories}
     tracks: dict[int, list[Track]] = {v.id: [] for v in videos}
     seen: set[int] = set()
+    pending: list[tuple[Track, int, dict]] = []  # (track, frame, rle) to validate in one batch
     for i, a in enumerate(anns):
         if not isinstance(a, dict):
             raise DataFormatError(path, "must be an object", entry=f"annotations[{i}]")
@@ -185,7 +198,6 @@ def parse_tracks(path: Path, data: dict, videos: list[VideoRecord], categories: 
         if bboxes is not None and (not isinstance(bboxes, list) or len(bboxes) != video.length):
             raise DataFormatError(path, f"must be a list of {video.length} boxes", entry=entry, field="bboxes")
         rles: list[dict | None] = []
-        areas: list[int] = []
         for t, s in enumerate(segs):
             try:
                 rle = normalize_segmentation(s, video.height, video.width)
@@ -194,10 +206,20 @@ def parse_tracks(path: Path, data: dict, videos: list[VideoRecord], categories: 
             if rle is not None and bboxes is not None and bboxes[t] is None:
                 rle = None  # official loaders list an object only where both box and mask exist
             rles.append(rle)
-            areas.append(0 if rle is None else rle_area(rle))
+        iscrowd = int(flag_field(path, a, "iscrowd", entry))
         occlusion = a.get("occlusion")
-        tracks[vid].append(Track(aid, vid, cid, rles, areas, int(a.get("iscrowd", 0) or 0),
-                                 occlusion if isinstance(occlusion, list) else None))
+        track = Track(aid, vid, cid, rles, [0] * len(rles), iscrowd, occlusion if isinstance(occlusion, list) else None)
+        pending.extend((track, t, rle) for t, rle in enumerate(rles) if rle is not None)
+        tracks[vid].append(track)
+    # every RLE's runs checked in one batch (the validator of the results side): a GT mask whose runs do not cover
+    # H*W would make pycocotools loop forever in training and evaluation
+    areas, errors = validate_normalized([r for _, _, r in pending])
+    for (track, t, _), area, error in zip(pending, areas.tolist(), errors):
+        if error is not None:
+            raise DataFormatError(path, f"frame {t}: undecodable RLE: {error}",
+                                  entry=f"video {track.video_id}: annotation {track.id}",
+                                  field="segmentations")
+        track.areas[t] = area
     return tracks
 
 

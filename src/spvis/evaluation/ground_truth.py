@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from spvis.data.rle import RLEError, normalize_segmentation, rle_areas
-from spvis.data.ytvis import parse_categories, parse_videos
+from spvis.data.rle import RLEError, normalize_segmentation, validate_normalized
+from spvis.data.ytvis import flag_field, parse_categories, parse_videos
 from spvis.errors import DataFormatError
 from spvis.utils.json_io import read_json
 
@@ -129,6 +129,8 @@ def load_ground_truth(gt: str | Path | dict) -> GroundTruth:
     tracks: dict[int, list[GtTrack]] = {v.id: [] for v in videos}
     seen: set[int] = set()
     occlusion_flags: list[bool] = []
+    pending: list[tuple[GtTrack, int, dict]] = []  # (track, frame, rle): every run checked in one batch below
+    json_areas: list[tuple[GtTrack, Any]] = []  # (track, its json ``areas``): averaged once frame areas are known
     for i, a in enumerate(anns):
         if not isinstance(a, dict):
             raise DataFormatError(source, "must be an object", entry=f"annotations[{i}]")
@@ -140,9 +142,9 @@ def load_ground_truth(gt: str | Path | dict) -> GroundTruth:
             raise DataFormatError(source, "duplicate annotation id", entry=entry, field="id")
         seen.add(aid)
         vid, cid = a.get("video_id"), a.get("category_id")
-        if vid not in by_id:
+        if not isinstance(vid, int) or vid not in by_id:
             raise DataFormatError(source, f"unknown video id {vid!r}", entry=entry, field="video_id")
-        if cid not in cat_ids:
+        if not isinstance(cid, int) or cid not in cat_ids:
             raise DataFormatError(source, f"unknown category id {cid!r}", entry=entry, field="category_id")
         video = by_id[vid]
         segs = a.get("segmentations")
@@ -158,15 +160,23 @@ def load_ground_truth(gt: str | Path | dict) -> GroundTruth:
                 rles.append(normalize_segmentation(s, video.height, video.width))
             except RLEError as exc:
                 raise DataFormatError(source, f"frame {t}: {exc}", entry=entry, field="segmentations") from None
-        present = [r for r in rles if r is not None]
-        frame_areas = np.zeros(video.length, dtype=np.int64)
-        if present:
-            frame_areas[[t for t, r in enumerate(rles) if r is not None]] = rle_areas(present)
-        avg_area = _track_avg_area(a.get("areas"), frame_areas, source, entry)
+        iscrowd = flag_field(Path(source), a, "iscrowd", entry)
         occlusion = a.get("occlusion")
         occlusion_flags.append(occlusion is not None)
         occ_score = _occlusion_score(occlusion, source, entry) if occlusion is not None else None
-        tracks[vid].append(GtTrack(aid, vid, int(cid), bool(a.get("iscrowd", 0)), rles, frame_areas, avg_area,
-                                   occ_score))
+        track = GtTrack(aid, vid, int(cid), iscrowd, rles, np.zeros(video.length, dtype=np.int64), 0.0, occ_score)
+        json_areas.append((track, a.get("areas")))
+        pending.extend((track, t, r) for t, r in enumerate(rles) if r is not None)
+        tracks[vid].append(track)
+    # A GT RLE whose runs do not add up to H*W (or has a negative run) makes pycocotools' iou/merge loop forever:
+    # the same validator as the results side (spvis.data.rle_batch) checks them all before anything is scored.
+    areas, errors = validate_normalized([r for _, _, r in pending])
+    for (track, t, _), area, error in zip(pending, areas.tolist(), errors):
+        if error is not None:
+            raise DataFormatError(source, f"frame {t}: {error}", entry=f"annotation {track.id}",
+                                  field="segmentations")
+        track.frame_areas[t] = area
+    for track, raw in json_areas:
+        track.avg_area = _track_avg_area(raw, track.frame_areas, source, f"annotation {track.id}")
     has_occlusion = bool(occlusion_flags) and all(occlusion_flags)
     return GroundTruth(source, videos, categories, tracks, has_occlusion=has_occlusion)

@@ -27,7 +27,8 @@ from pycocotools import mask as mask_utils
 
 from spvis.errors import DataFormatError
 from spvis.evaluation.ground_truth import GroundTruth
-from spvis.evaluation.rle_batch import parse_counts_batch
+from spvis.data.rle import RLEError, counts_bytes
+from spvis.data.rle_batch import validate_counts
 from spvis.utils.atomic_io import atomic_write_bytes, atomic_write_json
 from spvis.utils.json_io import parse_json, read_json
 
@@ -192,23 +193,22 @@ def load_results(results: str | os.PathLike | list, gt: GroundTruth) -> list[Res
                 raise DataFormatError(source, f"frame {t}: mask size {size} differs from the video size "
                                       f"[{video.height}, {video.width}]", entry=entry, field="segmentations")
             counts = s["counts"]
-            if isinstance(counts, str):
-                counts = counts.encode("ascii", errors="replace")
-            elif not isinstance(counts, bytes):
+            if not isinstance(counts, (str, bytes)):
                 raise DataFormatError(source, f"frame {t}: 'counts' must be a compressed RLE string",
                                       entry=entry, field="segmentations")
+            try:
+                counts = counts_bytes(counts)
+            except RLEError as exc:
+                raise DataFormatError(source, f"frame {t}: {exc}", entry=entry, field="segmentations") from None
             rles.append({"size": [video.height, video.width], "counts": counts})
             pending.append((i, t, counts))
         tracks.append(ResultTrack(i, vid, cid, float(score), rles, np.zeros(video.length, dtype=np.int64)))
-    parsed = parse_counts_batch([c for _, _, c in pending])
-    for k, (i, t, _) in enumerate(pending):
-        track = tracks[i]
-        video = gt.video_index[track.video_id]
-        error = parsed.errors[k]
-        if error is None and parsed.totals[k] != video.height * video.width:
-            error = f"RLE runs cover {parsed.totals[k]} pixels, expected {video.height}x{video.width}"
+    sizes = [(gt.video_index[tracks[i].video_id].height, gt.video_index[tracks[i].video_id].width)
+             for i, _, _ in pending]
+    areas, errors = validate_counts([c for _, _, c in pending], sizes)
+    for (i, t, _), area, error in zip(pending, areas.tolist(), errors):
         if error is not None:
-            raise DataFormatError(source, f"frame {t}: {error}", entry=f"result {i} (video {track.video_id})",
+            raise DataFormatError(source, f"frame {t}: {error}", entry=f"result {i} (video {tracks[i].video_id})",
                                   field="segmentations")
-        track.frame_areas[t] = parsed.areas[k]
+        tracks[i].frame_areas[t] = area
     return tracks

@@ -17,6 +17,8 @@ def parse_json(path: str | Path, raw: bytes | str) -> Any:
         raise DataFormatError(path, f"malformed json (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except UnicodeDecodeError:
         raise DataFormatError(path, "malformed json (not UTF-8 text)") from None
+    except RecursionError:
+        raise DataFormatError(path, "malformed json (nested too deeply)") from None
 
 
 def read_json(path: str | Path, *, what: str = "file") -> Any:

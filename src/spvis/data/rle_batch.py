@@ -3,7 +3,9 @@
 pycocotools never checks that a counts string adds up to H*W, and a string that is too short or too
 long makes its ``iou`` / ``merge`` loops spin forever; parsing each string in Python costs ~1 ms for a
 720p mask. Here the strings of a whole results file are parsed with vectorised numpy, in chunks of a
-few million characters spread over a thread pool (numpy releases the GIL).
+few million characters spread over a thread pool (numpy releases the GIL). This is the one RLE validator:
+the results side (``spvis.evaluation.results_io``), the ground-truth loaders (``spvis.data.ytvis``, ``.coco``,
+``spvis.evaluation.ground_truth``) and ``spvis data check`` all go through ``validate_counts``.
 Format (COCO maskApi ``rleFrString``): 6 bits a char (value = char - 48), bit 0x20 = "more chars
 follow", the last char's bit 0x10 is the sign; run j >= 3 is stored as a delta to run j - 2.
 Totals and areas need no per-run prefix sums: with n runs, the value stored for odd run j = 2k + 1
@@ -21,6 +23,9 @@ import numpy as np
 
 _CHUNK_CHARS = 1 << 21  # ~2M chars per vectorised pass keeps the per-run arrays cache-sized
 _MAX_RUN_CHARS = 12  # 12 chars x 5 bits already exceed any int64 run length
+# No run can be longer than a whole frame of the size budget (spvis.data.png_io.MAX_PIXELS); bounding every run
+# also keeps the int64 sums of a hostile string from wrapping around to a plausible total.
+MAX_RUN_PIXELS = 1 << 31
 
 
 @dataclass
@@ -83,6 +88,22 @@ def _parse_chunk(counts: list[bytes]) -> tuple[np.ndarray, np.ndarray, dict[int,
     # how many absolute run lengths each stored value enters (see module docstring)
     weight = np.where(odd, runs_here // 2 - (run_index >> 1), (runs_here - 1) // 2 - (run_index >> 1) + 1)
     weight[run_index == 0] = 1
+    # absolute run lengths: run j >= 3 is value j plus run j - 2, i.e. a per-string cumulative sum over the odd
+    # runs (1, 3, ...) and one over the even runs from 2 (2, 4, ...); run 0 is its own value
+    before_string = np.repeat(first_run, runs_per_string)
+
+    def per_string_cumsum(x: np.ndarray) -> np.ndarray:
+        total = np.concatenate(([0], np.cumsum(x)))
+        return total[1:] - total[before_string]
+
+    absolute = np.where(run_index == 0, values,
+                        np.where(odd, per_string_cumsum(np.where(odd, values, 0)),
+                                 per_string_cumsum(np.where(~odd & (run_index >= 2), values, 0))))
+    for message, bad_run in (("RLE has a negative run length", absolute < 0),
+                             (f"RLE has a run longer than {MAX_RUN_PIXELS:,} pixels", absolute > MAX_RUN_PIXELS)):
+        if bad_run.any():
+            for i in np.unique(np.searchsorted(string_end, ends[bad_run], side="right")):
+                errors.setdefault(int(i), message)
     weighted = values * weight
     has_runs = runs_per_string > 0
     totals[has_runs] = np.add.reduceat(weighted, first_run[has_runs])
@@ -114,3 +135,15 @@ def parse_counts_batch(counts: list[bytes], *, num_threads: int | None = None) -
     totals = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
     areas = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
     return ParsedCounts(totals, areas, errors)
+
+
+def validate_counts(counts: list[bytes], sizes: list[tuple[int, int]]) -> tuple[np.ndarray, list[str | None]]:
+    """(foreground areas (N,) int64, per-string error or None) of compressed-RLE strings; string i must cover a
+    ``sizes[i]`` = (height, width) frame exactly. Bad characters, a truncated run, a negative or oversized run
+    and a wrong total are all errors (pycocotools would loop forever or decode garbage on them)."""
+    parsed = parse_counts_batch(counts)
+    errors = list(parsed.errors)
+    for i, (total, (height, width)) in enumerate(zip(parsed.totals.tolist(), sizes)):
+        if errors[i] is None and total != height * width:
+            errors[i] = f"RLE runs cover {total} pixels, expected {height}x{width}={height * width}"
+    return parsed.areas, errors
