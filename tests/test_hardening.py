@@ -1,0 +1,199 @@
+"""Hostile and malformed inputs (issue 15): each gives exit code 2 and ONE `spvis <cmd>: error:` line naming the
+file and the field, never a traceback, a hang, a crash, a silent acceptance or a partial output file."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from spvis.cli.main import main
+from spvis.data.rle import encode_mask
+
+H, W, T = 4, 5, 2  # a tiny video: every mask has 20 pixels
+
+
+def _rle_string(runs: list[int]) -> str:
+    """COCO ``rleToString`` of arbitrary (even invalid) runs, so a test can write exactly the corruption it wants."""
+    chars = []
+    for i, x in enumerate(runs):
+        if i > 2:
+            x -= runs[i - 2]
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = x != -1 if c & 0x10 else x != 0
+            chars.append(chr((c | 0x20 if more else c) + 48))
+    return "".join(chars)
+
+
+def _mask_rle() -> dict:
+    mask = np.zeros((H, W), dtype=bool)
+    mask[1:3, 1:4] = True
+    return encode_mask(mask)
+
+
+def _gt() -> dict:
+    return {
+        "videos": [{"id": 1, "file_names": ["v/0.png", "v/1.png"], "height": H, "width": W, "length": T}],
+        "categories": [{"id": 1, "name": "thing"}],
+        "annotations": [{"id": 1, "video_id": 1, "category_id": 1, "iscrowd": 0,
+                         "segmentations": [_mask_rle(), _mask_rle()], "areas": [6, 6]}],
+    }
+
+
+def _results() -> list:
+    return [{"video_id": 1, "category_id": 1, "score": 0.9, "segmentations": [_mask_rle(), _mask_rle()]}]
+
+
+def _write(path: Path, obj) -> Path:
+    path.write_text(json.dumps(obj))
+    return path
+
+
+def _frames(root: Path) -> None:
+    (root / "v").mkdir(parents=True, exist_ok=True)
+    for t in range(T):
+        Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(root / "v" / f"{t}.png")
+
+
+def _one_line_error(capsys, argv: list[str], *needles: str) -> str:
+    """Run the CLI; assert exit 2 and a single error line (no traceback) holding every needle; return it."""
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"spvis {argv[0]}: error: "), lines[0]
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def _files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def _eval_bad_gt(tmp_path, capsys, mutate, *needles: str) -> None:
+    gt = _gt()
+    mutate(gt)
+    gt_path = _write(tmp_path / "gt.json", gt)
+    pred = _write(tmp_path / "results.json", _results())
+    before = _files(tmp_path)
+    _one_line_error(capsys, ["eval", "--gt", str(gt_path), "--pred", str(pred)], str(gt_path), *needles)
+    assert _files(tmp_path) == before  # no metrics.json, no temp file
+
+
+def _set_counts(runs):
+    def mutate(gt):
+        gt["annotations"][0]["segmentations"][1] = {"size": [H, W], "counts": _rle_string(runs)}
+    return mutate
+
+
+# ----------------------------------------------------------------------------------------------- hangs
+@pytest.mark.parametrize("runs,message", [([5, 10], "cover 15 pixels, expected 4x5=20"),
+                                          ([5, 30, 1], "cover 36 pixels"),
+                                          ([25, -5], "negative run length"),
+                                          ([3, 4, 2, -1, 12], "negative run length")])
+def test_gt_rle_with_bad_runs_is_an_error_not_a_hang(tmp_path, capsys, runs, message):
+    _eval_bad_gt(tmp_path, capsys, _set_counts(runs), "annotation 1", "field 'segmentations'", "frame 1", message)
+
+
+@pytest.mark.parametrize("runs,message", [([5, 10], "cover 15 pixels"), ([25, -5], "negative run length")])
+def test_training_loader_rejects_bad_gt_runs(tmp_path, capsys, runs, message):
+    gt = _gt()
+    _set_counts(runs)(gt)
+    path = _write(tmp_path / "train.json", gt)
+    _frames(tmp_path)
+    _one_line_error(capsys, ["data", "check", str(path)], str(path), "annotation 1", "field 'segmentations'",
+                    "frame 1", message)
+
+
+def test_results_rle_with_negative_run_is_rejected(tmp_path, capsys):
+    gt = _write(tmp_path / "gt.json", _gt())
+    results = _results()
+    results[0]["segmentations"][0] = {"size": [H, W], "counts": _rle_string([25, -5])}
+    pred = _write(tmp_path / "results.json", results)
+    _one_line_error(capsys, ["eval", "--gt", str(gt), "--pred", str(pred)], str(pred), "result 0",
+                    "field 'segmentations'", "negative run length")
+    assert not (tmp_path / "metrics.json").exists()
+
+
+# ------------------------------------------------------------------------------------ annotation fields
+def _seg(value):
+    def mutate(gt):
+        gt["annotations"][0]["segmentations"][0] = value
+    return mutate
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (_seg({"size": [H, W], "counts": "3é1"}), "non-ASCII character"),
+    (_seg({"size": ["4", W], "counts": "PP"}), "'size' must be [height, width] integers"),
+    (_seg({"size": [4.5, W], "counts": "PP"}), "'size' must be [height, width] integers"),
+    (_seg({"size": [H, W], "counts": [5, "x", 10]}), "uncompressed RLE counts must be integers"),
+    (_seg({"size": [H, W], "counts": [25, -5]}), "negative run length"),
+    (_seg([[1, 1, 3, "a", 3, 3]]), "polygon coordinates must be numbers"),
+    (_seg([[1, 1, 3, 1, 1e308, -1e308]]), "polygon coordinate x=1e+308"),
+    (_seg([[1, 1, 3, 1, 1e9, 3]]), "polygon coordinate x=1000000000.0"),
+    (_seg([[1, 1, 3, 1, 2, float("nan")]]), "polygon coordinate y=nan"),
+], ids=["non_ascii", "str_size", "float_size", "str_uncompressed", "negative_uncompressed", "str_polygon",
+        "polygon_1e308", "polygon_1e9", "polygon_nan"])
+def test_bad_segmentation_fields(tmp_path, capsys, mutate, message):
+    _eval_bad_gt(tmp_path, capsys, mutate, "annotation 1", "field 'segmentations'", "frame 0", message)
+    # the training loader (data check) gives the same one-line error
+    gt = _gt()
+    mutate(gt)
+    path = _write(tmp_path / "train.json", gt)
+    _frames(tmp_path)
+    _one_line_error(capsys, ["data", "check", str(path)], str(path), "field 'segmentations'", message)
+
+
+def test_non_ascii_result_counts(tmp_path, capsys):
+    gt = _write(tmp_path / "gt.json", _gt())
+    results = _results()
+    results[0]["segmentations"][1] = {"size": [H, W], "counts": "ü3"}
+    pred = _write(tmp_path / "results.json", results)
+    _one_line_error(capsys, ["eval", "--gt", str(gt), "--pred", str(pred)], str(pred), "result 0",
+                    "field 'segmentations'", "non-ASCII")
+
+
+@pytest.mark.parametrize("value", ["yes", 2, 0.5, [1]])
+def test_non_integer_iscrowd(tmp_path, capsys, value):
+    def mutate(gt):
+        gt["annotations"][0]["iscrowd"] = value
+    _eval_bad_gt(tmp_path, capsys, mutate, "annotation 1", "field 'iscrowd'", "must be 0 or 1")
+    gt = _gt()
+    mutate(gt)
+    path = _write(tmp_path / "train.json", gt)
+    _frames(tmp_path)
+    _one_line_error(capsys, ["data", "check", str(path)], str(path), "field 'iscrowd'")
+
+
+@pytest.mark.parametrize("height", [10 ** 30, 100_000])
+def test_huge_video_height_is_outside_the_budget(tmp_path, capsys, height):
+    def mutate(gt):
+        gt["videos"][0]["height"] = height
+    _eval_bad_gt(tmp_path, capsys, mutate, "video 1", "field 'height/width'", "outside the budget")
+
+
+def test_unhashable_ids_in_gt(tmp_path, capsys):
+    def mutate(gt):
+        gt["annotations"][0]["video_id"] = [1]
+    _eval_bad_gt(tmp_path, capsys, mutate, "annotation 1", "field 'video_id'")
+
+
+def test_deeply_nested_json(tmp_path, capsys):
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text("[" * 100_000 + "]" * 100_000)
+    pred = _write(tmp_path / "results.json", _results())
+    _one_line_error(capsys, ["eval", "--gt", str(gt_path), "--pred", str(pred)], str(gt_path), "nested too deeply")
+    _write(tmp_path / "gt.json", _gt())
+    pred.write_text('{"a": ' * 100_000 + "1" + "}" * 100_000)
+    _one_line_error(capsys, ["eval", "--gt", str(gt_path), "--pred", str(pred)], str(pred), "nested too deeply")
+    assert not (tmp_path / "metrics.json").exists()
