@@ -197,3 +197,41 @@ def test_deeply_nested_json(tmp_path, capsys):
     pred.write_text('{"a": ' * 100_000 + "1" + "}" * 100_000)
     _one_line_error(capsys, ["eval", "--gt", str(gt_path), "--pred", str(pred)], str(pred), "nested too deeply")
     assert not (tmp_path / "metrics.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------------- configs
+@pytest.mark.parametrize("override,needles", [
+    ("MODEL.DECODER.NUM_QUERIES=-5", ["MODEL.DECODER.NUM_QUERIES", "must be positive"]),
+    ("MODEL.PIXEL_MEAN=[1.0]", ["MODEL.PIXEL_MEAN", "list of 3 elements"]),
+    ("MODEL.PIXEL_MEAN=[1.0, x, 3.0]", ["MODEL.PIXEL_MEAN[1]", "expects a number"]),
+    ("SOLVER.BASE_LR=.nan", ["SOLVER.BASE_LR", "finite number"]),
+    ("SOLVER.BASE_LR=.inf", ["SOLVER.BASE_LR", "finite number"]),
+    ("SOLVER.STEPS=[a, 2]", ["SOLVER.STEPS[0]", "expects an integer"]),
+    ("INPUT.MIN_SIZE_TRAIN=[360, 0]", ["INPUT.MIN_SIZE_TRAIN[1]", "must be positive"]),
+    ("DATASETS.TRAIN=[[lol]]", ["DATASETS.TRAIN[0]", "expects a string"]),
+    ("DATASETS.REGISTER=[3]", ["DATASETS.REGISTER[0]", "expects a mapping"]),
+], ids=["neg_queries", "short_mean", "str_in_mean", "nan_lr", "inf_lr", "str_step", "zero_size", "nested_train",
+        "register_int"])
+def test_bad_config_override(capsys, override, needles):
+    _one_line_error(capsys, ["config", override], "command line", *needles)
+
+
+@pytest.mark.parametrize("text,needles", [
+    ("MODEL:\n  DECODER:\n    NUM_QUERIES: -5\n", ["MODEL.DECODER.NUM_QUERIES", "must be positive"]),
+    ("_BASE_: 3\n", ["_BASE_ must be the path"]),
+    ("_BASE_: [a.yaml]\n", ["_BASE_ must be the path"]),
+    ("DATASETS:\n  TRAIN: [[lol]]\n", ["DATASETS.TRAIN[0]", "expects a string"]),
+    ("MODEL:\n  PIXEL_STD: [1.0, 0.0, 1.0]\n", ["MODEL.PIXEL_STD[1]", "must be positive"]),
+], ids=["neg_queries", "base_int", "base_list", "nested_train", "zero_std"])
+def test_bad_config_file(tmp_path, capsys, text, needles):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    _one_line_error(capsys, ["config", "--config", str(path)], str(path), *needles)
+
+
+def test_latin1_and_deeply_nested_yaml(tmp_path, capsys):
+    path = tmp_path / "cfg.yaml"
+    path.write_bytes("OUTPUT_DIR: caf\xe9\n".encode("latin-1"))
+    _one_line_error(capsys, ["config", "--config", str(path)], str(path), "not UTF-8")
+    path.write_text("[" * 50_000 + "]" * 50_000)
+    _one_line_error(capsys, ["config", "--config", str(path)], str(path), "nested too deeply")

@@ -8,6 +8,7 @@ unknown key or a value of the wrong type raises ``ConfigError`` naming the key (
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -25,6 +26,22 @@ class Key:
     help: str = ""
     type: type | tuple[type, ...] | None = None  # inferred from the default when None
     choices: tuple[Any, ...] | None = None
+    # numbers (and the numbers of a list) must be finite and at least ``low`` (None: any), above 0 if ``positive``
+    low: float | None = 0
+    positive: bool = False
+    elem: type | tuple[type, ...] | None = None  # list keys: type of every element (inferred from the default)
+    length: int | None = None  # list keys: exact number of elements
+
+    def elem_type(self) -> type | tuple[type, ...] | None:
+        """The type every element of a list key must have (None: a list whose elements are not checked)."""
+        if self.elem is not None:
+            return self.elem
+        if not isinstance(self.default, (list, tuple)) or not self.default:
+            return None
+        kinds = {bool if isinstance(v, bool) else float if isinstance(v, float) else type(v) for v in self.default}
+        if kinds <= {int, float} and float in kinds:
+            return (float, int)
+        return kinds.pop() if len(kinds) == 1 else None
 
     def value_type(self) -> type | tuple[type, ...]:
         if self.type is not None:
@@ -108,7 +125,7 @@ class CfgNode(dict):
             dotted, raw = item.split("=", 1)
             try:
                 value = yaml.safe_load(raw) if raw != "" else ""
-            except yaml.YAMLError:
+            except (yaml.YAMLError, RecursionError):
                 value = raw
             nested: Any = value
             for part in reversed(dotted.strip().split(".")):
@@ -123,14 +140,37 @@ def _suggest(name: str, schema: dict[str, Any]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
+def _check_scalar(decl: Key, expected: type | tuple[type, ...], value: Any, where: str, source: str) -> None:
+    """ConfigError unless ``value`` has the ``expected`` type and, as a number, is finite and in range."""
+    if (isinstance(value, bool) and expected in ((float, int), int)) or not isinstance(value, expected):
+        raise ConfigError(f"{source}: config key {where} expects {_type_name(expected)}, got {_short(value)}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(f"{source}: config key {where} must be a finite number, got {value!r}")
+        if decl.positive and value <= 0:
+            raise ConfigError(f"{source}: config key {where} must be positive, got {value!r}")
+        if decl.low is not None and value < decl.low:
+            raise ConfigError(f"{source}: config key {where} must be at least {decl.low:g}, got {value!r}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _check_value(decl: Key, value: Any, full: str, source: str) -> Any:
     expected = decl.value_type()
-    if isinstance(value, bool) and expected in ((float, int), int):
-        raise ConfigError(f"{source}: config key {full} expects {_type_name(expected)}, got {value!r}")
-    if not isinstance(value, expected):
-        raise ConfigError(f"{source}: config key {full} expects {_type_name(expected)}, got {value!r}")
+    _check_scalar(decl, expected, value, full, source)
     if isinstance(value, tuple):
         value = list(value)
+    if isinstance(value, list):
+        if decl.length is not None and len(value) != decl.length:
+            raise ConfigError(f"{source}: config key {full} expects a list of {decl.length} elements, got "
+                              f"{len(value)}: {_short(value)}")
+        elem = decl.elem_type()
+        if elem is not None:
+            for k, item in enumerate(value):
+                _check_scalar(decl, elem, item, f"{full}[{k}]", source)
     if expected == (float, int) and isinstance(value, int):
         value = float(value)
     if decl.choices is not None and not _is_choice(value, decl.choices):
@@ -155,26 +195,42 @@ def _type_name(expected: type | tuple[type, ...]) -> str:
         if expected == (list, tuple):
             return "a list"
         return " or ".join(names)
-    return {bool: "true/false", int: "an integer", str: "a string", float: "a number"}.get(expected, expected.__name__)
+    return {bool: "true/false", int: "an integer", str: "a string", float: "a number",
+            dict: "a mapping"}.get(expected, expected.__name__)
 
 
 def _read_yaml_with_bases(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
     if path.resolve() in _seen:
         raise ConfigError(f"{path}: _BASE_ chain loops back to itself")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path, what="config file") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping at the top level")
     base = data.pop("_BASE_", None)
     if base is None:
         return data
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: _BASE_ must be the path of another yaml file, got {_short(base)}")
     merged = _read_yaml_with_bases((path.parent / base), _seen + (path.resolve(),))
     _deep_update(merged, data)
     return merged
+
+
+def read_yaml(path: Path, *, what: str = "yaml file") -> Any:
+    """The parsed yaml at ``path`` (safe loader); ConfigError naming the file when it is missing, unreadable,
+    not UTF-8, malformed or nested too deeply."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                          "save the file as UTF-8") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
 
 
 def _deep_update(target: dict[str, Any], update: dict[str, Any]) -> None:
