@@ -235,3 +235,33 @@ def test_latin1_and_deeply_nested_yaml(tmp_path, capsys):
     _one_line_error(capsys, ["config", "--config", str(path)], str(path), "not UTF-8")
     path.write_text("[" * 50_000 + "]" * 50_000)
     _one_line_error(capsys, ["config", "--config", str(path)], str(path), "nested too deeply")
+
+
+OFFICIAL = Path(__file__).parent / "data" / "dvis_official_tiny"
+
+
+@pytest.mark.parametrize("old,new,needles", [
+    ("    DEPTH: 18", "    DEPTH: eighteen", ["MODEL.RESNETS.DEPTH must be an integer, got 'eighteen'"]),
+    ("    DEPTH: 18", "    DEPTH: 18.5", ["MODEL.RESNETS.DEPTH must be an integer"]),
+    ("    NUM_OBJECT_QUERIES: 20", "    NUM_OBJECT_QUERIES: -5", ["MODEL.DECODER.NUM_QUERIES", "must be positive"]),
+], ids=["str_depth", "float_depth", "negative_queries"])
+def test_bad_official_yaml_for_checkpoint_import(tmp_path, capsys, old, new, needles):
+    text = (OFFICIAL / "config.yaml").read_text()
+    assert old in text
+    bad = tmp_path / "official.yaml"
+    bad.write_text(text.replace(old, new, 1))
+    weights = next(p for p in OFFICIAL.iterdir() if p.suffix in (".pth", ".pkl"))
+    out = tmp_path / "out"
+    _one_line_error(capsys, ["checkpoint", "import", str(weights), "--format", "dvis", "--official-config", str(bad),
+                             "--out", str(out)], str(bad), *needles)
+    assert not out.exists()
+
+
+def test_latin1_official_yaml(tmp_path, capsys):
+    from spvis.checkpoints.official_config import official_to_cfg
+    from spvis.errors import ConfigError
+
+    bad = tmp_path / "official.yaml"
+    bad.write_bytes((OFFICIAL / "config.yaml").read_bytes() + "# caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"official.yaml: not UTF-8"):
+        official_to_cfg(bad)

@@ -7,13 +7,12 @@ Official ``DEC_LAYERS`` counts the initial query prediction: 10 official = 9 rea
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from spvis.config import get_cfg
-from spvis.config.node import CfgNode
+from spvis.config.node import CfgNode, read_yaml
 from spvis.errors import ConfigError
 
 _BACKBONES = {"build_resnet_backbone": "resnet", "D2SwinTransformer": "swin"}
@@ -38,15 +37,35 @@ def _get(tree: dict, dotted: str, source: str, default: Any = KeyError) -> Any:
     return node
 
 
+def _typed(value: Any, kind: type, dotted: str, source: str) -> Any:
+    """``value`` of an official key checked to be ``kind`` (a float may be given as an int); ConfigError naming
+    the key otherwise (``int("abc")`` would be a traceback, ``bool("False")`` silently True)."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+        names = {int: "an integer", float: "a number", bool: "true/false", str: "a string"}
+        text = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ConfigError(f"{source}: {dotted} must be {names.get(kind, kind.__name__)}, got {text}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{source}: {dotted} must be a finite number, got {value!r}")
+    return value
+
+
+def _get_typed(tree: dict, dotted: str, source: str, kind: type, default: Any = KeyError) -> Any:
+    return _typed(_get(tree, dotted, source, default), kind, dotted, source)
+
+
+def _get_list(tree: dict, dotted: str, source: str, kind: type) -> list:
+    value = _get(tree, dotted, source)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{source}: {dotted} must be a list, got {value!r}")
+    return [_typed(v, kind, f"{dotted}[{k}]", source) for k, v in enumerate(value)]
+
+
 def read_official_yaml(path: str | Path) -> dict:
     """The yaml as a plain dict (safe loader: no python tags are executed)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: official config not found")
-    try:
-        tree = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    tree = read_yaml(path, what="official config")
     if not isinstance(tree, dict) or "MODEL" not in tree:
         raise ConfigError(f"{path}: not a detectron2 config (no MODEL section)")
     return tree
@@ -64,7 +83,7 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
         raise ConfigError(f"{source}: MODEL.BACKBONE.NAME {backbone_name!r} is not supported "
                           f"(supported: {', '.join(_BACKBONES)})")
     model.BACKBONE.NAME = _BACKBONES[backbone_name]
-    model.BACKBONE.FREEZE_AT = int(_get(tree, "MODEL.BACKBONE.FREEZE_AT", source, 0))
+    model.BACKBONE.FREEZE_AT = _get_typed(tree, "MODEL.BACKBONE.FREEZE_AT", source, int, 0)
     if model.BACKBONE.NAME == "resnet":
         res = "MODEL.RESNETS."
         for key, expected in (("NUM_GROUPS", 1), ("WIDTH_PER_GROUP", 64), ("RES5_DILATION", 1), ("STEM_TYPE", "basic")):
@@ -74,66 +93,66 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
         deform = _get(tree, res + "DEFORM_ON_PER_STAGE", source, [False] * 4)
         if any(deform):
             raise ConfigError(f"{source}: {res}DEFORM_ON_PER_STAGE (deformable convs) is not supported")
-        model.BACKBONE.DEPTH = int(_get(tree, res + "DEPTH", source))
-        model.BACKBONE.RES2_OUT_CHANNELS = int(_get(tree, res + "RES2_OUT_CHANNELS", source))
-        model.BACKBONE.STEM_OUT_CHANNELS = int(_get(tree, res + "STEM_OUT_CHANNELS", source))
-        model.BACKBONE.NORM = str(_get(tree, res + "NORM", source))
-        model.BACKBONE.STRIDE_IN_1X1 = bool(_get(tree, res + "STRIDE_IN_1X1", source))
-        model.BACKBONE.OUT_FEATURES = list(_get(tree, res + "OUT_FEATURES", source))
+        model.BACKBONE.DEPTH = _get_typed(tree, res + "DEPTH", source, int)
+        model.BACKBONE.RES2_OUT_CHANNELS = _get_typed(tree, res + "RES2_OUT_CHANNELS", source, int)
+        model.BACKBONE.STEM_OUT_CHANNELS = _get_typed(tree, res + "STEM_OUT_CHANNELS", source, int)
+        model.BACKBONE.NORM = _get_typed(tree, res + "NORM", source, str)
+        model.BACKBONE.STRIDE_IN_1X1 = _get_typed(tree, res + "STRIDE_IN_1X1", source, bool)
+        model.BACKBONE.OUT_FEATURES = _get_list(tree, res + "OUT_FEATURES", source, str)
     else:
         swin = "MODEL.SWIN."
-        model.BACKBONE.SWIN.EMBED_DIM = int(_get(tree, swin + "EMBED_DIM", source))
-        model.BACKBONE.SWIN.DEPTHS = [int(v) for v in _get(tree, swin + "DEPTHS", source)]
-        model.BACKBONE.SWIN.NUM_HEADS = [int(v) for v in _get(tree, swin + "NUM_HEADS", source)]
-        model.BACKBONE.SWIN.WINDOW_SIZE = int(_get(tree, swin + "WINDOW_SIZE", source))
-        model.BACKBONE.SWIN.MLP_RATIO = float(_get(tree, swin + "MLP_RATIO", source))
-        model.BACKBONE.SWIN.DROP_PATH_RATE = float(_get(tree, swin + "DROP_PATH_RATE", source))
-        model.BACKBONE.SWIN.PATCH_SIZE = int(_get(tree, swin + "PATCH_SIZE", source))
-        model.BACKBONE.SWIN.PRETRAIN_IMG_SIZE = int(_get(tree, swin + "PRETRAIN_IMG_SIZE", source))
-        model.BACKBONE.OUT_FEATURES = list(_get(tree, swin + "OUT_FEATURES", source))
+        model.BACKBONE.SWIN.EMBED_DIM = _get_typed(tree, swin + "EMBED_DIM", source, int)
+        model.BACKBONE.SWIN.DEPTHS = _get_list(tree, swin + "DEPTHS", source, int)
+        model.BACKBONE.SWIN.NUM_HEADS = _get_list(tree, swin + "NUM_HEADS", source, int)
+        model.BACKBONE.SWIN.WINDOW_SIZE = _get_typed(tree, swin + "WINDOW_SIZE", source, int)
+        model.BACKBONE.SWIN.MLP_RATIO = _get_typed(tree, swin + "MLP_RATIO", source, float)
+        model.BACKBONE.SWIN.DROP_PATH_RATE = _get_typed(tree, swin + "DROP_PATH_RATE", source, float)
+        model.BACKBONE.SWIN.PATCH_SIZE = _get_typed(tree, swin + "PATCH_SIZE", source, int)
+        model.BACKBONE.SWIN.PRETRAIN_IMG_SIZE = _get_typed(tree, swin + "PRETRAIN_IMG_SIZE", source, int)
+        model.BACKBONE.OUT_FEATURES = _get_list(tree, swin + "OUT_FEATURES", source, str)
         if _get(tree, swin + "APE", source, False):
             raise ConfigError(f"{source}: MODEL.SWIN.APE (absolute position embedding) is not supported")
 
-    model.PIXEL_MEAN = [float(v) for v in _get(tree, "MODEL.PIXEL_MEAN", source)]
-    model.PIXEL_STD = [float(v) for v in _get(tree, "MODEL.PIXEL_STD", source)]
+    model.PIXEL_MEAN = _get_list(tree, "MODEL.PIXEL_MEAN", source, float)
+    model.PIXEL_STD = _get_list(tree, "MODEL.PIXEL_STD", source, float)
 
     head = "MODEL.SEM_SEG_HEAD."
     pixel_decoder_name = _get(tree, head + "PIXEL_DECODER_NAME", source)
     if pixel_decoder_name != "MSDeformAttnPixelDecoder":
         raise ConfigError(f"{source}: {head}PIXEL_DECODER_NAME {pixel_decoder_name!r} is not supported")
-    model.NUM_CLASSES = int(_get(tree, head + "NUM_CLASSES", source))
-    model.PIXEL_DECODER.CONV_DIM = int(_get(tree, head + "CONVS_DIM", source))
-    model.PIXEL_DECODER.MASK_DIM = int(_get(tree, head + "MASK_DIM", source))
-    model.PIXEL_DECODER.NORM = str(_get(tree, head + "NORM", source))
-    model.PIXEL_DECODER.IN_FEATURES = list(_get(tree, head + "IN_FEATURES", source))
-    model.PIXEL_DECODER.DEFORMABLE_IN_FEATURES = list(
-        _get(tree, head + "DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES", source))
-    model.PIXEL_DECODER.ENC_LAYERS = int(_get(tree, head + "TRANSFORMER_ENC_LAYERS", source))
-    model.PIXEL_DECODER.NHEADS = int(_get(tree, head + "DEFORMABLE_TRANSFORMER_ENCODER_N_HEADS", source))
-    model.PIXEL_DECODER.NPOINTS = int(_get(tree, head + "DEFORMABLE_TRANSFORMER_ENCODER_N_POINTS", source))
-    model.PIXEL_DECODER.COMMON_STRIDE = int(_get(tree, head + "COMMON_STRIDE", source))
+    model.NUM_CLASSES = _get_typed(tree, head + "NUM_CLASSES", source, int)
+    model.PIXEL_DECODER.CONV_DIM = _get_typed(tree, head + "CONVS_DIM", source, int)
+    model.PIXEL_DECODER.MASK_DIM = _get_typed(tree, head + "MASK_DIM", source, int)
+    model.PIXEL_DECODER.NORM = _get_typed(tree, head + "NORM", source, str)
+    model.PIXEL_DECODER.IN_FEATURES = _get_list(tree, head + "IN_FEATURES", source, str)
+    model.PIXEL_DECODER.DEFORMABLE_IN_FEATURES = _get_list(
+        tree, head + "DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES", source, str)
+    model.PIXEL_DECODER.ENC_LAYERS = _get_typed(tree, head + "TRANSFORMER_ENC_LAYERS", source, int)
+    model.PIXEL_DECODER.NHEADS = _get_typed(tree, head + "DEFORMABLE_TRANSFORMER_ENCODER_N_HEADS", source, int)
+    model.PIXEL_DECODER.NPOINTS = _get_typed(tree, head + "DEFORMABLE_TRANSFORMER_ENCODER_N_POINTS", source, int)
+    model.PIXEL_DECODER.COMMON_STRIDE = _get_typed(tree, head + "COMMON_STRIDE", source, int)
 
     mf = "MODEL.MASK_FORMER."
-    dec_layers = int(_get(tree, mf + "DEC_LAYERS", source))
+    dec_layers = _get_typed(tree, mf + "DEC_LAYERS", source, int)
     if dec_layers < 1:
         raise ConfigError(f"{source}: {mf}DEC_LAYERS must be >= 1, got {dec_layers}")
     model.DECODER.DEC_LAYERS = dec_layers - 1  # official count includes the initial prediction
-    model.DECODER.HIDDEN_DIM = int(_get(tree, mf + "HIDDEN_DIM", source))
-    model.DECODER.NUM_QUERIES = int(_get(tree, mf + "NUM_OBJECT_QUERIES", source))
-    model.DECODER.NHEADS = int(_get(tree, mf + "NHEADS", source))
-    model.DECODER.DIM_FEEDFORWARD = int(_get(tree, mf + "DIM_FEEDFORWARD", source))
-    model.DECODER.PRE_NORM = bool(_get(tree, mf + "PRE_NORM", source))
-    model.DECODER.ENFORCE_INPUT_PROJ = bool(_get(tree, mf + "ENFORCE_INPUT_PROJ", source))
+    model.DECODER.HIDDEN_DIM = _get_typed(tree, mf + "HIDDEN_DIM", source, int)
+    model.DECODER.NUM_QUERIES = _get_typed(tree, mf + "NUM_OBJECT_QUERIES", source, int)
+    model.DECODER.NHEADS = _get_typed(tree, mf + "NHEADS", source, int)
+    model.DECODER.DIM_FEEDFORWARD = _get_typed(tree, mf + "DIM_FEEDFORWARD", source, int)
+    model.DECODER.PRE_NORM = _get_typed(tree, mf + "PRE_NORM", source, bool)
+    model.DECODER.ENFORCE_INPUT_PROJ = _get_typed(tree, mf + "ENFORCE_INPUT_PROJ", source, bool)
     decoder_name = _get(tree, mf + "TRANSFORMER_DECODER_NAME", source, "VideoMultiScaleMaskedTransformerDecoder_dvis")
     if decoder_name not in _DECODERS:
         raise ConfigError(f"{source}: {mf}TRANSFORMER_DECODER_NAME {decoder_name!r} is not supported "
                           f"(supported: {', '.join(_DECODERS)})")
-    reid_layers = int(_get(tree, mf + "NUM_REID_HEAD_LAYERS", source, 0))
+    reid_layers = _get_typed(tree, mf + "NUM_REID_HEAD_LAYERS", source, int, 0)
     model.DECODER.REID_BRANCH = decoder_name.endswith("dvisPlus") and reid_layers > 0
     if model.DECODER.REID_BRANCH:
         model.DECODER.NUM_REID_HEAD_LAYERS = reid_layers
-        model.DECODER.REID_HIDDEN_DIM = int(_get(tree, mf + "REID_HIDDEN_DIM", source))
-    model.SIZE_DIVISIBILITY = int(_get(tree, mf + "SIZE_DIVISIBILITY", source, 32))
+        model.DECODER.REID_HIDDEN_DIM = _get_typed(tree, mf + "REID_HIDDEN_DIM", source, int)
+    model.SIZE_DIVISIBILITY = _get_typed(tree, mf + "SIZE_DIVISIBILITY", source, int, 32)
     for ours, theirs in (("CLASS_WEIGHT", "CLASS_WEIGHT"), ("MASK_WEIGHT", "MASK_WEIGHT"),
                          ("DICE_WEIGHT", "DICE_WEIGHT"), ("NO_OBJECT_WEIGHT", "NO_OBJECT_WEIGHT"),
                          ("TRAIN_NUM_POINTS", "TRAIN_NUM_POINTS"), ("OVERSAMPLE_RATIO", "OVERSAMPLE_RATIO"),
@@ -141,7 +160,7 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
                          ("DEEP_SUPERVISION", "DEEP_SUPERVISION")):
         value = _get(tree, mf + theirs, source, None)
         if value is not None:
-            model.LOSS[ours] = type(model.LOSS[ours])(value)
+            model.LOSS[ours] = _typed(value, type(model.LOSS[ours]), mf + theirs, source)
 
     meta = _get(tree, "MODEL.META_ARCHITECTURE", source)
     if meta not in _META_ARCHS:
@@ -153,25 +172,26 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
     model.TRACKER.ENABLED = tracker_on
     model.REFINER.ENABLED = refiner_on
     if tracker_on:
-        model.TRACKER.DECODER_LAYERS = int(_get(tree, "MODEL.TRACKER.DECODER_LAYERS", source))
+        model.TRACKER.DECODER_LAYERS = _get_typed(tree, "MODEL.TRACKER.DECODER_LAYERS", source, int)
         noise_mode = _get(tree, "MODEL.TRACKER.NOISE_MODE", source, None)
         if noise_mode is not None:
-            model.TRACKER.NOISE_MODE = str(noise_mode)
+            model.TRACKER.NOISE_MODE = _typed(noise_mode, str, "MODEL.TRACKER.NOISE_MODE", source)
         noise_ratio = _get(tree, "MODEL.TRACKER.NOISE_RATIO", source, None)
         if noise_ratio is not None:
-            model.TRACKER.NOISE_RATIO = float(noise_ratio)
+            model.TRACKER.NOISE_RATIO = _typed(noise_ratio, float, "MODEL.TRACKER.NOISE_RATIO", source)
     if refiner_on:
-        model.REFINER.DECODER_LAYERS = int(_get(tree, "MODEL.REFINER.DECODER_LAYERS", source))
+        model.REFINER.DECODER_LAYERS = _get_typed(tree, "MODEL.REFINER.DECODER_LAYERS", source, int)
     cfg.TEST.MODE = "offline" if refiner_on else "online"
     window = _get(tree, mf + "TEST.WINDOW_SIZE", source, None)
     if window is not None:
-        cfg.TEST.WINDOW_SIZE = int(window)
+        cfg.TEST.WINDOW_SIZE = _typed(window, int, mf + "TEST.WINDOW_SIZE", source)
     max_num = _get(tree, mf + "TEST.MAX_NUM", source, None)
     if max_num is not None:
-        cfg.TEST.MAX_NUM = int(max_num)
-    cfg.INPUT.MIN_SIZE_TEST = int(_get(tree, "INPUT.MIN_SIZE_TEST", source, cfg.INPUT.MIN_SIZE_TEST))
-    cfg.INPUT.MAX_SIZE_TEST = int(_get(tree, "INPUT.MAX_SIZE_TEST", source, cfg.INPUT.MAX_SIZE_TEST))
+        cfg.TEST.MAX_NUM = _typed(max_num, int, mf + "TEST.MAX_NUM", source)
+    cfg.INPUT.MIN_SIZE_TEST = _get_typed(tree, "INPUT.MIN_SIZE_TEST", source, int, cfg.INPUT.MIN_SIZE_TEST)
+    cfg.INPUT.MAX_SIZE_TEST = _get_typed(tree, "INPUT.MAX_SIZE_TEST", source, int, cfg.INPUT.MAX_SIZE_TEST)
     if fmt == "dvis++" and not model.DECODER.REID_BRANCH:
         raise ConfigError(f"{source}: --format dvis++ but {mf}TRANSFORMER_DECODER_NAME is not the dvisPlus "
                           f"decoder with NUM_REID_HEAD_LAYERS > 0")
+    get_cfg().merge_dict(cfg.to_dict(), source=source)  # the schema's ranges (positive sizes, list lengths, ...)
     return cfg
