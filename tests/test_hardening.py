@@ -265,3 +265,35 @@ def test_latin1_official_yaml(tmp_path, capsys):
     bad.write_bytes((OFFICIAL / "config.yaml").read_bytes() + "# caf\xe9\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"official.yaml: not UTF-8"):
         official_to_cfg(bad)
+
+
+# ------------------------------------------------------------------------------------------- frames budget
+def _bomb_png(path: Path, height: int, width: int) -> None:
+    """A valid PNG header claiming ``height`` x ``width`` (a few hundred bytes on disk: a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("height,width", [(8000, 8000), (20000, 20000)], ids=["over_budget", "pil_bomb_error"])
+def test_huge_frames_are_refused_before_decoding(tmp_path, capsys, height, width):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    _bomb_png(frames / "0.png", height, width)
+    out = tmp_path / "out"
+    _one_line_error(capsys, ["infer", "--input", str(frames), "--out", str(out)], "0.png", "outside the budget")
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_huge_frame_in_dataset_check(tmp_path, capsys):
+    path = _write(tmp_path / "train.json", _gt())
+    _frames(tmp_path)
+    _bomb_png(tmp_path / "v" / "0.png", 20000, 20000)
+    _one_line_error(capsys, ["data", "check", str(path)], str(path), "video 1", "field 'file_names'",
+                    "outside the budget")

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
 from spvis.data.coco import ImageDataset
+from spvis.data.png_io import open_image
 from spvis.data.rle import validate_normalized
 from spvis.data.ytvis import VideoDataset
 from spvis.errors import DataFormatError
@@ -36,7 +36,7 @@ def check_frames(ds: VideoDataset, *, all_frames: bool = False) -> None:
                 raise DataFormatError(ds.json_path, f"frame {t} not found: {path}", entry=entry, field="file_names")
             if t == 0 or all_frames:
                 try:
-                    with Image.open(path) as im:
+                    with open_image(path) as im:
                         w, h = im.size
                 except OSError as exc:
                     raise DataFormatError(ds.json_path, f"frame {t} is not a readable image: {path} ({exc})",
@@ -52,7 +52,7 @@ def check_images(ds: ImageDataset) -> None:
         path = ds.image_path(image)
         entry = f"image {image.id}"
         try:
-            with Image.open(path) as im:
+            with open_image(path) as im:
                 w, h = im.size
         except FileNotFoundError:
             raise DataFormatError(ds.json_path, f"image not found: {path}", entry=entry, field="file_name") from None

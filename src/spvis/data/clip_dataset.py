@@ -16,9 +16,9 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from spvis.data.coco import ImageDataset
+from spvis.data.png_io import open_image
 from spvis.data.rle import decode_rle
 from spvis.data.sampling import monotonic_angles, select_frames
 from spvis.data.transforms import apply_image, apply_masks, rotate, sample_clip_transform
@@ -29,7 +29,7 @@ from spvis.errors import DataFormatError, SpvisError
 def read_image(path: Any, *, expect: tuple[int, int] | None = None, source: Any = None) -> np.ndarray:
     """uint8 RGB (H, W, 3) of an image file; DataFormatError naming the file if missing, unreadable or mis-sized."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             arr = np.asarray(im.convert("RGB"))
     except FileNotFoundError:
         raise DataFormatError(source or path, f"frame file not found: {path}", field="file_names") from None

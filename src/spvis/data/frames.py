@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from PIL import Image
 
+from spvis.data.png_io import open_image
 from spvis.data.ytvis import VideoRecord
 from spvis.errors import DataFormatError, SpvisError
 
@@ -124,7 +124,7 @@ class ImageSequenceSource(FrameSource):
         size = None
         for path in paths:  # header only: cheap even for thousands of frames
             try:
-                with Image.open(path) as im:
+                with open_image(path) as im:
                     w, h = im.size
             except FileNotFoundError:
                 raise DataFormatError(source or path, f"frame file not found: {path}", field="file_names") from None
@@ -146,7 +146,7 @@ class ImageSequenceSource(FrameSource):
     def _frames(self) -> Iterator[np.ndarray]:
         for count, path in enumerate(self.paths):
             try:
-                with Image.open(path) as im:
+                with open_image(path) as im:
                     frame = np.asarray(im.convert("RGB"))  # (H, W, 3) uint8
             except OSError as exc:
                 self._stop(f"{path}: cannot read frame {count}: {_one_line(exc)}")

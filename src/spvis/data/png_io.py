@@ -28,6 +28,33 @@ def check_size(file: str | Path, height: int, width: int, *, entry: str | None =
                               f"at most {MAX_PIXELS:,} pixels; a corrupt header?)", entry=entry, field=field)
 
 
+class ImageBudgetError(OSError):
+    """An image whose header is outside the size budget (or that PIL itself calls a decompression bomb).
+
+    An ``OSError``, so every reader that reports an unreadable frame (``except OSError``) reports this too."""
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """``Image.open`` (header only, nothing decoded yet) of a frame inside the size budget.
+
+    PIL raises ``DecompressionBombError`` (not an ``OSError``) above twice its own pixel limit and decodes
+    anything below; here both cases are an ``ImageBudgetError`` naming the size, before any pixel is decoded.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our budget is stricter
+            im = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise ImageBudgetError(f"frame size is outside the budget (at most {MAX_PIXELS:,} pixels; "
+                               f"{_one_line(exc)})") from None
+    w, h = im.size
+    if h < 1 or w < 1 or h > MAX_SIDE or w > MAX_SIDE or h * w > MAX_PIXELS:
+        im.close()
+        raise ImageBudgetError(f"frame size {h}x{w} is outside the budget (sides 1..{MAX_SIDE}, at most "
+                               f"{MAX_PIXELS:,} pixels)")
+    return im
+
+
 def _open(path: Path, entry: str | None, field: str | None, what: str) -> Image.Image:
     """``Image.open`` (header only) with one-line errors; PIL's own bomb check reports as our budget."""
     try:

@@ -25,10 +25,10 @@ from typing import Any, Iterable
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from spvis.errors import DataFormatError
-from spvis.evaluation.ground_truth import GroundTruth
 from spvis.data.rle import RLEError, counts_bytes
 from spvis.data.rle_batch import validate_counts
+from spvis.errors import DataFormatError
+from spvis.evaluation.ground_truth import GroundTruth
 from spvis.utils.atomic_io import atomic_write_bytes, atomic_write_json
 from spvis.utils.json_io import parse_json, read_json
 

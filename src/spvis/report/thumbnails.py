@@ -56,11 +56,13 @@ def thumbnail_data_uri(image_path: Path | None, *, height: int, width: int, gt_r
     """
     from PIL import Image
 
+    from spvis.data.png_io import open_image
+
     size = thumbnail_size(height, width)
     if image_path is None:
         canvas = np.full((size[1], size[0], 3), 96, dtype=np.uint8)
     else:
-        with Image.open(image_path) as img:
+        with open_image(image_path) as img:  # a huge or bomb frame: an OSError, shown as an unreadable frame
             canvas = np.array(img.convert("RGB").resize(size, Image.BILINEAR))  # (h, w, 3) uint8
     h, w = canvas.shape[:2]
     dashes = (np.add.outer(np.arange(h), np.arange(w)) // 3) % 2 == 0  # (h, w)
