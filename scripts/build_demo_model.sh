@@ -22,6 +22,7 @@ bash scripts/make_synth_data.sh datasets
 cp "$O/refiner/model_final.safetensors" src/spvis/assets/demo_model.safetensors
 # the shipped config names no local path: no weights to chain from, no cache, no datasets, no output folder
 "$SPVIS" config --config "$O/refiner/model_final.yaml" MODEL.WEIGHTS= MODEL.FROZEN_CACHE_DIR= MODEL.DEVICE=auto \
-    "DATASETS.TRAIN=[]" "DATASETS.TEST=[]" OUTPUT_DIR=output/demo > src/spvis/assets/demo_model.yaml
+    "DATASETS.TRAIN=[]" "DATASETS.TEST=[]" OUTPUT_DIR=output/demo \
+    "MODEL.CLASS_NAMES=[red_disc,green_square,blue_triangle,yellow_star,magenta_ring,cyan_cross]" > src/spvis/assets/demo_model.yaml
 echo "demo model written to src/spvis/assets/demo_model.{safetensors,yaml}; score it with:"
 echo "  python benchmarks/heldout_accuracy.py --rows src/spvis/assets/demo_model.safetensors:learned:online"

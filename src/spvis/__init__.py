@@ -3,10 +3,10 @@
 The public Python API (imported lazily, so ``import spvis`` stays light)::
 
     import spvis
-    model, cfg = spvis.load_model()                       # the built-in demo model, or load_model("w.safetensors")
-    tracker = spvis.OnlineTracker(model, cfg)
-    for result in tracker.stream(spvis.open_frame_source("video.mp4")):
-        print(result.frame_index, result.track_ids, result.labels, result.scores)
+    segmenter = spvis.load("demo")                 # or a .safetensors file / model folder
+    for result in segmenter.stream("video.mp4"):   # or a frame folder, or an iterable of RGB arrays
+        print(result.frame_index, result.track_ids, [segmenter.names[k] for k in result.labels])
+    video = segmenter.predict("video.mp4", mode="offline")       # VideoResult: benchmark-format entries
     metrics = spvis.evaluate("valid.json", "results.json")
 """
 
@@ -18,6 +18,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "load": "spvis.predictor",
+    "list_models": "spvis.predictor",
+    "VideoSegmenter": "spvis.predictor",
     "load_model": "spvis.engine.inference",
     "iter_jobs": "spvis.engine.inference",
     "run_video": "spvis.engine.inference",

@@ -1,0 +1,92 @@
+"""``spvis.load`` and ``VideoSegmenter``: the Python front end over the inference engines.
+
+One object holds a model and its config and offers what the CLI does: ``stream`` (online, a FrameResult
+per frame, flat memory), ``predict`` (one video, online or offline, a VideoResult), ``predict_dataset``
+(every video of a YouTube-VIS json) and ``save_pretrained`` (a model folder with a model card).
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from spvis.engine.frame_result import FrameResult, VideoResult
+from spvis.engine.inference import BUILTIN_WEIGHTS, iter_jobs, load_model, run_video
+from spvis.errors import SpvisError
+
+BUILTIN_MODELS = {"demo": BUILTIN_WEIGHTS}
+
+
+def list_models() -> list[str]:
+    """Names ``spvis.load`` accepts besides paths."""
+    return sorted(BUILTIN_MODELS)
+
+
+def load(src: str | Path = "demo", *, device: str = "auto", overrides: Sequence[str] = ()) -> "VideoSegmenter":
+    """A VideoSegmenter from a .safetensors file, a model folder or a built-in name (``list_models()``)."""
+    weights = BUILTIN_MODELS.get(str(src), src)
+    model, cfg = load_model(weights, None, [f"MODEL.DEVICE={device}", *overrides])
+    return VideoSegmenter(model, cfg)
+
+
+class VideoSegmenter:
+    """A trained model ready for inference: segment, track and (offline) refine videos."""
+
+    def __init__(self, model: Any, cfg: Any):
+        self.model, self.cfg = model, cfg
+
+    @property
+    def names(self) -> list[str]:
+        """Class names by contiguous label (MODEL.CLASS_NAMES or the builtin dataset's, else ``class <k>``)."""
+        from spvis.engine.inference import _names_for
+
+        return _names_for(self.cfg) or [f"class {i}" for i in range(self.cfg.MODEL.NUM_CLASSES)]
+
+    def stream(self, src: str | Path | Iterable[np.ndarray], *, score_thr: float = 0.5,
+               max_frames: int | None = None) -> Iterator[FrameResult]:
+        """Online results frame by frame; ``src`` is a video file, a frame folder or an iterable of
+        (H, W, 3) uint8 RGB arrays. Tracks scoring below ``score_thr`` on a frame are left out of it."""
+        from spvis.data import open_frame_source
+        from spvis.engine.streaming import OnlineTracker
+
+        name = "<frames>"
+        if isinstance(src, (str, Path)):
+            if not Path(src).exists():
+                raise SpvisError(f"{src}: no such video file or frame folder")
+            name, src = str(src), open_frame_source(src, max_frames=max_frames)
+        engine = OnlineTracker(self.model, self.cfg, score_thr=score_thr)
+        yield from engine.stream(islice(iter(src), max_frames), source=name)
+
+    def predict(self, src: str | Path, *, mode: str = "online", max_memory_gb: float | None = None) -> VideoResult:
+        """One video (file or frame folder) end to end: benchmark-format entries, one per track and class."""
+        if mode not in ("online", "offline"):
+            raise SpvisError(f"mode must be online or offline, got {mode!r}")
+        if not Path(src).exists():
+            raise SpvisError(f"{src}: no such video file or frame folder")
+        job = next(iter_jobs(str(src), None, self.cfg))
+        return run_video(self.model, self.cfg, job, mode=mode, out_dir=None, score_thr=0.0, max_frames=None,
+                         max_memory_gb=max_memory_gb)
+
+    def predict_dataset(self, json_path: str | Path, image_root: str | Path | None = None, *,
+                        mode: str = "online") -> list[dict]:
+        """Every video of a YouTube-VIS/OVIS json; the entries of a results.json (``spvis.evaluate`` scores it)."""
+        entries: list[dict] = []
+        for job in iter_jobs(str(json_path), None if image_root is None else str(image_root), self.cfg):
+            entries.extend(run_video(self.model, self.cfg, job, mode=mode, out_dir=None, score_thr=0.0,
+                                     max_frames=None).entries)
+        return entries
+
+    def save_pretrained(self, folder: str | Path, *, recipe: str = "") -> Path:
+        """Write a model folder (model.safetensors, config.yaml, MODEL_CARD.md) that ``spvis.load`` reads."""
+        from spvis.checkpoints.io import save_weights
+        from spvis.checkpoints.model_card import write_model_card
+
+        folder = Path(folder)
+        if folder.suffix == ".safetensors" or folder.is_file():
+            raise SpvisError(f"{folder}: save_pretrained writes a folder, not a file")
+        weights = save_weights(folder, self.model, self.cfg)
+        write_model_card(folder, self.cfg, recipe=recipe or "see the config")
+        return weights
