@@ -297,3 +297,82 @@ def test_huge_frame_in_dataset_check(tmp_path, capsys):
     _bomb_png(tmp_path / "v" / "0.png", 20000, 20000)
     _one_line_error(capsys, ["data", "check", str(path)], str(path), "video 1", "field 'file_names'",
                     "outside the budget")
+
+
+# ------------------------------------------------------------------------------------------------ output paths
+def _eval_args(tmp_path: Path) -> list[str]:
+    gt = _write(tmp_path / "gt.json", _gt())
+    pred = _write(tmp_path / "results.json", _results())
+    return ["eval", "--gt", str(gt), "--pred", str(pred)]
+
+
+def test_eval_out_folder_gets_metrics_json(tmp_path, capsys):
+    folder = tmp_path / "metrics_dir"
+    folder.mkdir()
+    assert main(_eval_args(tmp_path) + ["--out", str(folder)]) == 0
+    capsys.readouterr()
+    assert json.loads((folder / "metrics.json").read_text())["AP"] >= 0
+
+
+@pytest.mark.parametrize("kind", ["parent_is_file", "zip_is_folder"])
+def test_eval_unwritable_out_fails_before_evaluating(tmp_path, capsys, kind):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    args = _eval_args(tmp_path)
+    if kind == "parent_is_file":
+        args += ["--out", str(blocker / "metrics.json")]
+        needles = ["--out", "blocker exists and is not a folder"]
+    else:
+        (tmp_path / "zipdir").mkdir()
+        args += ["--zip", str(tmp_path / "zipdir")]
+        needles = ["--zip", "is a folder"]
+    before = _files(tmp_path)
+    _one_line_error(capsys, args, *needles)
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("cmd", ["infer", "report", "split"])
+def test_out_that_is_an_existing_file(tmp_path, capsys, cmd):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    gt = _write(tmp_path / "gt.json", _gt())
+    pred = _write(tmp_path / "results.json", _results())
+    argv = {"infer": ["infer", "--input", str(gt), "--out", str(blocker)],
+            "report": ["report", "--gt", str(gt), "--pred", str(pred), "--out", str(blocker)],
+            "split": ["data", "split", str(gt), "--val-fraction", "0.5", "--out", str(blocker)]}[cmd]
+    _one_line_error(capsys, argv, f"--out {blocker}", "exists and is not a folder")
+    assert blocker.read_text() == "x"
+
+
+def test_read_only_output_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    """A read-only file system (root ignores permission bits, so the refusal is simulated where it happens)."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise OSError(30, "Read-only file system", kwargs.get("dir"))
+
+    args = _eval_args(tmp_path)
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    before = _files(tmp_path)
+    _one_line_error(capsys, args + ["--out", str(tmp_path / "m.json")], str(tmp_path / "m.json"),
+                    "Read-only file system")
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder_is_refused_up_front(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        _one_line_error(capsys, _eval_args(tmp_path) + ["--out", str(ro / "m.json")], "not writable")
+    finally:
+        ro.chmod(0o755)
+
+
+@pytest.mark.parametrize("thr", ["1.5", "-1", "nan"])
+def test_infer_score_threshold_range(tmp_path, capsys, thr):
+    gt = _write(tmp_path / "gt.json", _gt())
+    out = tmp_path / "out"
+    _one_line_error(capsys, ["infer", "--input", str(gt), "--out", str(out), "--score-thr", thr], "--score-thr")
+    assert not out.exists()

@@ -120,7 +120,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_split(args: argparse.Namespace) -> int:
     from spvis.data.split import split_video_json
+    from spvis.utils.atomic_io import check_output_dir
 
+    check_output_dir(args.out)
     spec, _ = _resolve(args)
     _require_instance_format(spec)
     result = split_video_json(spec.json, args.out, val_fraction=args.val_fraction, seed=args.seed,
@@ -136,8 +138,10 @@ def run_split(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from spvis.data.coco import ImageDataset
     from spvis.errors import SpvisError
+    from spvis.utils.atomic_io import check_output_file
     from spvis.viz.show import show_video
 
+    check_output_file(args.out)
     spec, ds = _resolve(args)
     _require_instance_format(spec)
     if isinstance(ds, ImageDataset):

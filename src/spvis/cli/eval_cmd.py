@@ -44,15 +44,17 @@ def run(args: argparse.Namespace) -> int:
     from spvis.evaluation.ground_truth import load_ground_truth
     from spvis.evaluation.report import format_metrics
     from spvis.evaluation.results_io import load_results, write_results
-    from spvis.utils.atomic_io import atomic_write_json
+    from spvis.utils.atomic_io import atomic_write_json, check_output_file
 
     if not math.isfinite(args.track_score_thr):
         raise SpvisError(f"--track-score-thr must be a finite number, got {args.track_score_thr}")
+    out = check_output_file(_metrics_path(args.out, Path(args.pred).with_name("metrics.json")))
+    if args.zip:
+        check_output_file(args.zip, "--zip")
     gt = load_ground_truth(Path(args.gt))
     results = load_results(Path(args.pred), gt)
     metrics = evaluate_loaded(gt, results, track_score_thr=args.track_score_thr, per_category=args.per_category)
     print(format_metrics(metrics, per_category=args.per_category))
-    out = Path(args.out) if args.out else Path(args.pred).with_name("metrics.json")
     atomic_write_json(out, metrics, indent=1)
     print(f"\nmetrics written to {out}")
     if args.zip:
@@ -66,10 +68,13 @@ def run(args: argparse.Namespace) -> int:
 def run_segmentation(args: argparse.Namespace) -> int:
     """``--task vps`` / ``--task vss``: evaluate, print the table, write metrics.json."""
     from spvis.errors import SpvisError
-    from spvis.utils.atomic_io import atomic_write_json
+    from spvis.utils.atomic_io import atomic_write_json, check_output_file
 
     if args.zip:
         raise SpvisError(f"--zip applies to --task vis only (a {args.task} submission is already a folder)")
+    pred = Path(args.pred)
+    out = check_output_file(_metrics_path(args.out, pred / "metrics.json" if pred.is_dir()
+                                          else pred.with_name("metrics.json")))
 
     if args.task == "vps":
         from spvis.evaluation.vps import evaluate_vps, format_vps_metrics
@@ -81,8 +86,14 @@ def run_segmentation(args: argparse.Namespace) -> int:
 
         metrics = evaluate_vss(args.gt, args.split, args.pred)
         print(format_vss_metrics(metrics))
-    pred = Path(args.pred)
-    out = Path(args.out) if args.out else (pred / "metrics.json" if pred.is_dir() else pred.with_name("metrics.json"))
     atomic_write_json(out, metrics, indent=1)
     print(f"\nmetrics written to {out}")
     return 0
+
+
+def _metrics_path(out: str | None, default: Path) -> Path:
+    """Where metrics.json goes: ``--out`` (a file, or an existing folder to write metrics.json into) or ``default``."""
+    if not out:
+        return default
+    path = Path(out)
+    return path / "metrics.json" if path.is_dir() else path

@@ -47,11 +47,15 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from spvis.errors import SpvisError
+    from spvis.utils.atomic_io import check_output_dir
 
     if args.max_frames is not None and args.max_frames < 1:
         raise SpvisError(f"--max-frames must be at least 1, got {args.max_frames}")
     if not Path(args.input).exists():
         raise SpvisError(f"{args.input}: no such file or folder (--input)")
+    if not 0.0 <= args.score_thr <= 1.0:  # also false for nan
+        raise SpvisError(f"--score-thr must be a number in [0, 1], got {args.score_thr}")
+    out_dir = check_output_dir(args.out)
     for flag, value in (("--max-memory-gb", args.max_memory_gb), ("--window-size", args.window_size)):
         if value is not None and args.mode != "offline":
             raise SpvisError(f"{flag} applies to --mode offline only")
@@ -63,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
     if args.mode == "offline" and cfg.TEST.TRACKER == "minvis":
         raise SpvisError("--tracker minvis is an online association (the refiner needs the learned tracker); "
                          "use --mode online")
-    out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     entries: list[dict] = []
     for job in iter_jobs(args.input, args.image_root, cfg, args.max_frames):

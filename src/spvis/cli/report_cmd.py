@@ -27,9 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from spvis.errors import SpvisError
     from spvis.report import write_report
+    from spvis.utils.atomic_io import check_output_dir
 
     if not math.isfinite(args.track_score_thr):
         raise SpvisError(f"--track-score-thr must be a finite number, got {args.track_score_thr}")
+    check_output_dir(args.out)
     path = write_report(args.gt, args.pred, args.out, image_root=args.image_root,
                         track_score_thr=args.track_score_thr)
     print(f"report written to {path}")

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
+from spvis.errors import SpvisError
+
 
 def default_file_mode() -> int:
     """``0o666 & ~umask``: the mode ``open(path, "w")`` gives a new file in this process."""
@@ -33,16 +35,63 @@ def temp_file_beside(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterat
     and ``path`` keeps its previous content.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    if path.is_dir():
+        raise SpvisError(f"{path}: is a folder, cannot write a file there")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise SpvisError(f"{path}: cannot write here ({_reason(exc)})") from None
     os.close(fd)
     try:
         yield tmp_name
-        finish_temp_file(tmp_name, path)
+        try:
+            finish_temp_file(tmp_name, path)
+        except OSError as exc:
+            raise SpvisError(f"{path}: cannot write here ({_reason(exc)})") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def _reason(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_creatable_dir(folder: Path, prefix: str) -> None:
+    """SpvisError (``prefix``: the flag and path) unless ``folder`` is, or can be made as, a writable folder."""
+    if folder.exists() and not folder.is_dir():
+        raise SpvisError(f"{prefix}: {folder} exists and is not a folder")
+    base = _nearest_existing(folder.absolute())
+    if not base.is_dir():
+        raise SpvisError(f"{prefix}: {base} is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise SpvisError(f"{prefix}: folder {base} is not writable")
+
+
+def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """``path`` as a Path, after checking that an output folder can be written there (before any work starts)."""
+    path = Path(path)
+    _check_creatable_dir(path, f"{flag} {path}")
+    return path
+
+
+def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """``path`` as a Path, after checking that a file can be (atomically) written there: not a folder, and its
+    folder exists or can be made and is writable. Lets a command fail in its first second, not after the work."""
+    path = Path(path)
+    if path.is_dir():
+        raise SpvisError(f"{flag} {path}: is a folder; give a file name")
+    _check_creatable_dir(path.parent, f"{flag} {path}")
+    return path
 
 
 def finish_temp_file(tmp_name: str | os.PathLike, path: str | os.PathLike) -> None:
