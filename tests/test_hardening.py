@@ -376,3 +376,43 @@ def test_infer_score_threshold_range(tmp_path, capsys, thr):
     out = tmp_path / "out"
     _one_line_error(capsys, ["infer", "--input", str(gt), "--out", str(out), "--score-thr", thr], "--score-thr")
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------ archives and frame paths
+def test_results_zip_bomb_is_refused(tmp_path, capsys, monkeypatch):
+    import zipfile
+
+    from spvis.evaluation import results_io
+
+    monkeypatch.setattr(results_io, "MAX_ARCHIVE_MEMBER_BYTES", 1 << 20)  # the same check at a test-sized budget
+    gt = _write(tmp_path / "gt.json", _gt())
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("results.json", "[" + " " * (4 << 20) + "]")  # 4 MiB of spaces, ~4 KB zipped
+    assert bomb.stat().st_size < 50_000
+    _one_line_error(capsys, ["eval", "--gt", str(gt), "--pred", str(bomb)], str(bomb), "field 'results.json'",
+                    "budget")
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_truncated_results_zip(tmp_path, capsys):
+    import zipfile
+
+    gt = _write(tmp_path / "gt.json", _gt())
+    good = tmp_path / "good.zip"
+    with zipfile.ZipFile(good, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("results.json", json.dumps(_results() * 50))
+    data = good.read_bytes()
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(data[:40] + bytes(len(data) - 140) + data[-100:])  # member data zeroed, directory intact
+    _one_line_error(capsys, ["eval", "--gt", str(gt), "--pred", str(broken)], str(broken))
+
+
+@pytest.mark.parametrize("name", ["../../etc/hostname", "/etc/hostname", "v/../../x.png", "C:\\\\x.png"])
+def test_frame_paths_outside_the_image_root(tmp_path, capsys, name):
+    gt = _gt()
+    gt["videos"][0]["file_names"][1] = name
+    path = _write(tmp_path / "train.json", gt)
+    _frames(tmp_path)
+    _one_line_error(capsys, ["data", "check", str(path)], str(path), "video 1", "field 'file_names'",
+                    "relative to the image root")

@@ -10,7 +10,7 @@ error raises ``DataFormatError`` naming the file, the video/annotation id and th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -135,6 +135,11 @@ def parse_videos(path: Path, data: dict) -> list[VideoRecord]:
         names = v.get("file_names")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise DataFormatError(path, "must be a non-empty list of frame paths", entry=entry, field="file_names")
+        for name in names:
+            if not name or PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() \
+                    or ".." in PurePosixPath(name.replace("\\", "/")).parts or "\0" in name:
+                raise DataFormatError(path, f"frame path {name!r} must be relative to the image root, without '..'",
+                                      entry=entry, field="file_names")
         height = _int_field(path, v, "height", entry, positive=True)
         width = _int_field(path, v, "width", entry, positive=True)
         check_size(path, height, width, entry=entry, field="height/width")

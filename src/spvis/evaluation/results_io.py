@@ -33,6 +33,9 @@ from spvis.utils.atomic_io import atomic_write_bytes, atomic_write_json
 from spvis.utils.json_io import parse_json, read_json
 
 SERVER_JSON_NAME = "results.json"
+# Uncompressed size budget of results.json inside a server zip (the YouTube-VIS 2021 valid results of a strong
+# model are ~200 MB); deflate inflates up to ~1000x, so without it a 1.5 MB zip costs gigabytes.
+MAX_ARCHIVE_MEMBER_BYTES = 1 << 30
 # Below this many non-empty frames a thread pool costs more than it saves.
 _PARALLEL_MIN_FRAMES = 16
 
@@ -136,14 +139,35 @@ class ResultTrack:
         return float(nonzero.mean()) if len(nonzero) else 0.0
 
 
+def _read_member(path: Path, archive: zipfile.ZipFile, name: str) -> bytes:
+    """The bytes of one archive member, refused beyond ``MAX_ARCHIVE_MEMBER_BYTES`` uncompressed: the declared size
+    is checked first and the actual one while inflating (a declared size can lie), so a zip bomb costs nothing."""
+    info = archive.getinfo(name)
+    budget = f"more than the budget of {MAX_ARCHIVE_MEMBER_BYTES >> 20} MiB uncompressed (a zip bomb?)"
+    if info.file_size > MAX_ARCHIVE_MEMBER_BYTES:
+        raise DataFormatError(path, f"is {info.file_size:,} bytes, {budget}", field=name)
+    chunks, total = [], 0
+    with archive.open(info) as member:
+        while chunk := member.read(1 << 20):
+            total += len(chunk)
+            if total > MAX_ARCHIVE_MEMBER_BYTES:
+                raise DataFormatError(path, f"inflates to {budget}", field=name)
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _read_results_file(path: Path) -> Any:
     if not path.is_file():
         raise DataFormatError(path, "results file not found")
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            if SERVER_JSON_NAME not in archive.namelist():
-                raise DataFormatError(path, f"zip has no {SERVER_JSON_NAME} at its root")
-            return parse_json(path, archive.read(SERVER_JSON_NAME))
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if SERVER_JSON_NAME not in archive.namelist():
+                    raise DataFormatError(path, f"zip has no {SERVER_JSON_NAME} at its root")
+                return parse_json(path, _read_member(path, archive, SERVER_JSON_NAME))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+            raise DataFormatError(path, f"unreadable zip ({' '.join(str(exc).split()) or type(exc).__name__})",
+                                  field=SERVER_JSON_NAME) from None
     return read_json(path, what="results file")
 
 
