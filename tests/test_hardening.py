@@ -416,3 +416,30 @@ def test_frame_paths_outside_the_image_root(tmp_path, capsys, name):
     _frames(tmp_path)
     _one_line_error(capsys, ["data", "check", str(path)], str(path), "video 1", "field 'file_names'",
                     "relative to the image root")
+
+
+# ---------------------------------------------------------------------------------------------- verify bundles
+def _bundle_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(OFFICIAL, bundle)
+    return bundle
+
+
+@pytest.mark.parametrize("frames,needles", [
+    (np.array([{"a": 1}], dtype=object), ["inputs.npz", "array 'frames'", "unreadable bundle array"]),
+    (np.zeros((2, 16, 16), np.uint8), ["inputs.npz", "array 'frames' must be uint8 (T, H, W, 3)"]),
+    (np.zeros((1, 16, 16, 3), np.float32), ["inputs.npz", "array 'frames' must be uint8 (T, H, W, 3)"]),
+], ids=["object_array", "no_channels", "float"])
+def test_bad_bundle_frames(tmp_path, capsys, frames, needles):
+    bundle = _bundle_copy(tmp_path)
+    np.savez(bundle / "inputs.npz", frames=frames)  # object arrays are pickled on write, never read back
+    _one_line_error(capsys, ["checkpoint", "verify", str(bundle)], *needles)
+
+
+def test_truncated_bundle_npz(tmp_path, capsys):
+    bundle = _bundle_copy(tmp_path)
+    data = (bundle / "outputs.npz").read_bytes()
+    (bundle / "outputs.npz").write_bytes(data[: len(data) // 2])
+    _one_line_error(capsys, ["checkpoint", "verify", str(bundle)], "outputs.npz", "unreadable bundle array")

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from spvis.data.png_io import check_size
 from spvis.errors import CheckpointError
 
 MASK_PIXEL_TOLERANCE = 1e-4  # fraction of binary-mask pixels allowed to differ (README: ~50 pixels near 0)
@@ -38,8 +40,17 @@ class Row:
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise CheckpointError(f"{path}: bundle file missing")
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    key = None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            out = {}
+            for key in data.files:
+                out[key] = data[key]
+            return out
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        # an object array (ValueError: it would need pickle, which is never allowed), a truncated or non-npz file
+        where = f": array '{key}'" if key is not None else ""
+        raise CheckpointError(f"{path}{where}: unreadable bundle array ({' '.join(str(exc).split())})") from None
 
 
 def _compare_float(key: str, ref: np.ndarray, ours: np.ndarray, atol: float, rtol: float) -> Row:
@@ -144,6 +155,10 @@ def run_bundle(bundle_dir: str | Path, *, weights: str | Path | None = None, ato
     frames = _load_npz(bundle / "inputs.npz").get("frames")
     if frames is None:
         raise CheckpointError(f"{bundle / 'inputs.npz'}: no 'frames' array")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or 0 in frames.shape:
+        raise CheckpointError(f"{bundle / 'inputs.npz'}: array 'frames' must be uint8 (T, H, W, 3) RGB, got "
+                              f"{frames.dtype} {tuple(frames.shape)}")
+    check_size(bundle / "inputs.npz", int(frames.shape[1]), int(frames.shape[2]), field="frames")
     reference = _load_npz(bundle / "outputs.npz")
     intermediates = bundle / "intermediates.npz"
     if intermediates.is_file():
