@@ -31,3 +31,8 @@ class ConfigError(SpvisError):
 
 class CheckpointError(SpvisError):
     """A checkpoint cannot be loaded: unsafe content, wrong architecture, missing or mis-shaped keys."""
+
+
+class OutputError(SpvisError, OSError):
+    """An output file cannot be written (a folder in the way, a read-only or full disk). Also an ``OSError``, so
+    code that handles a failed write (``except OSError``) still does."""

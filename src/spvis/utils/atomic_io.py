@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from spvis.errors import SpvisError
+from spvis.errors import OutputError
 
 
 def default_file_mode() -> int:
@@ -36,19 +36,19 @@ def temp_file_beside(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterat
     """
     path = Path(path)
     if path.is_dir():
-        raise SpvisError(f"{path}: is a folder, cannot write a file there")
+        raise OutputError(f"{path}: is a folder, cannot write a file there")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     except OSError as exc:
-        raise SpvisError(f"{path}: cannot write here ({_reason(exc)})") from None
+        raise OutputError(f"{path}: cannot write here ({_reason(exc)})") from None
     os.close(fd)
     try:
         yield tmp_name
         try:
             finish_temp_file(tmp_name, path)
         except OSError as exc:
-            raise SpvisError(f"{path}: cannot write here ({_reason(exc)})") from None
+            raise OutputError(f"{path}: cannot write here ({_reason(exc)})") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
@@ -69,12 +69,12 @@ def _nearest_existing(path: Path) -> Path:
 def _check_creatable_dir(folder: Path, prefix: str) -> None:
     """SpvisError (``prefix``: the flag and path) unless ``folder`` is, or can be made as, a writable folder."""
     if folder.exists() and not folder.is_dir():
-        raise SpvisError(f"{prefix}: {folder} exists and is not a folder")
+        raise OutputError(f"{prefix}: {folder} exists and is not a folder")
     base = _nearest_existing(folder.absolute())
     if not base.is_dir():
-        raise SpvisError(f"{prefix}: {base} is a file, not a folder")
+        raise OutputError(f"{prefix}: {base} is a file, not a folder")
     if not os.access(base, os.W_OK | os.X_OK):
-        raise SpvisError(f"{prefix}: folder {base} is not writable")
+        raise OutputError(f"{prefix}: folder {base} is not writable")
 
 
 def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
@@ -89,7 +89,7 @@ def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
     folder exists or can be made and is writable. Lets a command fail in its first second, not after the work."""
     path = Path(path)
     if path.is_dir():
-        raise SpvisError(f"{flag} {path}: is a folder; give a file name")
+        raise OutputError(f"{flag} {path}: is a folder; give a file name")
     _check_creatable_dir(path.parent, f"{flag} {path}")
     return path
 
