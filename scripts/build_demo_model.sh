@@ -3,10 +3,10 @@
 # --weights) from nothing: generate the data, train the three stages of configs/synth/, export the
 # iterations the recipe ships, and write the weights + a config free of local paths.
 #   segmenter: 1000 iterations, 8 single-frame clips per batch, at 1.5x the benchmark resolution
-#   tracker:   iteration 500 of a 600-iteration run on the frozen, disk-cached segmenter
-#   refiner:   200 iterations on the frozen segmenter + tracker
+#   tracker:   iteration 200 of a 600-iteration run on the frozen, disk-cached segmenter
+#   refiner:   500 iterations on the frozen segmenter + tracker
 # Measured on the shared 2-core machine with 1 torch thread per process (README, "Training budget"):
-# segmenter ~2 h, tracker ~25 min, refiner ~8 min, evaluations included. Nothing is downloaded.
+# segmenter ~1-2 h, tracker ~15-25 min, refiner ~10-15 min, evaluations included. Nothing is downloaded.
 # Usage: bash scripts/build_demo_model.sh [WORK_DIR]   (default WORK_DIR: output/synth)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,9 +16,9 @@ bash scripts/make_synth_data.sh datasets
 "$SPVIS" train --config configs/synth/segmenter.yaml OUTPUT_DIR="$O/segmenter"
 "$SPVIS" train --config configs/synth/tracker.yaml OUTPUT_DIR="$O/tracker" MODEL.FROZEN_CACHE_DIR="$O/frozen_cache" \
     MODEL.WEIGHTS="$O/segmenter/model_final.safetensors"
-"$SPVIS" checkpoint export "$O/tracker/model_0000500.pth" --out "$O/tracker/model_0000500.safetensors"
+"$SPVIS" checkpoint export "$O/tracker/model_0000200.pth" --out "$O/tracker/model_0000200.safetensors"
 "$SPVIS" train --config configs/synth/refiner.yaml OUTPUT_DIR="$O/refiner" MODEL.FROZEN_CACHE_DIR="$O/frozen_cache" \
-    MODEL.WEIGHTS="$O/tracker/model_0000500.safetensors"
+    MODEL.WEIGHTS="$O/tracker/model_0000200.safetensors"
 cp "$O/refiner/model_final.safetensors" src/spvis/assets/demo_model.safetensors
 # the shipped config names no local path: no weights to chain from, no cache, no datasets, no output folder
 "$SPVIS" config --config "$O/refiner/model_final.yaml" MODEL.WEIGHTS= MODEL.FROZEN_CACHE_DIR= MODEL.DEVICE=auto \

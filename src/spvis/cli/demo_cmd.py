@@ -25,7 +25,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", default="spvis_demo_output", help="output folder (default: %(default)s)")
     parser.add_argument("--videos", type=int, default=3, help="number of videos to generate")
     parser.add_argument("--frames", type=int, default=20, help="frames per video")
-    parser.add_argument("--occlusion", default="medium", choices=("none", "light", "medium", "heavy"))
+    parser.add_argument("--occlusion", default="heavy", choices=("none", "light", "medium", "heavy"),
+                        help="occlusion level (default: the benchmark's %(default)s)")
+    parser.add_argument("--frame-stride", type=int, default=2,
+                        help="keep every K-th frame of the motion (default: the benchmark's %(default)s)")
     parser.add_argument("--size", default="192x256",
                         help="frame size HxW of the generated videos (default: the benchmark's %(default)s; "
                              "the model resizes them to its test size itself)")
@@ -57,10 +60,11 @@ def run(args: argparse.Namespace) -> int:
         raise SpvisError(f"--size takes HxW, e.g. 192x256, got {args.size!r}") from None
     out = Path(args.out)
     print(f"[1/3] generating {args.videos} procedural videos ({args.frames} frames, {height}x{width}, "
-          f"occlusion {args.occlusion}) in {out / 'videos'}")
+          f"occlusion {args.occlusion}, frame stride {args.frame_stride}) in {out / 'videos'}")
     written = generate_synthetic_dataset(out / "videos", videos=args.videos, frames=args.frames,
                                          size=(height, width), categories=cfg.MODEL.NUM_CLASSES,
-                                         occlusion=args.occlusion, valid_fraction=0.0, seed=args.seed)
+                                         occlusion=args.occlusion, frame_stride=args.frame_stride,
+                                         valid_fraction=0.0, seed=args.seed)
     gt_json, image_root = Path(written["train_json"]), Path(written["train_image_root"])
     summary = {}
     for step, mode in enumerate(modes, start=2):
