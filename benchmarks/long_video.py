@@ -21,12 +21,14 @@ SPVIS = [sys.executable, "-m", "spvis"]
 
 def run_measured(cmd: list[str]) -> tuple[float, float]:
     """(seconds, peak RSS MiB) of one child process; raises if it fails."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-400:]}")
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: progress bars would fill a pipe and block
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errors, env=os.environ.copy())
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            errors.seek(0)
+            raise RuntimeError(f"{' '.join(cmd)} failed: {errors.read().decode()[-400:]}")
     return elapsed, usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
 
 
