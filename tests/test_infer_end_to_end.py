@@ -45,18 +45,36 @@ def test_mp4_gives_results_and_overlay(weights, tmp_path, test_data_dir):
     assert _frames_in(out / "mmtracking_demo.mp4") == 2
 
 
-def test_dataset_json_results_score_with_evaluate(weights, tmp_path, test_data_dir):
+def test_dataset_json_results_are_each_videos_own_results(weights, tmp_path, test_data_dir):
+    """A dataset json runs each of its videos as that video alone would run (its frames in file_names order,
+    under its own video id), and evaluate reads back every entry. (Random weights: their AP says nothing;
+    the AP of a trained model through infer is pinned in test_occlusion_track_id.)"""
     from spvis.evaluation import evaluate
 
-    gt = test_data_dir / "davis_mini" / "ytvis_gt.json"
+    gt_path = test_data_dir / "davis_mini" / "ytvis_gt.json"
+    frames_root = test_data_dir / "davis_mini" / "JPEGImages" / "480p"
+    gt = json.loads(gt_path.read_text())
     out = tmp_path / "out"
-    code = main(["infer", "--input", str(gt), "--image-root", str(test_data_dir / "davis_mini" / "JPEGImages" / "480p"),
-                 "--weights", str(weights), "--out", str(out), "--no-overlay"])
-    assert code == 0
+    assert main(["infer", "--input", str(gt_path), "--image-root", str(frames_root), "--weights", str(weights),
+                 "--out", str(out), "--no-overlay"]) == 0
     entries = json.loads((out / "results.json").read_text())
+    for video in gt["videos"]:
+        mine = [e for e in entries if e["video_id"] == video["id"]]
+        assert len(mine) == 10  # TEST.MAX_NUM per video
+        for entry in mine:
+            assert entry["category_id"] == 1 and len(entry["segmentations"]) == video["length"]
+            assert all(s["size"] == [video["height"], video["width"]] for s in entry["segmentations"])
+        folder = frames_root / video["file_names"][0].split("/")[0]
+        alone = tmp_path / f"alone_{video['id']}"
+        assert main(["infer", "--input", str(folder), "--weights", str(weights), "--out", str(alone),
+                     "--no-overlay"]) == 0
+        expected = json.loads((alone / "results.json").read_text())  # a lone folder is video 1, labels k + 1
+        assert [(e["category_id"], e["segmentations"]) for e in mine] == \
+            [(e["category_id"], e["segmentations"]) for e in expected]
+        np.testing.assert_allclose([e["score"] for e in mine], [e["score"] for e in expected], rtol=1e-6)
     assert {e["video_id"] for e in entries} == {1, 2}
-    metrics = evaluate(gt, out / "results.json")
-    assert 0.0 <= metrics["AP"] <= 1.0
+    metrics = evaluate(gt_path, out / "results.json")
+    assert metrics["info"]["num_results"] == len(entries) == 20 and metrics["info"]["num_videos"] == 2
 
 
 def test_frame_folder_overlay(weights, tmp_path, test_data_dir):
