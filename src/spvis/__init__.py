@@ -21,6 +21,7 @@ _EXPORTS = {
     "load": "spvis.predictor",
     "list_models": "spvis.predictor",
     "VideoSegmenter": "spvis.predictor",
+    "train": "spvis.engine.launch",
     "load_model": "spvis.engine.inference",
     "iter_jobs": "spvis.engine.inference",
     "run_video": "spvis.engine.inference",
