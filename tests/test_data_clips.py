@@ -164,7 +164,33 @@ def test_coco_pseudo_video_rotates_consistently():
     item = clips[1]  # 000000036086.jpg: person + sports ball
     assert item["frames"].shape[:2] == (4, 3) and item["masks"].shape[0] == 4
     assert sorted(item["labels"].tolist()) == sorted([1, 3][: item["labels"].numel()])
-    assert not torch.equal(item["frames"][0], item["frames"][-1])  # rotated per frame
+
+
+def test_coco_pseudo_video_masks_rotate_with_their_frames(tmp_path):
+    """A white square off the rotation centre on a black image: in every frame of the pseudo-video the mask
+    must cover exactly the white pixels (it rotates with the frame), while the frames really do rotate."""
+    image = np.zeros((120, 160, 3), dtype=np.uint8)
+    image[10:40, 12:42] = 255
+    Image.fromarray(image).save(tmp_path / "square.png")
+    polygon = [12.0, 10.0, 42.0, 10.0, 42.0, 40.0, 12.0, 40.0]
+    (tmp_path / "instances.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "square.png", "height": 120, "width": 160}],
+        "annotations": [{"id": 5, "image_id": 1, "category_id": 2, "iscrowd": 0, "segmentation": [polygon],
+                         "area": 900.0, "bbox": [12.0, 10.0, 30.0, 30.0]}],
+        "categories": [{"id": 2, "name": "square"}]}))
+    co = load_coco_instances(tmp_path / "instances.json", tmp_path)
+    clips = ClipDataset(co, frame_num=5, min_sizes=[120], max_size=400, rotation=15.0, seed=0)
+    item = clips[0]
+    assert item["frames"].shape == (5, 3, 120, 160) and item["ids"].tolist() == [5]
+    white = (item["frames"].permute(0, 2, 3, 1).numpy() > 127).all(-1)  # (T, H, W)
+    masks = item["masks"][:, 0].numpy()
+
+    def iou(a, b):
+        return (a & b).sum() / max((a | b).sum(), 1)
+
+    for t in range(5):
+        assert iou(masks[t], white[t]) > 0.9, (t, iou(masks[t], white[t]))
+    assert iou(white[0], white[-1]) < 0.7  # the square moved: the clip spans a real rotation
 
 
 def test_coco_category_map_drops_unmapped_classes():
