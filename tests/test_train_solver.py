@@ -82,7 +82,13 @@ def test_epoch_shuffle_visits_every_item_once_per_epoch():
     epoch0 = [shuffle(i) for i in range(5)]
     epoch1 = [shuffle(i) for i in range(5, 10)]
     assert sorted(epoch0) == [0, 1, 2, 3, 4] and sorted(epoch1) == [5, 6, 7, 8, 9]
-    assert [x % 5 for x in epoch0] != [x % 5 for x in epoch1] or epoch0 != list(range(5))
+    # a fresh permutation per epoch: not the identity, and not the same order again in the next epochs
+    orders = [tuple(shuffle(e * 5 + i) % 5 for i in range(5)) for e in range(4)]
+    assert orders[0] != (0, 1, 2, 3, 4) and len(set(orders)) == 4
+    # the same seed gives the same stream whatever the call order (resume); another seed another one
+    again = EpochShuffle(5, seed=0)
+    assert [again(i) for i in (17, 3, 9, 0)] == [shuffle(17), epoch0[3], epoch1[4], epoch0[0]]
+    assert [EpochShuffle(5, seed=1)(i) for i in range(10)] != epoch0 + epoch1
 
 
 def test_full_model_grad_clip():
