@@ -99,11 +99,30 @@ def test_reid_loss_is_added_with_its_weight():
 
 
 def test_full_pgt_trains_through_lifecycle_and_association():
+    """With memory, progressive reference, lifecycle and clip association all on, the tracker's transformer
+    LEARNS: with the class/mask heads frozen, a few Adam steps on one fixed clip cut the segmentation losses
+    (ce + mask + dice) well down. That needs their gradient to flow through the heads into the layers past
+    the lifecycle and memory edits (a detach or a broken in-place edit there silences it)."""
     model = _model(MEMORY=True, PROGRESSIVE_REF=True, LIFECYCLE=True, CLIP_ASSOCIATION=True, CLIP_LEN=1,
                    MEMORY_SCORE_THR=0.0, BIRTH_SCORE_THR=0.0, ASSOC_SIM_THR=0.99, SLEEP_FRAMES=1)
-    losses = tracker_stage.compute_losses(model, torch.randn(4, 3, 32, 32), [_clip_targets(4)], clip_len=4)
-    sum(losses.values()).backward()  # in-place memory edits must not break autograd
-    assert model.tracker.ref_gate.proj.weight.grad is not None
+    torch.manual_seed(0)
+    images, targets = torch.randn(4, 3, 32, 32), [_clip_targets(4)]
+    body = [p for n, p in model.tracker.named_parameters()
+            if not n.startswith(("class_embed", "mask_embed", "decoder_norm"))]
+    for name, p in model.tracker.named_parameters():
+        p.requires_grad_(not name.startswith(("class_embed", "mask_embed", "decoder_norm")))
+    optimizer = torch.optim.Adam(body, lr=1e-2)
+    seg_losses = []
+    for _ in range(15):
+        optimizer.zero_grad()
+        losses = tracker_stage.compute_losses(model, images, targets, clip_len=4)
+        sum(losses.values()).backward()
+        if not seg_losses:
+            assert model.tracker.ref_gate.proj.weight.grad.abs().sum() > 0  # the memory gate is trained
+            assert model.pixel_proj.weight.grad is None  # the segmenter stays frozen
+        optimizer.step()
+        seg_losses.append(float(sum(losses[k] for k in ("loss_ce", "loss_mask", "loss_dice")).detach()))
+    assert seg_losses[-1] < 0.95 * seg_losses[0], seg_losses  # seed 0: 10.96 -> 9.77 (heads detached: 11.3)
 
 
 def test_frozen_segmenter_cache_hits_on_repeated_frames_and_keys_on_weights(tmp_path):
