@@ -197,6 +197,26 @@ def _camera_path(rng: np.random.Generator, times: np.ndarray, pan: int) -> np.nd
     return np.clip(np.round(path), 0, 2 * pan).astype(np.int64)
 
 
+def layer_objects(objects: list, front_to_back: list[int], f: int, height: int,
+                  width: int) -> tuple[list[tuple[int, tuple, np.ndarray]], np.ndarray]:
+    """Frame ``f``'s objects rendered front to back: ([(index, render_object output, visible (H, W) bool)],
+    union of all their masks). ``visible`` is the part of an object that no nearer object covers."""
+    covered = np.zeros((height, width), dtype=bool)
+    layers = []
+    for i in front_to_back:
+        o = objects[i]
+        out = render_object(CATEGORY_SPECS[o.category], o.app, cx=float(o.pos[f, 0]), cy=float(o.pos[f, 1]),
+                            radius=float(o.radius[f]), angle=float(o.angle[f]), height=height, width=width)
+        if out is None:
+            continue
+        (y0, y1, x0, x1), m, _ = out
+        full = np.zeros((height, width), dtype=bool)
+        full[y0:y1, x0:x1] = m
+        layers.append((i, out, full & ~covered))
+        covered |= full
+    return layers, covered
+
+
 def render_video(rng: np.random.Generator, *, frames: int, height: int, width: int, categories: int,
                  max_objects: int, occlusion: str, frame_stride: int) -> tuple[list[np.ndarray], list[dict], dict]:
     """Render one video: returns frames (uint8 (H, W, 3)), tracks and per-video statistics."""
@@ -234,24 +254,8 @@ def render_video(rng: np.random.Generator, *, frames: int, height: int, width: i
     for f in range(frames):
         oy, ox = camera[f, 1], camera[f, 0]
         img = background[oy:oy + height, ox:ox + width].copy()  # (H, W, 3) float32
-        covered = np.zeros((height, width), dtype=bool)
-        parts = {}
-        for i in front_to_back:
-            o = objects[i]
-            out = render_object(CATEGORY_SPECS[o.category], o.app, cx=float(o.pos[f, 0]), cy=float(o.pos[f, 1]),
-                                radius=float(o.radius[f]), angle=float(o.angle[f]), height=height, width=width)
-            if out is None:
-                continue
-            (y0, y1, x0, x1), m, colour = out
-            full = np.zeros((height, width), dtype=bool)
-            full[y0:y1, x0:x1] = m
-            visible = full & ~covered
-            covered |= full
-            parts[i] = (out, full, visible)
-        for i in reversed(front_to_back):  # paint back to front
-            if i not in parts:
-                continue
-            ((y0, y1, x0, x1), m, colour), full, visible = parts[i]
+        layers, _ = layer_objects(objects, front_to_back, f, height, width)
+        for i, ((y0, y1, x0, x1), m, colour), visible in reversed(layers):  # paint back to front
             region = img[y0:y1, x0:x1]
             region[m] = colour[m]
             full_area, vis_area = int(m.sum()), int(visible.sum())

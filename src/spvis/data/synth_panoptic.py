@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from spvis.data.png_io import read_label_png, write_id_png, write_label_png
-from spvis.data.synth import OCCLUSION_LEVELS, _make_object, _parse_size, _plan_occlusions
-from spvis.data.synth_shapes import CATEGORY_SPECS, MAX_CATEGORIES, hsv_to_rgb, make_background, render_object
+from spvis.data.synth import OCCLUSION_LEVELS, _make_object, _parse_size, _plan_occlusions, layer_objects
+from spvis.data.synth_shapes import CATEGORY_SPECS, MAX_CATEGORIES, hsv_to_rgb, make_background
 from spvis.errors import SpvisError
 from spvis.utils.atomic_io import atomic_write_json, atomic_write_text
 
@@ -143,19 +143,7 @@ def render_panoptic_video(rng: np.random.Generator, *, frames: int, height: int,
             region = labels == c
             img[region] = textures[c][dy:dy + height, dx:dx + width][region]
         ids = ((categories + labels + 1) * ID_STRIDE).astype(np.uint32)  # (H, W) stuff ids
-        covered = np.zeros((height, width), dtype=bool)
-        parts = []
-        for i in front_to_back:
-            o = objects[i]
-            out = render_object(CATEGORY_SPECS[o.category], o.app, cx=float(o.pos[f, 0]), cy=float(o.pos[f, 1]),
-                                radius=float(o.radius[f]), angle=float(o.angle[f]), height=height, width=width)
-            if out is None:
-                continue
-            (y0, y1, x0, x1), m, colour = out
-            full = np.zeros((height, width), dtype=bool)
-            full[y0:y1, x0:x1] = m
-            parts.append((i, out, full & ~covered))
-            covered |= full
+        parts, covered = layer_objects(objects, front_to_back, f, height, width)
         for i, ((y0, y1, x0, x1), m, colour), visible in reversed(parts):  # paint back to front
             img[y0:y1, x0:x1][m] = colour[m]
             if visible.any():
