@@ -135,12 +135,17 @@ def dataset_statistics(ds: VideoDataset) -> dict:
     }
 
 
+def video_summary_line(stats: dict) -> str:
+    """The 'videos / frames / lengths / sizes' line every dataset format's statistics print."""
+    return (f"videos: {stats['videos']}  frames: {stats['frames']}  length min/median/max: "
+            f"{stats['length_min']}/{stats['length_median']:g}/{stats['length_max']}  sizes: "
+            + ", ".join(f"{k} ({v})" for k, v in list(stats["frame_sizes"].items())[:5]))
+
+
 def format_statistics(stats: dict, image_root: Path | None) -> list[str]:
     """Human-readable lines of ``dataset_statistics``."""
     lines = [f"dataset: {stats['json']}" + (f"  (frames under {image_root})" if image_root else ""),
-             f"videos: {stats['videos']}  frames: {stats['frames']}  length min/median/max: "
-             f"{stats['length_min']}/{stats['length_median']:g}/{stats['length_max']}  sizes: "
-             + ", ".join(f"{k} ({v})" for k, v in list(stats["frame_sizes"].items())[:5]),
+             video_summary_line(stats),
              f"categories: {stats['categories']}"]
     if not stats["annotated"]:
         lines.append("annotations: none (a valid/test split without ground truth)")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from spvis.data.png_io import ID_LIMIT, check_size, image_size, read_id_png
+from spvis.data.check import video_summary_line
 from spvis.errors import DataFormatError
 from spvis.utils.json_io import read_json
 
@@ -360,9 +361,7 @@ def panoptic_statistics(ds: PanopticDataset) -> dict:
 def format_panoptic_statistics(stats: dict, image_root: Path, mask_root: Path) -> list[str]:
     """Human-readable lines of ``check_vipseg_files`` / ``panoptic_statistics``."""
     lines = [f"dataset: {stats['json']} (VIPSeg panoptic; images under {image_root}, masks under {mask_root})",
-             f"videos: {stats['videos']}  frames: {stats['frames']}  length min/median/max: {stats['length_min']}/"
-             f"{stats['length_median']:g}/{stats['length_max']}  sizes: "
-             + ", ".join(f"{k} ({v})" for k, v in list(stats["frame_sizes"].items())[:5]),
+             video_summary_line(stats),
              f"categories: {stats['categories']} ({stats['things']} things, {stats['categories'] - stats['things']} "
              f"stuff)"]
     if not stats["annotated"]:

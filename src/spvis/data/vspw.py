@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from spvis.data.png_io import image_size, read_label_png
+from spvis.data.check import video_summary_line
 from spvis.errors import DataFormatError
 
 VSPW_NUM_CLASSES = 124
@@ -207,9 +208,7 @@ def check_vspw_files(ds: VSPWDataset, *, read_files: bool = True) -> dict:
 def format_vspw_statistics(stats: dict) -> list[str]:
     """Human-readable lines of ``check_vspw_files``."""
     lines = [f"dataset: {stats['root']} split {stats['split']} (VSPW semantic)",
-             f"videos: {stats['videos']}  frames: {stats['frames']}  length min/median/max: {stats['length_min']}/"
-             f"{stats['length_median']:g}/{stats['length_max']}  sizes: "
-             + ", ".join(f"{k} ({v})" for k, v in list(stats["frame_sizes"].items())[:5])]
+             video_summary_line(stats)]
     if not stats["annotated"]:
         lines.append("annotations: none (a test split without masks)")
         return lines
