@@ -122,7 +122,7 @@ def test_stage_weights_chain_and_wrong_architecture_is_named(tmp_path):
 
     cfg = get_cfg()
     seg = torch.nn.ModuleDict({"backbone": torch.nn.Linear(2, 3)})
-    ckpt.export_final_weights(tmp_path / "seg.safetensors", seg, cfg)
+    ckpt.save_weights(tmp_path / "seg.safetensors", seg, cfg)
     chained = torch.nn.ModuleDict({"backbone": torch.nn.Linear(2, 3), "tracker": torch.nn.Linear(3, 3)})
     missing = ckpt.load_initial_weights(chained, tmp_path / "seg.safetensors", stage="tracker")
     assert missing == ["tracker.bias", "tracker.weight"]

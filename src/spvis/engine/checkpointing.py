@@ -16,10 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from spvis.checkpoints.io import config_path_for, read_safetensors, unwrap
-from spvis.checkpoints.io import save_weights as export_final_weights  # noqa: F401 (the trainer's name for it)
+from spvis.checkpoints.io import config_path_for, read_safetensors, save_weights, unwrap
 from spvis.checkpoints.loading import load_state_strict
-from spvis.checkpoints.loading import load_state_strict as load_model_state  # noqa: F401 (the trainer's name)
 from spvis.errors import CheckpointError
 from spvis.utils.atomic_io import atomic_write_bytes, atomic_write_text
 
@@ -107,7 +105,7 @@ def export_training_checkpoint(src: str | Path, out: str | Path) -> Path:
         raise CheckpointError(f"{src}: field 'config' is not readable YAML ({str(exc).splitlines()[0]})") from None
     model = SPVISModel.from_config(cfg)
     load_state_strict(model, data["model"], source=str(src))
-    return export_final_weights(out, model, cfg)
+    return save_weights(out, model, cfg)
 
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None]:

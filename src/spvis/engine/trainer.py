@@ -187,7 +187,7 @@ class Trainer:
         if data["stage"] != self.cfg.STAGE:
             raise CheckpointError(f"{path}: checkpoint of stage {data['stage']!r}, this run is stage "
                                   f"{self.cfg.STAGE!r}; use another OUTPUT_DIR or pass it as MODEL.WEIGHTS")
-        ckpt.load_model_state(self.model, data["model"], source=str(path))
+        ckpt.load_state_strict(self.model, data["model"], source=str(path))
         try:
             self.optimizer.load_state_dict(data["optimizer"])
         except (ValueError, KeyError) as exc:
@@ -363,8 +363,7 @@ class Trainer:
                         self._evaluate(done, metrics, tboard, result)
             result.last_checkpoint = self.save_checkpoint(self.max_iter)
             if self.ctx.is_main:
-                result.final_weights = ckpt.export_final_weights(self.output_dir / ckpt.FINAL_WEIGHTS_NAME,
-                                                                 self.model, cfg)
+                result.final_weights = ckpt.save_weights(self.output_dir / ckpt.FINAL_WEIGHTS_NAME, self.model, cfg)
                 self._say(f"final weights: {result.final_weights}")
             barrier()
             if self.evaluator is not None:
