@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from spvis.engine.frame_result import FrameResult, VideoResult
-from spvis.engine.inference import BUILTIN_WEIGHTS, iter_jobs, load_model, run_video
+from spvis.engine.inference import BUILTIN_WEIGHTS, class_names_for, iter_jobs, load_model, run_video
 from spvis.errors import SpvisError
 
 BUILTIN_MODELS = {"demo": BUILTIN_WEIGHTS}
@@ -41,9 +41,7 @@ class VideoSegmenter:
     @property
     def names(self) -> list[str]:
         """Class names by contiguous label (MODEL.CLASS_NAMES or the builtin dataset's, else ``class <k>``)."""
-        from spvis.engine.inference import _names_for
-
-        return _names_for(self.cfg) or [f"class {i}" for i in range(self.cfg.MODEL.NUM_CLASSES)]
+        return class_names_for(self.cfg) or [f"class {i}" for i in range(self.cfg.MODEL.NUM_CLASSES)]
 
     def stream(self, src: str | Path | Iterable[np.ndarray], *, score_thr: float = 0.5,
                max_frames: int | None = None) -> Iterator[FrameResult]:

@@ -57,7 +57,7 @@ def load_model(weights: str | Path | None = None, config: str | Path | None = No
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return model.to(device).eval(), cfg
 
-def _names_for(cfg) -> list[str]:
+def class_names_for(cfg) -> list[str]:
     """Class names for overlays of a plain video: MODEL.CLASS_NAMES, else the builtin dataset with this many
     classes, else none."""
     from spvis.data.categories import OVIS_NAMES, YTVIS_2019_NAMES
@@ -87,7 +87,7 @@ def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | No
         raise SpvisError("--image-root is only used with a dataset json --input")
     source = open_frame_source(path, max_frames=max_frames)
     yield VideoJob(SINGLE_VIDEO_ID, path.stem if path.is_file() else path.name, source, None,
-                   _names_for(cfg))
+                   class_names_for(cfg))
 
 
 def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, score_thr: float,
