@@ -135,3 +135,45 @@ def test_truncated_mp4_keeps_the_frames_read(weights, tmp_path, capsys):
     entries = json.loads((out / "results.json").read_text())
     read = len(entries[0]["segmentations"])
     assert 0 < read < 12 and all(len(e["segmentations"]) == read for e in entries)
+
+
+@pytest.mark.parametrize("spelling", ["same", "dot"])
+def test_infer_never_overwrites_its_input_video(weights, tmp_path, test_data_dir, capsys, monkeypatch, spelling):
+    """`spvis infer --input d/v.mp4 --out d` (or `--out .` inside d) would write the overlay d/v.mp4 over the
+    video: refused before anything is written, the input byte-identical and nothing new in the folder."""
+    import hashlib
+    import shutil
+
+    folder = tmp_path / "same"
+    folder.mkdir()
+    video = folder / "mmtracking_demo.mp4"
+    shutil.copy(test_data_dir / "videos" / "mmtracking_demo.mp4", video)
+    before = hashlib.md5(video.read_bytes()).hexdigest()
+    out = str(folder)
+    if spelling == "dot":
+        monkeypatch.chdir(folder)
+        out = "."
+    code = main(["infer", "--input", str(video), "--weights", str(weights), "--out", out, "--max-frames", "2"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mmtracking_demo.mp4" in err[0] and "--input" in err[0], err
+    assert hashlib.md5(video.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["mmtracking_demo.mp4"]
+    # with --no-overlay nothing would overwrite the video: the same folder is fine
+    assert main(["infer", "--input", str(video), "--weights", str(weights), "--out", out, "--max-frames", "2",
+                 "--no-overlay"]) == 0
+    assert hashlib.md5(video.read_bytes()).hexdigest() == before
+
+
+def test_infer_refuses_results_json_over_its_dataset_json(weights, tmp_path, test_data_dir, capsys):
+    import shutil
+
+    data = tmp_path / "d"
+    shutil.copytree(test_data_dir / "davis_mini", data)
+    gt = data / "results.json"
+    (data / "ytvis_gt.json").rename(gt)
+    before = gt.read_bytes()
+    code = main(["infer", "--input", str(gt), "--image-root", str(data / "JPEGImages" / "480p"), "--weights",
+                 str(weights), "--out", str(data), "--no-overlay"])
+    assert code == 2 and "--input" in capsys.readouterr().err
+    assert gt.read_bytes() == before

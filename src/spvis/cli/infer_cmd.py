@@ -45,9 +45,21 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def planned_outputs(args: argparse.Namespace, out_dir: Path) -> list[Path]:
+    """Every file this run may write: results.json and one overlay per video (named as ``iter_jobs`` names them)."""
+    outputs = [out_dir / "results.json"]
+    if not args.no_overlay:
+        source = Path(args.input)
+        if source.suffix.lower() == ".json":
+            outputs += sorted(p for p in out_dir.glob("*.mp4"))  # overlays are named by video id
+        else:
+            outputs.append(out_dir / f"{source.stem if source.is_file() else source.name}.mp4")
+    return outputs
+
+
 def run(args: argparse.Namespace) -> int:
     from spvis.errors import SpvisError
-    from spvis.utils.atomic_io import check_output_dir
+    from spvis.utils.atomic_io import check_output_dir, refuse_overwriting_inputs
 
     if args.max_frames is not None and args.max_frames < 1:
         raise SpvisError(f"--max-frames must be at least 1, got {args.max_frames}")
@@ -56,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.score_thr <= 1.0:  # also false for nan
         raise SpvisError(f"--score-thr must be a number in [0, 1], got {args.score_thr}")
     out_dir = check_output_dir(args.out)
+    refuse_overwriting_inputs(planned_outputs(args, out_dir),
+                              [("--input", args.input), ("--weights", args.weights), ("--config", args.config)])
     for flag, value in (("--max-memory-gb", args.max_memory_gb), ("--window-size", args.window_size)):
         if value is not None and args.mode != "offline":
             raise SpvisError(f"{flag} applies to --mode offline only")

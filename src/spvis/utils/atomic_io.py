@@ -14,7 +14,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 from spvis.errors import OutputError
 
@@ -82,6 +82,26 @@ def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
     path = Path(path)
     _check_creatable_dir(path, f"{flag} {path}")
     return path
+
+
+def refuse_overwriting_inputs(outputs: Iterable[str | os.PathLike], inputs: Iterable[tuple[str, str | os.PathLike | None]],
+                              flag: str = "--out") -> None:
+    """Refuse, before anything is written, any output path that resolves to an input file.
+
+    ``inputs`` are (flag, path) pairs (``("--input", "video.mp4")``); a symlink or ``./`` spelling of the
+    same file counts as the same file. ``spvis infer --input d/v.mp4 --out d`` would otherwise replace the
+    video by its own overlay.
+    """
+    from spvis.errors import SpvisError
+
+    def key(p: str | os.PathLike) -> Path:
+        return Path(p).expanduser().resolve()
+
+    protected = {key(path): name for name, path in inputs if path is not None and Path(path).is_file()}
+    for out in outputs:
+        name = protected.get(key(out))
+        if name is not None:
+            raise SpvisError(f"{out}: {flag} would overwrite the {name} file; choose another output folder")
 
 
 def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
