@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from spvis.errors import ConfigError
+from spvis.modeling.meta_arch import STAGE_TRAINED_CHILDREN
 
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm,
               nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LocalResponseNorm)
@@ -47,8 +48,8 @@ def param_groups(model: nn.Module, *, base_lr: float, weight_decay: float, weigh
 
 
 # What each stage trains (DVIS: stage 2 freezes the segmenter, stage 3 also the tracker; reference §4).
-STAGE_TRAINABLE_PREFIXES = {"segmenter": ("backbone.", "sem_seg_head."), "tracker": ("tracker.",),
-                            "refiner": ("refiner.",)}
+STAGE_TRAINABLE_PREFIXES = {stage: tuple(f"{name}." for name in names)
+                            for stage, names in STAGE_TRAINED_CHILDREN.items()}
 
 
 def freeze_for_stage(model: nn.Module, stage: str) -> list[str]:

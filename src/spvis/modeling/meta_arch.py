@@ -18,6 +18,10 @@ from spvis.modeling.backbone import build_backbone
 from spvis.modeling.mask_former_head import MaskFormerHead
 from spvis.modeling.preprocessing import normalize_and_pad, padded_size
 
+# The children each training stage trains; every other child is frozen: no gradients (engine.optim) and
+# always in eval mode (``SPVISModel.train``), so dropout / stochastic depth never run inside a frozen part.
+STAGE_TRAINED_CHILDREN = {"segmenter": ("backbone", "sem_seg_head"), "tracker": ("tracker",), "refiner": ("refiner",)}
+
 _STAGE_MODULES = {
     "segmenter": "spvis.modeling.stages.segmenter_stage",
     "tracker": "spvis.modeling.stages.tracker_stage",
@@ -63,6 +67,21 @@ class SPVISModel(nn.Module):
         return cls(backbone=backbone, sem_seg_head=head, tracker=tracker, refiner=refiner,
                    pixel_mean=list(cfg.MODEL.PIXEL_MEAN), pixel_std=list(cfg.MODEL.PIXEL_STD),
                    size_divisibility=cfg.MODEL.SIZE_DIVISIBILITY, stage=cfg.STAGE, cfg=cfg)
+
+    def frozen_children(self) -> list[nn.Module]:
+        """The parts this stage does not train (none for an unknown stage name: nothing is assumed)."""
+        trained = STAGE_TRAINED_CHILDREN.get(self.stage)
+        if trained is None:
+            return []
+        return [module for name, module in self.named_children() if name not in trained]
+
+    def train(self, mode: bool = True) -> "SPVISModel":
+        """As nn.Module.train, but the stage's frozen parts stay in eval mode (DVIS runs them in eval: with
+        Swin's DROP_PATH_RATE, stochastic depth would otherwise run inside the "frozen" segmenter)."""
+        super().train(mode)
+        for module in self.frozen_children():
+            module.train(False)
+        return self
 
     @property
     def device(self) -> torch.device:

@@ -15,8 +15,10 @@ Files are written atomically, so processes sharing the folder never read a parti
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -96,3 +98,20 @@ def frozen_segment(model: nn.Module, images: Tensor) -> dict[str, Tensor]:
     if cache is None:
         cache = model.stage_cache["frozen_segmenter_cache"] = FrozenSegmenterCache(root)
     return cache.segment(model, images)
+
+
+@contextlib.contextmanager
+def frozen_parts_in_eval(model: nn.Module, names: tuple[str, ...]) -> Iterator[None]:
+    """The named children of ``model`` (those present) in eval mode inside the block, restored after it.
+
+    SPVISModel.train already keeps a stage's frozen parts in eval; this also holds for models that are not
+    an SPVISModel (tests' fakes) and for a frozen part called while its owner is in train mode."""
+    parts = [m for m in (getattr(model, name, None) for name in names) if isinstance(m, nn.Module)]
+    modes = [m.training for m in parts]
+    for m in parts:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(parts, modes):
+            m.train(mode)

@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 
 from spvis.modeling.criterion import SetCriterion
-from spvis.modeling.stages.frozen_cache import frozen_segment
+from spvis.modeling.stages.frozen_cache import frozen_parts_in_eval, frozen_segment
 from spvis.modeling.rcp import contrastive_loss, preservation_loss
-from spvis.modeling.stages.tracker_stage import is_guided
+from spvis.modeling.stages.tracker_stage import SEGMENTER_PARTS, is_guided
 
 
 @torch.no_grad()
@@ -27,10 +27,7 @@ def frozen_tracking(model, images: Tensor, clip_len: int) -> dict:
     Returns ``embeds`` (B, T, Q, C) tracker outputs, ``masks`` (B, T, Q, h, w) tracker mask logits,
     ``memory`` (B, T, Q, C) the frame memory and ``features`` (B, T, Cm, h, w) the mask features.
     """
-    modes = (model.sem_seg_head.training, model.tracker.training)
-    model.sem_seg_head.eval()
-    model.tracker.eval()
-    try:
+    with frozen_parts_in_eval(model, (*SEGMENTER_PARTS, "tracker")):
         seg = frozen_segment(model, images)
         n, q, c = seg["pred_embds"].shape
         b = n // clip_len
@@ -38,9 +35,6 @@ def frozen_tracking(model, images: Tensor, clip_len: int) -> dict:
         features = seg["mask_features"].reshape(b, clip_len, *seg["mask_features"].shape[1:])
         tracked, _ = model.tracker(seg_embeds, features)
         memory = model.tracker.frame_forward(seg_embeds)
-    finally:
-        model.sem_seg_head.train(modes[0])
-        model.tracker.train(modes[1])
     return {"embeds": tracked["pred_embds"], "masks": tracked["pred_masks"].transpose(1, 2),
             "logits": tracked["pred_logits"], "memory": memory, "features": features}
 

@@ -25,12 +25,13 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from spvis.modeling.criterion import SetCriterion
-from spvis.modeling.stages.frozen_cache import frozen_segment
+from spvis.modeling.stages.frozen_cache import frozen_parts_in_eval, frozen_segment
 from spvis.modeling.matcher import batch_dice_cost, batch_sigmoid_ce_cost
 from spvis.modeling.pgt.reference_contrast import reference_contrastive_loss
 from spvis.modeling.rcp import preservation_loss
 from spvis.modeling.point_sampling import point_sample
 
+SEGMENTER_PARTS = ("backbone", "sem_seg_head")  # frozen in the tracker and refiner stages
 USED_QUERY_COST = 1e6  # DVIS excludes already assigned queries with this cost
 
 
@@ -75,15 +76,8 @@ def first_appearance_assignment(
 def frozen_segmenter(model, images: Tensor, frames_per_clip: int) -> dict[str, Tensor]:
     """Segmenter in eval mode without gradients -> {embeds (B, T, Q, C), features (B, T, Cm, h, w),
     logits (B, T, Q, K+1), masks (B, T, Q, h, w)}."""
-    parts = [m for m in (getattr(model, "backbone", None), getattr(model, "sem_seg_head", None)) if m is not None]
-    modes = [m.training for m in parts]
-    for m in parts:
-        m.eval()
-    try:
+    with frozen_parts_in_eval(model, SEGMENTER_PARTS):
         seg = frozen_segment(model, images)
-    finally:
-        for m, mode in zip(parts, modes):
-            m.train(mode)
     b = seg["pred_embds"].shape[0] // frames_per_clip
 
     def per_clip(x: Tensor) -> Tensor:
