@@ -63,3 +63,19 @@ def test_padding_is_cropped_before_resizing():
 def test_no_instances_give_empty_masks():
     masks = masks_to_original(torch.zeros(0, 8, 8), (32, 32), (30, 32), (15, 16))
     assert masks.shape == (0, 15, 16) and masks.dtype == torch.bool
+
+
+def test_offline_score_combinations():
+    """TEST.OFFLINE_SCORE: max (DVIS_offline) lifts a class above either model's confidence on its own
+    track only when one of them is sure; min keeps a track over the tracking threshold only when both are."""
+    import torch
+
+    from spvis.modeling.postprocess import class_probabilities
+
+    refiner = torch.log(torch.tensor([[0.7, 0.1, 0.2]]))  # K = 2 classes + no-object
+    tracker = torch.log(torch.tensor([[0.3, 0.6, 0.1]]))
+    torch.testing.assert_close(class_probabilities(refiner, tracker, "max"), torch.tensor([[0.7, 0.6]]))
+    torch.testing.assert_close(class_probabilities(refiner, tracker, "min"), torch.tensor([[0.3, 0.1]]))
+    torch.testing.assert_close(class_probabilities(refiner, tracker, "mean"), torch.tensor([[0.5, 0.35]]))
+    torch.testing.assert_close(class_probabilities(refiner, tracker, "refiner"), torch.tensor([[0.7, 0.1]]))
+    torch.testing.assert_close(class_probabilities(refiner, None, "min"), torch.tensor([[0.7, 0.1]]))

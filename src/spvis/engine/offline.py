@@ -227,7 +227,8 @@ def run_offline(
         video_logits = model.refiner.pooled_logits(track_embeds.to(device), present.to(device)).float().cpu()
         counts = present.sum(0).clamp(min=1).unsqueeze(-1)  # (N, 1)
         tracker_logits = tracks.gather(first.tracker_logits).sum(0) / counts  # (N, K+1) mean over held frames
-        scores, labels, rows = vis_topk(video_logits, cfg.TEST.MAX_NUM, aux_logits=tracker_logits)
+        scores, labels, rows = vis_topk(video_logits, cfg.TEST.MAX_NUM, aux_logits=tracker_logits,
+                                        combine=cfg.TEST.OFFLINE_SCORE)
         order = scores.argsort(descending=True, stable=True)
         scores, labels, rows = scores[order], labels[order], rows[order]
         selected = track_embeds[:, rows].to(device)  # (T, k, C)

@@ -10,13 +10,25 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def class_probabilities(cls_logits: Tensor, aux_logits: Tensor | None = None) -> Tensor:
+def class_probabilities(cls_logits: Tensor, aux_logits: Tensor | None = None, combine: str = "max") -> Tensor:
     """softmax over K+1 classes without the no-object column; with ``aux_logits`` (offline: the
-    tracker's time-averaged logits) the element-wise max of both. (Q, K+1) -> (Q, K)."""
+    tracker's time-averaged logits) combined by ``combine``: ``max`` element-wise (DVIS_offline), ``mean``,
+    ``min``, or ``refiner`` (``aux_logits`` ignored). (Q, K+1) -> (Q, K).
+
+    The max of two distributions can lift a track's class above the other's confidence; on the synthetic
+    benchmark it put 38 tracks over the 0.5 tracking threshold where the ground truth has 27 (online: 27),
+    which is what cost offline IDF1."""
     probs = F.softmax(cls_logits, dim=-1)[:, :-1]
-    if aux_logits is not None:
-        probs = torch.maximum(probs, F.softmax(aux_logits, dim=-1)[:, :-1])
-    return probs
+    if aux_logits is None or combine == "refiner":
+        return probs
+    aux = F.softmax(aux_logits, dim=-1)[:, :-1]
+    if combine == "mean":
+        return (probs + aux) / 2
+    if combine == "min":
+        return torch.minimum(probs, aux)
+    if combine != "max":
+        raise ValueError(f"unknown score combination {combine!r} (max | mean | min | refiner)")
+    return torch.maximum(probs, aux)
 
 
 def topk_instances(probs: Tensor, max_num: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -31,9 +43,10 @@ def topk_instances(probs: Tensor, max_num: int) -> tuple[Tensor, Tensor, Tensor]
     return scores, flat % num_classes, torch.div(flat, num_classes, rounding_mode="floor")
 
 
-def vis_topk(cls_logits: Tensor, max_num: int, aux_logits: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def vis_topk(cls_logits: Tensor, max_num: int, aux_logits: Tensor | None = None,
+             combine: str = "max") -> tuple[Tensor, Tensor, Tensor]:
     """Video-level logits (Q, K+1) (mean over frames) -> (scores, labels, query ids) as DVIS returns them."""
-    return topk_instances(class_probabilities(cls_logits, aux_logits), max_num)
+    return topk_instances(class_probabilities(cls_logits, aux_logits, combine), max_num)
 
 
 def masks_to_original(
