@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,3 +228,19 @@ def test_export_training_checkpoint_gives_the_same_tensors(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "broken.pth" in err[0] and "class_embed.bias" in err[0]
     assert not (tmp_path / "b.safetensors").exists()
+
+
+def test_pretrained_backbone_from_an_installed_package_file(tmp_path, monkeypatch):
+    """MODEL.BACKBONE.PRETRAINED package:<module>/<file> reads a file shipped inside an installed package;
+    a package that is not installed is one line naming the pip command."""
+    from spvis.checkpoints.pretrained import resolve_pretrained_path
+
+    package = tmp_path / "spvis_fake_weights_pkg"
+    (package / "weights").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "weights" / "w.pth").write_bytes(b"x")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert resolve_pretrained_path("package:spvis_fake_weights_pkg/weights/w.pth") == package / "weights" / "w.pth"
+    assert resolve_pretrained_path("plain/file.pth") == Path("plain/file.pth")
+    with pytest.raises(CheckpointError, match="package 'no_such_module_xyz' is not installed"):
+        resolve_pretrained_path("package:no_such_module_xyz/w.pth")

