@@ -93,11 +93,33 @@ def read_safetensors(path: str | Path, *, what: str = "weights file") -> dict[st
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
 
 
+def first_non_finite(state: dict[str, torch.Tensor]) -> tuple[str, int, int] | None:
+    """(name, bad values, values) of the first floating-point tensor holding a NaN or an infinity, else None."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                return name, bad, tensor.numel()
+    return None
+
+
+def require_finite(state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """CheckpointError naming ``source`` and the first tensor with NaN/inf values: such weights (a diverged
+    run, a damaged copy) would run and silently output garbage."""
+    bad = first_non_finite(state)
+    if bad is not None:
+        name, count, total = bad
+        raise CheckpointError(f"{source}: tensor '{name}' holds {count} NaN/inf value(s) of {total}; these "
+                              f"weights are broken (a diverged training run or a damaged file)")
+
+
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], CfgNode]:
-    """(state_dict, cfg) of our weights file or model folder; the config comes from the YAML beside it."""
+    """(state_dict, cfg) of our weights file or model folder; the config comes from the YAML beside it.
+    Weights holding NaN/inf values are refused."""
     from spvis.config import load_config
 
     state = read_safetensors(path)
+    require_finite(state, weights_file(path))
     cfg_path = config_path_for(path)
     if not cfg_path.is_file():
         raise CheckpointError(f"{weights_file(path)}: its config {cfg_path.name} is missing "

@@ -1,0 +1,124 @@
+"""Nothing lost, overwritten or half-written (issue 25): broken weights refused at load, dataset runs that keep
+every finished video and resume to the same bytes, a used --out refused, training that survives a damaged
+newest checkpoint and a SIGTERM to its whole process group, .pkl object arrays refused in one line."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from _tracker_fakes import single_thread  # noqa: F401 (autouse fixture)
+from spvis.checkpoints import save_weights
+from spvis.cli import infer_cmd
+from spvis.cli.main import main
+from spvis.config import load_config
+from spvis.errors import CheckpointError, SpvisError
+from spvis.modeling.meta_arch import SPVISModel
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+TINY = ["MODEL.DEVICE=cpu", "MODEL.NUM_CLASSES=3", "MODEL.BACKBONE.WIDTH=8", "MODEL.PIXEL_DECODER.CONV_DIM=32",
+        "MODEL.PIXEL_DECODER.MASK_DIM=32", "MODEL.PIXEL_DECODER.ENC_LAYERS=1", "MODEL.PIXEL_DECODER.ENC_FFN=64",
+        "MODEL.DECODER.HIDDEN_DIM=32", "MODEL.DECODER.NUM_QUERIES=6", "MODEL.DECODER.DIM_FEEDFORWARD=64",
+        "MODEL.DECODER.DEC_LAYERS=1", "MODEL.TRACKER.DECODER_LAYERS=1", "INPUT.MIN_SIZE_TEST=32",
+        "INPUT.MAX_SIZE_TEST=48"]
+FRAMES = 3  # per video of the dataset below
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    cfg = load_config(REPO / "configs" / "synth" / "Base-synth.yaml", TINY)
+    torch.manual_seed(0)
+    return save_weights(tmp_path_factory.mktemp("weights") / "tiny.safetensors", SPVISModel.from_config(cfg), cfg)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> tuple[str, str]:
+    """(dataset json, image root) of three 3-frame 32x48 videos with ids 1, 2, 3."""
+    from spvis.data.synth import generate_synthetic_dataset
+
+    info = generate_synthetic_dataset(tmp_path_factory.mktemp("synth"), videos=3, frames=FRAMES, size=(32, 48),
+                                      categories=3, max_objects=2, valid_fraction=0.0, seed=3)
+    assert [v["id"] for v in json.loads(Path(info["train_json"]).read_text())["videos"]] == [1, 2, 3]
+    return info["train_json"], info["train_image_root"]
+
+
+@pytest.fixture(scope="module")
+def reference(weights, dataset, tmp_path_factory) -> bytes:
+    """results.json of an uninterrupted dataset run (overlays on)."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    assert main(_infer_argv(weights, dataset, out)) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["1.mp4", "2.mp4", "3.mp4", "results.json", "results.jsonl"]
+    return (out / "results.json").read_bytes()
+
+
+def _infer_argv(weights: Path, dataset: tuple[str, str], out: Path, *extra: str) -> list[str]:
+    return ["infer", "--input", dataset[0], "--image-root", dataset[1], "--weights", str(weights), "--out", str(out),
+            *extra]
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("spvis infer: error:")]
+    assert len(errors) == 1 and "Traceback" not in "\n".join(err), err
+    return errors[0]
+
+
+def _logged_videos(out: Path) -> list[int]:
+    return [json.loads(line)["video_id"] for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def _hidden(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+
+
+# ------------------------------------------------------------------------------------------ 1. non-finite weights
+def test_load_weights_names_the_file_and_the_first_non_finite_tensor(weights, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from spvis.checkpoints import load_weights
+    from spvis.checkpoints.io import require_finite
+
+    state = load_file(str(weights))
+    name = sorted(k for k, v in state.items() if v.is_floating_point())[3]
+    state[name] = state[name].clone()
+    state[name].view(-1)[0] = float("nan")
+    bad = tmp_path / "nan.safetensors"
+    save_file(state, str(bad))
+    (tmp_path / "nan.yaml").write_text(weights.with_suffix(".yaml").read_text())
+    with pytest.raises(CheckpointError, match=rf"nan.safetensors: tensor '{name}' holds 1 NaN/inf value"):
+        load_weights(bad)
+    ordered = {"a": torch.zeros(2), "b": torch.tensor([1.0, float("inf")]), "c": torch.tensor([float("nan")]),
+               "n": torch.tensor([3])}
+    with pytest.raises(CheckpointError, match=r"w.safetensors: tensor 'b' holds 1 NaN/inf value\(s\) of 2"):
+        require_finite(ordered, "w.safetensors")
+    require_finite({"a": torch.zeros(2), "n": torch.tensor([3])}, "fine")
+
+
+def test_infer_with_nan_weights_is_one_line_and_writes_nothing(weights, tmp_path, test_data_dir, capsys):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(weights))
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
+    state[name] = torch.full_like(state[name], float("inf"))
+    bad = tmp_path / "broken.safetensors"
+    save_file(state, str(bad))
+    (tmp_path / "broken.yaml").write_text(weights.with_suffix(".yaml").read_text())
+    out = tmp_path / "out"
+    code = main(["infer", "--input", str(test_data_dir / "videos" / "mmtracking_demo.mp4"), "--weights", str(bad),
+                 "--out", str(out), "--max-frames", "2"])
+    assert code == 2
+    line = _one_error_line(capsys)
+    assert "broken.safetensors" in line and f"'{name}'" in line and "NaN/inf" in line
+    assert not out.exists() or not any(out.iterdir())
