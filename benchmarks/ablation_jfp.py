@@ -58,8 +58,8 @@ def evaluate(args: argparse.Namespace, weights: Path, mode: str, out_dir: Path) 
         infer_dir = out_dir / "infer"
         extra = [f"--max-frames={args.max_frames}"] if args.max_frames else []
         spvis("infer", "--input", str(args.data / "valid.json"), "--image-root", str(args.data / "valid" / "JPEGImages"),
-              "--weights", str(weights), "--mode", mode, "--out", str(infer_dir), "--no-overlay", *extra,
-              "MODEL.DEVICE=cpu")
+              "--weights", str(weights), "--mode", mode, "--out", str(infer_dir), "--no-overlay", "--resume",
+              *extra, "MODEL.DEVICE=cpu")
         spvis("eval", "--gt", str(args.data / "valid.json"), "--pred", str(infer_dir / "results.json"),
               "--out", str(metrics_path))
     return json.loads(metrics_path.read_text())

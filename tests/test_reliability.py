@@ -122,3 +122,115 @@ def test_infer_with_nan_weights_is_one_line_and_writes_nothing(weights, tmp_path
     line = _one_error_line(capsys)
     assert "broken.safetensors" in line and f"'{name}'" in line and "NaN/inf" in line
     assert not out.exists() or not any(out.iterdir())
+
+
+# ------------------------------------------------------------------------------------------- 2. dataset runs
+def test_error_in_video_2_keeps_video_1_and_resume_gives_the_same_bytes(weights, dataset, reference, tmp_path,
+                                                                       monkeypatch, capsys):
+    real = infer_cmd.run_video
+
+    def fails_on_video_2(model, cfg, job, **kwargs):
+        if job.video_id == 2:
+            raise SpvisError("frame 1: simulated decoder failure")
+        return real(model, cfg, job, **kwargs)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(infer_cmd, "run_video", fails_on_video_2)
+    assert main(_infer_argv(weights, dataset, out)) == 2
+    line = _one_error_line(capsys)
+    assert "video 2: frame 1: simulated decoder failure" in line and "--resume" in line
+    assert _logged_videos(out) == [1]
+    assert sorted(p.name for p in out.iterdir()) == ["1.mp4", "results.jsonl"]  # no results.json, no temp file
+    ran = []
+    monkeypatch.setattr(infer_cmd, "run_video",
+                        lambda model, cfg, job, **kw: ran.append(job.video_id) or real(model, cfg, job, **kw))
+    assert main(_infer_argv(weights, dataset, out, "--resume")) == 0
+    assert ran == [2, 3] and _logged_videos(out) == [1, 2, 3]
+    assert (out / "results.json").read_bytes() == reference
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["sigterm", "sigint"])
+def test_signal_mid_video_leaves_no_temp_file_and_resume_gives_the_same_bytes(weights, dataset, reference, tmp_path,
+                                                                             monkeypatch, capsys, signum, code):
+    """The signal arrives while video 2's overlay is half encoded: its temp mp4 goes, video 1's line stays; a
+    half-written log line (as a kill during the append leaves) is cut off by --resume."""
+    import spvis.viz.overlay as overlay
+
+    real_draw, calls = overlay.draw_overlay, []
+
+    def draw_then_signal(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == FRAMES + 2:  # video 2's second frame: its first frame is in a temp mp4 by now
+            assert any(p.suffix == ".mp4" for p in out.glob(".2.*")), sorted(p.name for p in out.iterdir())
+            os.kill(os.getpid(), signum)
+        return real_draw(*args, **kwargs)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(overlay, "draw_overlay", draw_then_signal)
+    assert main(_infer_argv(weights, dataset, out)) == code
+    assert ("terminated" if signum == signal.SIGTERM else "interrupted") in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["1.mp4", "results.jsonl"] and _logged_videos(out) == [1]
+    monkeypatch.setattr(overlay, "draw_overlay", real_draw)
+    with open(out / "results.jsonl", "a") as log:
+        log.write('{"video_id": 2, "entries": [{"video_id": 2, "categ')
+    assert main(_infer_argv(weights, dataset, out, "--resume")) == 0
+    assert "half-written last line" in capsys.readouterr().err
+    assert _logged_videos(out) == [1, 2, 3] and _hidden(out) == []
+    assert (out / "results.json").read_bytes() == reference
+
+
+def test_results_log_reader_keeps_complete_lines_and_refuses_a_damaged_middle(tmp_path):
+    from spvis.engine.results_log import ResultsLog
+    from spvis.errors import DataFormatError
+
+    log = ResultsLog(tmp_path / "results.jsonl")
+    assert log.read() == {}
+    log.append(4, [{"score": 0.5}])
+    log.append(7, [])
+    assert log.read() == {4: [{"score": 0.5}], 7: []} and not log.dropped_partial_line
+    complete = log.path.read_bytes()
+    log.path.write_bytes(complete + b'{"video_id": 9, "entries": []}')  # no newline: the write was cut off
+    assert set(log.read()) == {4, 7} and log.dropped_partial_line and log.path.read_bytes() == complete
+    log.path.write_bytes(b"garbage\n" + complete)
+    with pytest.raises(DataFormatError, match=r"results.jsonl: line 1"):
+        log.read()
+
+
+# --------------------------------------------------------------------------------------------- 3. a used --out
+def test_used_out_is_refused_before_any_work_and_names_the_flags(weights, dataset, reference, tmp_path,
+                                                                 monkeypatch, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_bytes(b"[]")
+    monkeypatch.setattr(infer_cmd, "load_model", lambda *a: pytest.fail("the model was loaded"))
+    assert main(_infer_argv(weights, dataset, out)) == 2
+    line = _one_error_line(capsys)
+    assert "results.json" in line and "--resume" in line and "--exist-ok" in line
+    assert (out / "results.json").read_bytes() == b"[]" and sorted(p.name for p in out.iterdir()) == ["results.json"]
+    (out / "results.json").unlink()
+    (out / "metrics.json").write_text("{}")  # scores of an earlier run beside its results
+    assert main(_infer_argv(weights, dataset, out, "--no-overlay")) == 2
+    assert "metrics.json" in _one_error_line(capsys)
+
+
+def test_exist_ok_replaces_only_this_commands_outputs(weights, dataset, reference, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = {"video_id": 1, "entries": [{"video_id": 1, "category_id": 1, "score": 0.5, "segmentations": []}]}
+    (out / "results.jsonl").write_text(json.dumps(stale) + "\n")  # another run's log: must not be reused
+    (out / "2.mp4").write_bytes(b"an old overlay")
+    keep = {"metrics.json": "{}", "notes.txt": "mine", "other.mp4": "not an overlay of this run"}
+    for name, text in keep.items():
+        (out / name).write_text(text)
+    assert main(_infer_argv(weights, dataset, out, "--exist-ok")) == 0
+    assert (out / "results.json").read_bytes() == reference and _logged_videos(out) == [1, 2, 3]
+    assert all((out / name).read_text() == text for name, text in keep.items())
+    assert (out / "2.mp4").read_bytes() != b"an old overlay"
+
+
+def test_resume_refuses_another_inputs_log(weights, dataset, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.jsonl").write_text(json.dumps({"video_id": 42, "entries": []}) + "\n")
+    assert main(_infer_argv(weights, dataset, out, "--resume")) == 2
+    assert "video 42" in _one_error_line(capsys)

@@ -3,6 +3,10 @@
 Writes ``OUT/results.json`` (benchmark format, one entry per track and class; scorable with ``spvis eval``
 when the input is a dataset json) and ``OUT/<video>.mp4`` overlays with coloured, id-labelled masks.
 Online mode streams frames through segmenter + tracker with flat memory; offline mode adds the refiner.
+
+Nothing is lost or half-written: each finished video's entries go to ``OUT/results.jsonl`` at once (an error
+or a kill keeps the videos before it; ``--resume`` continues), results.json appears only when every video is
+done, SIGTERM cleans up like Ctrl-C, and a --out holding another run's results needs --resume or --exist-ok.
 """
 
 from __future__ import annotations
@@ -13,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from spvis.engine.inference import VideoJob, iter_jobs, load_model, run_video  # noqa: F401 (tests patch these)
+from spvis.engine.results_log import RESULTS_LOG_NAME, ResultsLog
+
+RESULTS_NAME = "results.json"
+FOREIGN_RESULTS = ("metrics.json",)  # results of another command that mark --out as used, never removed here
 
 
 def register(subparsers: Any) -> None:
@@ -41,25 +49,27 @@ def register(subparsers: Any) -> None:
                              "0 recomputes the segmenter per window instead of caching")
     parser.add_argument("--window-size", type=int, help="offline: frames decoded per window (default TEST.WINDOW_SIZE)")
     parser.add_argument("--no-overlay", action="store_true", help="skip the overlay videos")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in --out: skip the videos already in OUT/results.jsonl")
+    again.add_argument("--exist-ok", action="store_true",
+                       help="--out may hold another run's results: remove this command's own outputs there "
+                            "(results.json, results.jsonl, the overlays it writes) and start over; other files stay")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     parser.set_defaults(func=run)
 
 
-def planned_outputs(args: argparse.Namespace, out_dir: Path) -> list[Path]:
-    """Every file this run may write: results.json and one overlay per video (named as ``iter_jobs`` names them)."""
-    outputs = [out_dir / "results.json"]
+def planned_outputs(args: argparse.Namespace, out_dir: Path, videos: list[tuple[int, str]]) -> list[Path]:
+    """Every file this run writes: results.json, results.jsonl and one overlay per video (unless --no-overlay)."""
+    outputs = [out_dir / RESULTS_NAME, out_dir / RESULTS_LOG_NAME]
     if not args.no_overlay:
-        source = Path(args.input)
-        if source.suffix.lower() == ".json":
-            outputs += sorted(p for p in out_dir.glob("*.mp4"))  # overlays are named by video id
-        else:
-            outputs.append(out_dir / f"{source.stem if source.is_file() else source.name}.mp4")
+        outputs += [out_dir / f"{name}.mp4" for _, name in videos]
     return outputs
 
 
-def run(args: argparse.Namespace) -> int:
+def check_arguments(args: argparse.Namespace) -> None:
+    """One-line errors for flag values that cannot work, before anything is read or written."""
     from spvis.errors import SpvisError
-    from spvis.utils.atomic_io import check_output_dir, refuse_overwriting_inputs
 
     if args.max_frames is not None and args.max_frames < 1:
         raise SpvisError(f"--max-frames must be at least 1, got {args.max_frames}")
@@ -67,33 +77,129 @@ def run(args: argparse.Namespace) -> int:
         raise SpvisError(f"{args.input}: no such file or folder (--input)")
     if not 0.0 <= args.score_thr <= 1.0:  # also false for nan
         raise SpvisError(f"--score-thr must be a number in [0, 1], got {args.score_thr}")
-    out_dir = check_output_dir(args.out)
-    refuse_overwriting_inputs(planned_outputs(args, out_dir),
-                              [("--input", args.input), ("--weights", args.weights), ("--config", args.config)])
     for flag, value in (("--max-memory-gb", args.max_memory_gb), ("--window-size", args.window_size)):
         if value is not None and args.mode != "offline":
             raise SpvisError(f"{flag} applies to --mode offline only")
         if value is not None and not value >= (0 if flag == "--max-memory-gb" else 1):
             raise SpvisError(f"{flag} must be {'>= 0' if flag == '--max-memory-gb' else '>= 1'}, got {value}")
+
+
+def refuse_used_output(args: argparse.Namespace, out_dir: Path, outputs: list[Path]) -> list[Path]:
+    """This run's outputs already in --out; an error unless --resume or --exist-ok says what to do with them."""
+    from spvis.errors import SpvisError
+
+    present = [p for p in outputs if p.is_file()]
+    foreign = [out_dir / name for name in FOREIGN_RESULTS if (out_dir / name).is_file()]
+    if (present or foreign) and not (args.resume or args.exist_ok):
+        names = ", ".join(p.name for p in (present + foreign)[:4]) + (", ..." if len(present + foreign) > 4 else "")
+        raise SpvisError(f"--out {out_dir} holds the outputs of another run ({names}); pass --resume to continue "
+                         f"it or --exist-ok to replace its results")
+    return present
+
+
+def read_finished(args: argparse.Namespace, log: ResultsLog, videos: list[tuple[int, str]]) -> dict[int, list[dict]]:
+    """With --resume, the entries of the videos results.jsonl already holds (all of them from this --input)."""
+    from spvis.errors import SpvisError
+
+    if not args.resume:
+        return {}
+    done = log.read()
+    unknown = sorted(set(done) - {video_id for video_id, _ in videos})
+    if unknown:
+        raise SpvisError(f"{log.path}: holds video {unknown[0]}, which --input {args.input} does not have; it is "
+                         f"another run's log: pass --exist-ok instead of --resume to start over")
+    if log.dropped_partial_line:
+        print(f"spvis infer: {log.path}: dropped a half-written last line (the run was killed while writing it)",
+              file=sys.stderr)
+    if done:
+        print(f"spvis infer: resuming: {len(done)} of {len(videos)} videos already in {log.path}", file=sys.stderr)
+    return done
+
+
+def remove_files(paths: list[Path]) -> None:
+    """Delete ``paths`` (--exist-ok: this command's own outputs of the previous run)."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def run_one_video(args: argparse.Namespace, model: Any, cfg: Any, job: VideoJob, out_dir: Path,
+                  is_dataset: bool) -> list[dict]:
+    """Run one video; its json-ready entries. A dataset run's error names the video it happened in."""
+    from spvis.errors import SpvisError
+    from spvis.evaluation.results_io import json_ready_results
+
+    try:
+        result = run_video(model, cfg, job, mode=args.mode, out_dir=None if args.no_overlay else out_dir,
+                           score_thr=args.score_thr, max_frames=args.max_frames,
+                           max_memory_gb=args.max_memory_gb, window_size=args.window_size)
+    except SpvisError as exc:
+        if not is_dataset:
+            raise
+        raise SpvisError(f"video {job.video_id}: {exc}") from None
+    if result.truncated:
+        print(f"spvis infer: warning: {job.name}: {result.error}; kept the {result.num_frames} frames read",
+              file=sys.stderr)
+    return json_ready_results(result.entries)
+
+
+def run_all_videos(args: argparse.Namespace, model: Any, cfg: Any, out_dir: Path, log: ResultsLog,
+                   done: dict[int, list[dict]]) -> list[int]:
+    """Run every video not in ``done``, logging each as it finishes; returns the video ids in input order."""
+    from spvis.errors import SpvisError
+
+    is_dataset = Path(args.input).suffix.lower() == ".json"
+    order: list[int] = []
+    try:
+        for job in iter_jobs(args.input, args.image_root, cfg, args.max_frames):
+            order.append(job.video_id)
+            if job.video_id in done:
+                continue
+            entries = run_one_video(args, model, cfg, job, out_dir, is_dataset)
+            log.append(job.video_id, entries)
+            done[job.video_id] = entries
+    except SpvisError as exc:
+        finished = len([v for v in order if v in done])
+        if not is_dataset or not finished:
+            raise
+        raise SpvisError(f"{exc} (the {finished} finished videos are kept in {log.path}; rerun with --resume "
+                         f"to continue)") from None
+    return order
+
+
+def run(args: argparse.Namespace) -> int:
+    from spvis.utils.signals import sigterm_raises
+
+    with sigterm_raises():  # SIGTERM cleans up (temp files, partial overlay) as Ctrl-C does
+        return infer(args)
+
+
+def infer(args: argparse.Namespace) -> int:
+    """``spvis infer``: check everything, run every video, then write results.json from results.jsonl."""
+    from spvis.engine.inference import planned_videos
+    from spvis.errors import SpvisError
+    from spvis.evaluation.results_io import write_results
+    from spvis.utils.atomic_io import check_output_dir, refuse_overwriting_inputs
+
+    check_arguments(args)
+    out_dir = check_output_dir(args.out)
+    videos = planned_videos(args.input, args.image_root)
+    outputs = planned_outputs(args, out_dir, videos)
+    refuse_overwriting_inputs(outputs, [("--input", args.input), ("--weights", args.weights),
+                                        ("--config", args.config)])
+    previous = refuse_used_output(args, out_dir, outputs)
+    log = ResultsLog(out_dir / RESULTS_LOG_NAME)
+    done = read_finished(args, log, videos)
     model, cfg = load_model(args.weights, args.config, list(args.overrides))
     if args.tracker is not None:
         cfg.TEST.TRACKER = args.tracker
     if args.mode == "offline" and cfg.TEST.TRACKER == "minvis":
         raise SpvisError("--tracker minvis is an online association (the refiner needs the learned tracker); "
                          "use --mode online")
+    if args.exist_ok:
+        remove_files(previous)
     out_dir.mkdir(parents=True, exist_ok=True)
-    entries: list[dict] = []
-    for job in iter_jobs(args.input, args.image_root, cfg, args.max_frames):
-        result = run_video(model, cfg, job, mode=args.mode, out_dir=None if args.no_overlay else out_dir,
-                           score_thr=args.score_thr, max_frames=args.max_frames,
-                           max_memory_gb=args.max_memory_gb, window_size=args.window_size)
-        if result.truncated:
-            print(f"spvis infer: warning: {job.name}: {result.error}; kept the {result.num_frames} frames read",
-                  file=sys.stderr)
-        entries.extend(result.entries)
-    from spvis.evaluation.results_io import write_results
-
-    write_results(out_dir / "results.json", entries)
-    print(f"wrote {out_dir / 'results.json'} ({len(entries)} entries)")
+    order = run_all_videos(args, model, cfg, out_dir, log, done)
+    entries = [entry for video_id in order for entry in done[video_id]]
+    write_results(out_dir / RESULTS_NAME, entries)
+    print(f"wrote {out_dir / RESULTS_NAME} ({len(entries)} entries)")
     return 0
-

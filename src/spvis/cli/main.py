@@ -77,9 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"spvis {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"spvis {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        from spvis.utils.signals import SIGTERM_EXIT_CODE, Terminated
+
+        terminated = isinstance(exc, Terminated)
+        print(f"spvis {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return SIGTERM_EXIT_CODE if terminated else 130
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141

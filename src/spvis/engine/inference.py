@@ -67,6 +67,23 @@ def class_names_for(cfg) -> list[str]:
     return {len(YTVIS_2019_NAMES): YTVIS_2019_NAMES, len(OVIS_NAMES): OVIS_NAMES}.get(cfg.MODEL.NUM_CLASSES, [])
 
 
+def single_video_name(path: str | Path) -> str:
+    """The name (overlay stem) of a lone video file or frame folder."""
+    path = Path(path)
+    return path.stem if path.is_file() else path.name
+
+
+def planned_videos(input_path: str, image_root: str | None = None) -> list[tuple[int, str]]:
+    """(video id, name) of every video ``iter_jobs`` yields for this input, known before a model or frame is
+    read: lets ``spvis infer`` check its output folder first."""
+    from spvis.data import load_video_dataset
+
+    path = Path(input_path)
+    if path.suffix.lower() == ".json":
+        return [(record.id, f"{record.id}") for record in load_video_dataset(path, image_root).videos]
+    return [(SINGLE_VIDEO_ID, single_video_name(path))]
+
+
 def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | None = None) -> Iterator[VideoJob]:
     """The videos named by --input: every video of a dataset json, or the one video / frame folder."""
     from spvis.data import load_video_dataset, open_frame_source
@@ -86,8 +103,7 @@ def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | No
     if image_root is not None:
         raise SpvisError("--image-root is only used with a dataset json --input")
     source = open_frame_source(path, max_frames=max_frames)
-    yield VideoJob(SINGLE_VIDEO_ID, path.stem if path.is_file() else path.name, source, None,
-                   class_names_for(cfg))
+    yield VideoJob(SINGLE_VIDEO_ID, single_video_name(path), source, None, class_names_for(cfg))
 
 
 def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, score_thr: float,

@@ -108,10 +108,15 @@ def _json_ready(result: dict, index: int) -> dict:
             "segmentations": segs}
 
 
+def json_ready_results(results: Iterable[dict]) -> list[dict]:
+    """Result entries in plain json types, exactly as ``write_results`` stores them (infer's per-video log)."""
+    return [_json_ready(r, i) for i, r in enumerate(results)]
+
+
 def write_results(path: str | os.PathLike | None, results: Iterable[dict], *,
                   zip_path: str | os.PathLike | None = None) -> None:
     """Write results as json to ``path`` and/or as a server zip (``results.json`` at its root), atomically."""
-    entries = [_json_ready(r, i) for i, r in enumerate(results)]
+    entries = json_ready_results(results)
     if path is not None:
         atomic_write_json(path, entries)
     if zip_path is not None:
