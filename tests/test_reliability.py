@@ -234,3 +234,108 @@ def test_resume_refuses_another_inputs_log(weights, dataset, tmp_path, capsys):
     (out / "results.jsonl").write_text(json.dumps({"video_id": 42, "entries": []}) + "\n")
     assert main(_infer_argv(weights, dataset, out, "--resume")) == 2
     assert "video 42" in _one_error_line(capsys)
+
+
+# ------------------------------------------------------------------------------------------------- 4. training
+def _trainer(cfg, *, resume: bool, log: io.StringIO):
+    from spvis.engine.distributed import init_distributed
+    from spvis.engine.launch import build_train_dataset
+    from spvis.engine.trainer import Trainer, setup_reproducibility
+    from test_train_fakes import TinyClipModel
+
+    setup_reproducibility(cfg)
+    return Trainer(cfg, TinyClipModel(), build_train_dataset(cfg), init_distributed("cpu"), resume=resume,
+                   log_stream=log)
+
+
+@pytest.fixture(scope="module")
+def train_json(tmp_path_factory) -> Path:
+    from test_train_fakes import make_synth
+
+    return make_synth(tmp_path_factory.mktemp("train_synth"))
+
+
+def test_resume_falls_back_to_the_newest_valid_checkpoint(train_json, tmp_path):
+    from spvis.engine import checkpointing as ckpt
+    from test_train_fakes import tiny_cfg
+
+    _trainer(tiny_cfg(train_json, tmp_path, MAX_ITER=4), resume=False, log=io.StringIO()).train()
+    newest = tmp_path / "model_0000004.pth"
+    assert ckpt.find_last_checkpoint(tmp_path) == newest and (tmp_path / "model_0000002.pth").is_file()
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # a copy cut short
+    log = io.StringIO()
+    trainer = _trainer(tiny_cfg(train_json, tmp_path, MAX_ITER=6), resume=True, log=log)
+    assert trainer.start_iter == 2 and trainer.resumed_from == tmp_path / "model_0000002.pth"
+    printed = log.getvalue()
+    assert "skipped a damaged checkpoint" in printed and "model_0000004.pth" in printed
+    assert f"resumed from {tmp_path / 'model_0000002.pth'} at iteration 2" in printed
+    assert trainer.train().iteration == 6
+    (tmp_path / "model_0000002.pth").write_bytes(b"not a checkpoint")
+    for path in tmp_path.glob("model_*.pth"):
+        path.write_bytes(b"damaged")
+    with pytest.raises(CheckpointError, match=r"model_0000006.pth.*no older checkpoint"):
+        _trainer(tiny_cfg(train_json, tmp_path, MAX_ITER=8), resume=True, log=io.StringIO())
+
+
+_CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from spvis.engine.distributed import init_distributed
+from spvis.engine.launch import build_train_dataset
+from spvis.engine.trainer import Trainer, setup_reproducibility
+from test_train_fakes import TinyClipModel, tiny_cfg
+
+cfg = tiny_cfg(Path({train_json!r}), Path({out!r}), MAX_ITER={max_iter}, CHECKPOINT_PERIOD=1000)
+cfg.DATALOADER.NUM_WORKERS = 2
+setup_reproducibility(cfg)
+trainer = Trainer(cfg, TinyClipModel(), build_train_dataset(cfg), init_distributed("cpu"), resume={resume},
+                  log_stream=sys.stderr)
+result = trainer.train()
+print("RESULT", result.stopped_by, result.iteration, flush=True)
+"""
+
+
+def _start_training(train_json: Path, out: Path, *, max_iter: int, resume: bool) -> subprocess.Popen:
+    code = _CHILD.format(tests=str(TESTS), train_json=str(train_json), out=str(out), max_iter=max_iter, resume=resume)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+
+
+def _wait_for_first_logged_iteration(out: Path, child: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    metrics = out / "metrics.jsonl"
+    while not (metrics.is_file() and metrics.read_text().strip()):
+        if child.poll() is not None or time.monotonic() > deadline:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+            pytest.fail(f"no logged iteration: {child.communicate()}")
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX process groups")
+def test_sigterm_to_the_process_group_with_workers_saves_and_resumes(train_json, tmp_path):
+    """`kill -TERM -<pgid>` (a cluster preemption) reaches the trainer and its two data workers at once: the
+    workers must not die first; the trainer finishes its step, saves it and exits; --resume continues."""
+    from spvis.engine import checkpointing as ckpt
+
+    out = tmp_path / "run"
+    child = _start_training(train_json, out, max_iter=10_000, resume=False)
+    _wait_for_first_logged_iteration(out, child)
+    os.killpg(child.pid, signal.SIGTERM)
+    stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 0, stderr
+    assert "killed by signal" not in stderr and "received SIGTERM" in stderr
+    stopped, done = stdout.split()[-2], int(stdout.split()[-1])
+    assert stopped == "SIGTERM" and 1 <= done < 10_000
+    last = ckpt.find_last_checkpoint(out)
+    assert last == out / ckpt.checkpoint_name(done)
+    assert ckpt.load_training_checkpoint(last)["iteration"] == done
+    resumed = _start_training(train_json, out, max_iter=done + 2, resume=True)
+    stdout, stderr = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, stderr
+    assert f"resumed from {last} at iteration {done}" in stderr
+    assert stdout.split()[-2:] == ["max_iter", str(done + 2)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -69,6 +69,36 @@ def find_last_checkpoint(output_dir: str | Path) -> Path | None:
             return named
     candidates = sorted(p for p in out.glob("model_*.pth") if _CHECKPOINT_RE.match(p.name))
     return candidates[-1] if candidates else None
+
+
+def checkpoints_newest_first(output_dir: str | Path) -> list[Path]:
+    """The checkpoint ``last_checkpoint`` names, then every other ``model_<iter>.pth`` from the highest down."""
+    out = Path(output_dir)
+    last = find_last_checkpoint(out)
+    numbered = sorted((p for p in out.glob("model_*.pth") if _CHECKPOINT_RE.match(p.name)), reverse=True)
+    return ([last] if last is not None else []) + [p for p in numbered if p != last]
+
+
+def load_newest_valid_checkpoint(output_dir: str | Path,
+                                 on_skip: Callable[[Path, CheckpointError], None] | None = None
+                                 ) -> tuple[Path, dict[str, Any]] | None:
+    """(path, data) of the newest checkpoint in ``output_dir`` that loads, else None when there is none.
+
+    A truncated or corrupt newer checkpoint (a copy cut short, a damaged disk) is passed to ``on_skip`` and the
+    one before it is tried, so ``--resume`` loses a period of training instead of the run. When checkpoints
+    exist but none loads, the newest one's CheckpointError is raised.
+    """
+    first_error: CheckpointError | None = None
+    for path in checkpoints_newest_first(output_dir):
+        try:
+            return path, load_training_checkpoint(path)
+        except CheckpointError as exc:
+            first_error = first_error or exc
+            if on_skip is not None:
+                on_skip(path, exc)
+    if first_error is not None:
+        raise CheckpointError(f"{first_error} (no older checkpoint in {output_dir} loads either)") from None
+    return None
 
 
 def load_training_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -115,9 +115,12 @@ class PlannedSampler(torch.utils.data.Sampler):
                     yield self.shuffle(sample)
 
 
-def _ignore_sigint_in_worker(_worker_id: int) -> None:
-    # Ctrl-C reaches the whole process group; workers must not die before the main process saves.
+def _ignore_stop_signals_in_worker(_worker_id: int) -> None:
+    """Data workers ignore SIGINT and SIGTERM: Ctrl-C and ``kill -TERM -<pgid>`` reach the whole process group,
+    and a worker dying first would end the main process ("DataLoader worker ... killed by signal") before it
+    saves its checkpoint. The main process stops them itself once that checkpoint is written."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 # ----------------------------------------------------------------------------------------------- trainer
@@ -179,11 +182,12 @@ class Trainer:
         return torch.bfloat16 if name == "bfloat16" else torch.float16
 
     def _resume(self) -> None:
-        path = ckpt.find_last_checkpoint(self.output_dir)
-        if path is None:
+        found = ckpt.load_newest_valid_checkpoint(
+            self.output_dir, on_skip=lambda bad, exc: self._say(f"--resume: skipped a damaged checkpoint: {exc}"))
+        if found is None:
             self._say(f"--resume: no checkpoint in {self.output_dir}; starting from iteration 0")
             return
-        data = ckpt.load_training_checkpoint(path)
+        path, data = found
         if data["stage"] != self.cfg.STAGE:
             raise CheckpointError(f"{path}: checkpoint of stage {data['stage']!r}, this run is stage "
                                   f"{self.cfg.STAGE!r}; use another OUTPUT_DIR or pass it as MODEL.WEIGHTS")
@@ -213,7 +217,7 @@ class Trainer:
         workers = int(self.cfg.DATALOADER.NUM_WORKERS)
         return torch.utils.data.DataLoader(
             self.dataset, batch_size=self.plan.clips_per_device, sampler=sampler, collate_fn=collate_clips,
-            num_workers=workers, worker_init_fn=_ignore_sigint_in_worker if workers > 0 else None,
+            num_workers=workers, worker_init_fn=_ignore_stop_signals_in_worker if workers > 0 else None,
             persistent_workers=False, prefetch_factor=2 if workers > 0 else None)
 
     # ------------------------------------------------------------------ checkpoints
