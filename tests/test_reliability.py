@@ -339,3 +339,20 @@ def test_sigterm_to_the_process_group_with_workers_saves_and_resumes(train_json,
     assert resumed.returncode == 0, stderr
     assert f"resumed from {last} at iteration {done}" in stderr
     assert stdout.split()[-2:] == ["max_iter", str(done + 2)]
+
+
+# ---------------------------------------------------------------------------------------------- 5. .pkl arrays
+def test_pkl_with_an_object_array_is_one_line(tmp_path):
+    from spvis.checkpoints.unpickler import read_state_dict
+
+    path = tmp_path / "model_final.pkl"
+    with path.open("wb") as handle:
+        pickle.dump({"model": {"backbone.stem.conv1.weight": np.zeros((2, 2), np.float32),
+                               "sem_seg_head.predictor.query_embed.weight": np.array([1, "x", None], dtype=object)}},
+                    handle)
+    with pytest.raises(CheckpointError, match=r"model_final.pkl: entry 'sem_seg_head.predictor.query_embed.weight' "
+                                              r"is a numpy array of dtype object"):
+        read_state_dict(path)
+    path.write_bytes(pickle.dumps({"w": np.array(["a", "b"])}))
+    with pytest.raises(CheckpointError, match=r"entry 'w' is a numpy array of dtype <U1"):
+        read_state_dict(path)

@@ -48,6 +48,18 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise CheckpointError(f"{self.source}: refused a persistent reference in a .pkl file (not a weights file)")
 
 
+def _array_to_tensor(value: np.ndarray, key: Any, source: str) -> torch.Tensor:
+    """A tensor of a numeric numpy array; object, string or other non-numeric arrays are a CheckpointError."""
+    if value.dtype.kind not in "biufc":  # bool, int, uint, float, complex
+        raise CheckpointError(f"{source}: entry {key!r} is a numpy array of dtype {value.dtype} (not numbers); "
+                              f"weights are numeric arrays")
+    try:
+        return torch.from_numpy(np.ascontiguousarray(value))
+    except TypeError as exc:  # a numeric dtype torch has no type for
+        raise CheckpointError(f"{source}: entry {key!r}: numpy dtype {value.dtype} has no torch equivalent "
+                              f"({exc})") from None
+
+
 def _to_tensor_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
@@ -56,7 +68,7 @@ def _to_tensor_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
     state = {}
     for key, value in obj.items():
         if isinstance(value, np.ndarray):
-            state[str(key)] = torch.from_numpy(np.ascontiguousarray(value))
+            state[str(key)] = _array_to_tensor(value, key, source)
         elif isinstance(value, torch.Tensor):
             state[str(key)] = value
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
