@@ -25,10 +25,14 @@ def list_models() -> list[str]:
     return sorted(BUILTIN_MODELS)
 
 
-def load(src: str | Path = "demo", *, device: str = "auto", overrides: Sequence[str] = ()) -> "VideoSegmenter":
-    """A VideoSegmenter from a .safetensors file, a model folder or a built-in name (``list_models()``)."""
+def load(src: str | Path = "demo", *, device: str = "auto", half: bool = False,
+         overrides: Sequence[str] = ()) -> "VideoSegmenter":
+    """A VideoSegmenter from a .safetensors file, a model folder or a built-in name (``list_models()``).
+
+    ``device``: cpu | cuda | cuda:N | auto; ``half``: bf16 autocast on CPU, fp16 on CUDA (TEST.HALF=auto)."""
     weights = BUILTIN_MODELS.get(str(src), src)
-    model, cfg = load_model(weights, None, [f"MODEL.DEVICE={device}", *overrides])
+    model, cfg = load_model(weights, None, [f"MODEL.DEVICE={device}", *(["TEST.HALF=auto"] if half else []),
+                                            *overrides])
     return VideoSegmenter(model, cfg)
 
 

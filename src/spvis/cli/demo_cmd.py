@@ -36,7 +36,20 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--weights", default=str(DEMO_WEIGHTS),
                         help="model weights (default: the demo model shipped with the package)")
     parser.add_argument("--seed", type=int, default=DEMO_SEED, help="seed of the generated videos")
+    add_device_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """--device and --half, shared by the inference commands."""
+    parser.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default: cuda when present)")
+    parser.add_argument("--half", action="store_true",
+                        help="half-precision inference: bf16 autocast on CPU, fp16 on CUDA (TEST.HALF=auto)")
+
+
+def device_overrides(args: argparse.Namespace) -> list[str]:
+    """The config overrides --device / --half stand for."""
+    return [f"MODEL.DEVICE={args.device}", *(["TEST.HALF=auto"] if args.half else [])]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         raise SpvisError(f"--modes takes online and/or offline, got {args.modes!r}")
     if not Path(args.weights).is_file():
         raise SpvisError(f"{args.weights}: demo weights not found (build them with scripts/build_demo_model.sh)")
-    model, cfg = load_model(args.weights, None, [])
+    model, cfg = load_model(args.weights, None, device_overrides(args))
     try:
         height, width = (int(v) for v in args.size.lower().split("x"))
     except ValueError:

@@ -196,6 +196,8 @@ SCHEMA: dict = {
         "EVAL_PERIOD": Key(0, "iterations between evaluations (0 = only at the end)"),
         "TRACK_SCORE_THR": Key(0.5, "tracking metrics count predictions above this score"),
         "MAX_MEMORY_GB": Key(4.0, "offline mode: memory budget for pass 2 mask decoding", positive=True),
+        "HALF": Key("", "inference precision: '' (float32) | auto (fp16 on CUDA, bf16 on CPU; what --half sets) | "
+                        "bf16 | fp16 (CUDA only)", choices=("", "auto", "bf16", "fp16")),
         "OFFLINE_SCORE": Key("max", "offline class score per track: max (DVIS_offline: element-wise max of the "
                                     "refiner's and the tracker's class probabilities) | refiner (the refiner's "
                                     "alone) | mean (the mean of both) | min (the smaller of both)",

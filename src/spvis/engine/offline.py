@@ -34,6 +34,7 @@ from torch import Tensor
 
 from spvis.data.rle import encode_mask
 from spvis.engine.frame_result import FrameResult, VideoResult
+from spvis.engine.precision import inference_autocast
 from spvis.engine.streaming import FramePreprocessor, check_frame, resized_shape
 from spvis.errors import SpvisError
 from spvis.modeling.postprocess import masks_to_original, vis_topk
@@ -217,26 +218,10 @@ def run_offline(
     was_training = model.training
     model.eval()
     try:
-        first = run_pass1(model, iter(source), height=height, width=width, window_size=seg_window,
-                          cache_frames=cache_frames, preprocess=preprocess, source_name=name)
-        refined = model.refiner(first.instance_embeds.unsqueeze(0).to(device), first.frame_memory.unsqueeze(0).to(device))
-        tracks = VideoTracks.from_slot_ids(first.track_ids)
-        track_embeds = tracks.gather(refined["pred_embds"][0].cpu())  # (T, N, C)
-        del refined
-        present = tracks.present
-        video_logits = model.refiner.pooled_logits(track_embeds.to(device), present.to(device)).float().cpu()
-        counts = present.sum(0).clamp(min=1).unsqueeze(-1)  # (N, 1)
-        tracker_logits = tracks.gather(first.tracker_logits).sum(0) / counts  # (N, K+1) mean over held frames
-        scores, labels, rows = vis_topk(video_logits, cfg.TEST.MAX_NUM, aux_logits=tracker_logits,
-                                        combine=cfg.TEST.OFFLINE_SCORE)
-        order = scores.argsort(descending=True, stable=True)
-        scores, labels, rows = scores[order], labels[order], rows[order]
-        selected = track_embeds[:, rows].to(device)  # (T, k, C)
-        selected_present = present[:, rows]  # (T, k)
-        track_ids = torch.tensor(tracks.ids, dtype=torch.int64)[rows] if len(rows) else rows
-        segmentations = run_pass2(model, source, first, selected, selected_present, preprocess,
-                                  decode_window=decode_window, frame_callback=frame_callback, scores=scores,
-                                  labels=labels, track_ids=track_ids)
+        with inference_autocast(cfg, device):
+            segmentations, scores, labels, first = _refine_and_decode(
+                model, cfg, source, preprocess, height=height, width=width, seg_window=seg_window,
+                cache_frames=cache_frames, decode_window=decode_window, frame_callback=frame_callback, name=name)
     finally:
         model.train(was_training)
     vid = video_id if video_id is not None else getattr(source, "name", "video")
@@ -248,6 +233,35 @@ def run_offline(
     ]
     return VideoResult(video_id=vid, num_frames=first.num_frames, height=height, width=width, entries=entries,
                        truncated=bool(getattr(source, "truncated", False)), error=getattr(source, "error", None))
+
+
+def _refine_and_decode(model, cfg, source, preprocess: FramePreprocessor, *, height: int, width: int,
+                       seg_window: int, cache_frames: int, decode_window: int,
+                       frame_callback: Callable[[FrameResult], None] | None, name: str):
+    """Pass 1, the refiner over the whole video, the top-k choice and pass 2 -> (RLEs per entry, scores,
+    labels, pass-1 result)."""
+    device = next(model.parameters()).device
+    first = run_pass1(model, iter(source), height=height, width=width, window_size=seg_window,
+                      cache_frames=cache_frames, preprocess=preprocess, source_name=name)
+    refined = model.refiner(first.instance_embeds.unsqueeze(0).to(device), first.frame_memory.unsqueeze(0).to(device))
+    tracks = VideoTracks.from_slot_ids(first.track_ids)
+    track_embeds = tracks.gather(refined["pred_embds"][0].cpu())  # (T, N, C)
+    del refined
+    present = tracks.present
+    video_logits = model.refiner.pooled_logits(track_embeds.to(device), present.to(device)).float().cpu()
+    counts = present.sum(0).clamp(min=1).unsqueeze(-1)  # (N, 1)
+    tracker_logits = tracks.gather(first.tracker_logits).sum(0) / counts  # (N, K+1) mean over held frames
+    scores, labels, rows = vis_topk(video_logits, cfg.TEST.MAX_NUM, aux_logits=tracker_logits,
+                                    combine=cfg.TEST.OFFLINE_SCORE)
+    order = scores.argsort(descending=True, stable=True)
+    scores, labels, rows = scores[order], labels[order], rows[order]
+    selected = track_embeds[:, rows].to(device)  # (T, k, C)
+    selected_present = present[:, rows]  # (T, k)
+    track_ids = torch.tensor(tracks.ids, dtype=torch.int64)[rows] if len(rows) else rows
+    segmentations = run_pass2(model, source, first, selected, selected_present, preprocess,
+                              decode_window=decode_window, frame_callback=frame_callback, scores=scores,
+                              labels=labels, track_ids=track_ids)
+    return segmentations, scores, labels, first
 
 
 def run_pass2(model, source, first: Pass1Result, selected: Tensor, selected_present: Tensor,

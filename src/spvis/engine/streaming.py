@@ -17,6 +17,7 @@ from PIL import Image
 
 from spvis.data.rle import rle_area
 from spvis.engine.frame_result import FrameResult, VideoResult
+from spvis.engine.precision import inference_autocast
 from spvis.engine.video_results import TrackAccumulator, encode_frame_masks
 from spvis.errors import DataFormatError, SpvisError
 from spvis.modeling.minvis import minvis_step
@@ -107,11 +108,12 @@ class OnlineTracker:
                 check_frame(frame, index, self.frame_size, source)
                 self.frame_size = frame.shape[:2]
                 images, image_size = self.preprocess(frame)
-                seg = self.model.segment(images)
-                if self.association == "minvis":
-                    out, state = minvis_step(seg, state)
-                else:
-                    out, state = self.model.tracker.step(seg["pred_embds"], seg["mask_features"], state)
+                with inference_autocast(self.cfg, self.device):
+                    seg = self.model.segment(images)
+                    if self.association == "minvis":
+                        out, state = minvis_step(seg, state)
+                    else:
+                        out, state = self.model.tracker.step(seg["pred_embds"], seg["mask_features"], state)
                 yield self._frame_result(index, frame, images.shape[-2:], image_size, out)
         finally:
             self.model.train(was_training)
@@ -128,7 +130,7 @@ class OnlineTracker:
         shown_masks: list[np.ndarray] = []
         shown = np.zeros(len(ids_np), dtype=bool)
         for start in range(0, len(ids_np), MASK_CHUNK):
-            chunk = masks_to_original(out["pred_masks"][0, held[start:start + MASK_CHUNK]], tuple(padded),
+            chunk = masks_to_original(out["pred_masks"][0, held[start:start + MASK_CHUNK]].float(), tuple(padded),
                                       image_size, self.frame_size).cpu().numpy()  # (n, H, W) bool
             chunk_rles = encode_frame_masks(chunk)
             for offset, rle in enumerate(chunk_rles):

@@ -276,7 +276,7 @@ class ReferringTracker(nn.Module):
             if boundary and state.last_masks is not None:
                 book.reassociate(state.memory, b, state.last_masks[b], state.last_labels[b],
                                  out[:, b], binary[b], labels[b])
-            book.update(state.memory, b, visible[b].cpu().numpy(), scores[b].cpu().numpy(),
+            book.update(state.memory, b, visible[b].cpu().numpy(), scores[b].float().cpu().numpy(),
                         labels[b].cpu().numpy(), out[:, b])
         confident = visible.t().clone()  # (Q, B)
         if state.books:

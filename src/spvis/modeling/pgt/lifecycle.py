@@ -135,7 +135,7 @@ class TrackBook:
             sims = torch.nan_to_num(sims, nan=-1.0)
             # pairs under the threshold are gated out before solving (they must not displace good pairs)
             cost = torch.where(sims >= rules.reid_sim_thr, 1 - sims, torch.full_like(sims, REJECTED_COST))
-            rows, cols = linear_sum_assignment(cost.cpu().numpy())
+            rows, cols = linear_sum_assignment(cost.float().cpu().numpy())
             for r, c in zip(rows, cols):
                 if float(sims[r, c]) >= rules.reid_sim_thr:
                     revived[int(newborn[r])] = int(c)

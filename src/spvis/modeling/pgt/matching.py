@@ -28,14 +28,14 @@ def official_match_indices(ref: Tensor, cur: Tensor) -> np.ndarray:
     official outputs (see tests/data/dvis_official_tiny/README.md, "Tracker alignment").
     ref, cur: (Q, C) -> (Q,) int64.
     """
-    cost = cosine_cost(ref.detach().float(), cur.detach().float()).cpu().numpy()
+    cost = cosine_cost(ref.detach().float(), cur.detach().float()).float().cpu().numpy()  # autocast: bf16 matmul
     _, columns = linear_sum_assignment(cost.T)
     return columns.astype(np.int64)
 
 
 def hungarian_match_indices(ref: Tensor, cur: Tensor) -> np.ndarray:
     """The optimal alignment as a gather index: slot s takes ``cur[idx[s]]``. ref, cur: (Q, C) -> (Q,) int64."""
-    cost = cosine_cost(ref.detach().float(), cur.detach().float()).cpu().numpy()
+    cost = cosine_cost(ref.detach().float(), cur.detach().float()).float().cpu().numpy()  # autocast: bf16 matmul
     rows, columns = linear_sum_assignment(cost)
     index = np.empty(len(rows), dtype=np.int64)
     index[rows] = columns

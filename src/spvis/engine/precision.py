@@ -1,0 +1,37 @@
+"""Inference precision: TEST.HALF runs the segmenter, tracker and refiner under autocast.
+
+``bf16`` works on CPU and CUDA, ``fp16`` on CUDA only; ``auto`` (what ``--half`` sets) is fp16 on CUDA and
+bf16 on CPU. Everything that leaves the network for numpy or scipy (matching costs, scores, masks) is cast
+back to float32 first, so results code never sees a half-precision tensor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from spvis.errors import ConfigError
+
+HALF_CHOICES = ("", "auto", "bf16", "fp16")
+
+
+def autocast_dtype(half: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of TEST.HALF on ``device`` (None = full precision)."""
+    if not half:
+        return None
+    if half == "auto":
+        return torch.float16 if device.type == "cuda" else torch.bfloat16
+    if half == "fp16" and device.type != "cuda":
+        raise ConfigError("config key TEST.HALF=fp16 needs a CUDA device; use bf16 (or --half) on CPU")
+    if half not in HALF_CHOICES:
+        raise ConfigError(f"config key TEST.HALF must be one of {HALF_CHOICES}, got {half!r}")
+    return torch.bfloat16 if half == "bf16" else torch.float16
+
+
+def inference_autocast(cfg, device: torch.device) -> contextlib.AbstractContextManager:
+    """autocast for TEST.HALF on ``device``, or a no-op context in full precision."""
+    dtype = autocast_dtype(str(cfg.TEST.HALF), device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
