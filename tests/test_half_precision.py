@@ -63,3 +63,15 @@ def test_half_offline_keeps_entries(demo_video_dirs, models):
         kept_b = [e for e in b.entries if e["score"] >= 0.5]
         assert [e["category_id"] for e in kept_a] == [e["category_id"] for e in kept_b]
         np.testing.assert_allclose([e["score"] for e in kept_a], [e["score"] for e in kept_b], atol=0.05)
+
+
+def test_device_and_half_flags_on_infer(demo_video_dirs, tmp_path, capsys):
+    from spvis.cli.main import main
+
+    out = tmp_path / "out"
+    assert main(["infer", "--input", str(demo_video_dirs[0]), "--out", str(out), "--device", "cpu", "--half",
+                 "--max-frames", "3", "--no-overlay"]) == 0
+    assert (out / "results.json").is_file()
+    assert main(["infer", "--input", str(demo_video_dirs[0]), "--out", str(tmp_path / "o2"), "--device", "gpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "spvis infer: error: config key MODEL.DEVICE must be cpu, cuda, cuda:N or auto, got 'gpu'"

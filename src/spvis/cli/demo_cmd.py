@@ -17,6 +17,9 @@ from spvis.engine.inference import BUILTIN_WEIGHTS as DEMO_WEIGHTS
 DEMO_SEED = 20261125  # the demo model was trained on seed-0 videos; these are new ones
 
 
+from spvis.cli.device_args import add_device_arguments, device_overrides
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo", help="run the built-in demo model on freshly generated videos and score it",
@@ -39,17 +42,6 @@ def register(subparsers: Any) -> None:
     add_device_arguments(parser)
     parser.set_defaults(func=run)
 
-
-def add_device_arguments(parser: argparse.ArgumentParser) -> None:
-    """--device and --half, shared by the inference commands."""
-    parser.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default: cuda when present)")
-    parser.add_argument("--half", action="store_true",
-                        help="half-precision inference: bf16 autocast on CPU, fp16 on CUDA (TEST.HALF=auto)")
-
-
-def device_overrides(args: argparse.Namespace) -> list[str]:
-    """The config overrides --device / --half stand for."""
-    return [f"MODEL.DEVICE={args.device}", *(["TEST.HALF=auto"] if args.half else [])]
 
 
 def run(args: argparse.Namespace) -> int:

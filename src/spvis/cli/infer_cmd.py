@@ -23,6 +23,9 @@ RESULTS_NAME = "results.json"
 FOREIGN_RESULTS = ("metrics.json",)  # results of another command that mark --out as used, never removed here
 
 
+from spvis.cli.device_args import add_device_arguments, device_overrides
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "infer", help="segment and track instances in a video, frame folder or dataset json",
@@ -55,6 +58,7 @@ def register(subparsers: Any) -> None:
     again.add_argument("--exist-ok", action="store_true",
                        help="--out may hold another run's results: remove this command's own outputs there "
                             "(results.json, results.jsonl, the overlays it writes) and start over; other files stay")
+    add_device_arguments(parser)
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     parser.set_defaults(func=run)
 
@@ -189,7 +193,7 @@ def infer(args: argparse.Namespace) -> int:
     previous = refuse_used_output(args, out_dir, outputs)
     log = ResultsLog(out_dir / RESULTS_LOG_NAME)
     done = read_finished(args, log, videos)
-    model, cfg = load_model(args.weights, args.config, list(args.overrides))
+    model, cfg = load_model(args.weights, args.config, [*device_overrides(args), *args.overrides])
     if args.tracker is not None:
         cfg.TEST.TRACKER = args.tracker
     if args.mode == "offline" and cfg.TEST.TRACKER == "minvis":

@@ -52,10 +52,9 @@ def load_model(weights: str | Path | None = None, config: str | Path | None = No
         cfg.merge_overrides(list(overrides))
     model = SPVISModel.from_config(cfg)
     load_state_strict(model, state, source=weights)
-    device = cfg.MODEL.DEVICE
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return model.to(device).eval(), cfg
+    from spvis.engine.distributed import resolve_device
+
+    return model.to(resolve_device(str(cfg.MODEL.DEVICE))).eval(), cfg
 
 def class_names_for(cfg) -> list[str]:
     """Class names for overlays of a plain video: MODEL.CLASS_NAMES, else the builtin dataset with this many
