@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
 import torch
 from torch import nn
 
+from spvis.data.sample_order import EpochShuffle
 from spvis.engine import checkpointing as ckpt
 from spvis.engine.distributed import DistContext, any_rank_true, barrier, mean_over_ranks
 from spvis.engine.logging_utils import ConsoleProgress, MetricsLog, TensorBoardLog, write_run_info
@@ -74,26 +74,6 @@ class BatchPlan:
         """Global sample counters of one micro-batch."""
         start = iteration * self.global_batch + micro_index * self.clips_per_device
         return list(range(start, start + self.clips_per_device))
-
-
-class EpochShuffle:
-    """Global sample counter -> dataset index: a fresh permutation per pass over the data, seeded.
-
-    The returned index is ``epoch * n + position``; ClipDataset wraps it modulo n and draws its augmentation
-    from the full index, so each pass sees new clips of the same videos.
-    """
-
-    def __init__(self, size: int, seed: int):
-        if size < 1:
-            raise SpvisError("the training dataset is empty")
-        self.size, self.seed = int(size), int(seed)
-        self._epoch, self._perm = -1, np.arange(0)
-
-    def __call__(self, sample: int) -> int:
-        epoch, position = divmod(int(sample), self.size)
-        if epoch != self._epoch:
-            self._epoch, self._perm = epoch, np.random.default_rng([self.seed, epoch, 104729]).permutation(self.size)
-        return epoch * self.size + int(self._perm[position])
 
 
 class PlannedSampler(torch.utils.data.Sampler):
