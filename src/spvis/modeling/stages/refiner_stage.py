@@ -91,9 +91,8 @@ def refiner_criterion(model, clip_len: int) -> SetCriterion:
         object.__setattr__(model, "_refiner_criteria", cache)
     if clip_len not in cache:
         cfg = model.cfg
-        criterion = SetCriterion.from_config(cfg, num_aux=cfg.MODEL.REFINER.DECODER_LAYERS - 1)
-        criterion.num_points = cfg.MODEL.LOSS.TRAIN_NUM_POINTS * clip_len
-        criterion.matcher.num_points = cfg.MODEL.LOSS.TRAIN_NUM_POINTS * clip_len
+        criterion = SetCriterion.from_config(cfg, num_aux=cfg.MODEL.REFINER.DECODER_LAYERS - 1,
+                                             num_points=cfg.MODEL.LOSS.TRAIN_NUM_POINTS * clip_len)
         cache[clip_len] = criterion
     return cache[clip_len]
 
