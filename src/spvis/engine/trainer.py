@@ -116,7 +116,9 @@ class TrainResult:
 class Trainer:
     """Runs one training stage of ``model`` on ``dataset`` as configured by ``cfg.SOLVER``.
 
-    ``model(batch: list[clip dict]) -> dict[str, Tensor]`` returns weighted losses (summed here).
+    ``model(batch: list[clip dict], iteration=i, max_iter=n) -> dict[str, Tensor]`` returns weighted losses
+    (summed here); the model computes them inside its forward (SPVISModel: its stage criterion), so under DDP
+    the whole loss graph is built in DistributedDataParallel.forward and its gradients are all-reduced.
     ``evaluator(model, iteration) -> dict`` (optional) is called every TEST.EVAL_PERIOD and at the end.
     """
 
@@ -250,9 +252,6 @@ class Trainer:
         """One optimiser step over this rank's micro-batches; returns the averaged (local) loss values."""
         self.train_model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        bare = ckpt.unwrap(self.model)
-        if hasattr(bare, "train_progress"):  # stage schedules (guided matching, noise ramp) follow the iteration
-            bare.train_progress = (int(iteration), self.max_iter)
         local = self.plan.local_micro_batches
         sums: dict[str, float] = {}
         for k in range(local):
@@ -263,7 +262,8 @@ class Trainer:
             with sync:
                 with torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
                                     enabled=self.amp_dtype is not None):
-                    losses = self.train_model(batch)
+                    # through DDP's forward (gradient sync); the stage schedules follow the iteration passed here
+                    losses = self.train_model(batch, iteration=int(iteration), max_iter=self.max_iter)
                 if not isinstance(losses, dict) or not losses:
                     raise SpvisError(f"stage {self.cfg.STAGE!r}: the model returned no loss dict in training")
                 total = sum(v.float() for v in losses.values())
