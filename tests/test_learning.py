@@ -128,12 +128,12 @@ def fixed_batch_loss(segmenter_dir: Path, videos: Path, out: Path, weights: Path
     model.train()
     # the end of the ramp, still guided: noise ratio ~ MODEL.TRACKER.NOISE_RATIO, segmenter-guided matching
     span = 10**6
-    model.train_progress = (int(span * min(cfg.MODEL.TRACKER.NOISE_WARMUP, cfg.MODEL.TRACKER.GUIDED_MATCHING)) - 1, span)
+    iteration = int(span * min(cfg.MODEL.TRACKER.NOISE_WARMUP, cfg.MODEL.TRACKER.GUIDED_MATCHING)) - 1
     torch.manual_seed(0)  # the noise draws and the matcher's and criterion's point samples
     import random
     random.seed(0)
     with torch.no_grad():
-        return float(sum(v for v in model(batch).values()))
+        return float(sum(v for v in model(batch, iteration=iteration, max_iter=span).values()))
 
 
 def train_tracker(segmenter_dir: Path, videos: Path, out: Path, seed: int = 0, extra: list[str] = ()) -> Path:

@@ -10,7 +10,7 @@ from spvis.config import get_cfg
 from spvis.modeling.rcp import VideoRefinementCompensator
 from spvis.modeling.refiner import TemporalRefiner
 from spvis.modeling.sim import SpatialInteractionModule
-from spvis.modeling.stages.refiner_stage import compute_losses, matched_presence
+from spvis.modeling.stages.refiner_stage import RefinerCriterion, matched_presence
 
 Q, C, K, T = 5, 16, 3, 4
 
@@ -63,6 +63,11 @@ class FakeModel(nn.Module):
         return self.sem_seg_head(images)
 
 
+def compute_losses(model, images, targets, clip_len, iteration=0, max_iter=1):
+    """One refiner-stage loss forward with the criterion built from the fake model's config."""
+    return RefinerCriterion.from_config(model.cfg)(model, images, targets, clip_len, iteration, max_iter)
+
+
 def _batch(b=2):
     torch.manual_seed(1)
     images = torch.randn(b * T, 3, 32, 32)
@@ -113,10 +118,13 @@ def test_matched_presence_marks_only_present_frames_of_matched_slots():
 def test_video_level_criterion_uses_points_times_frames():
     model = FakeModel()
     images, targets = _batch()
-    compute_losses(model, images, targets, clip_len=T)
-    criterion = model._refiner_criteria[T]
+    keys, attributes = set(model.state_dict()), set(vars(model))
+    stage_criterion = RefinerCriterion.from_config(model.cfg)
+    stage_criterion(model, images, targets, T, iteration=0, max_iter=1)
+    criterion = stage_criterion.set_criterion(T)
     assert criterion.num_points == 64 * T and criterion.matcher.num_points == 64 * T
-    assert "criterion" not in dict(model.named_children())  # cached without adding checkpoint keys
+    assert stage_criterion.set_criterion(2 * T).num_points == 64 * 2 * T  # one per clip length
+    assert set(model.state_dict()) == keys and set(vars(model)) == attributes  # nothing kept on the model
 
 
 def test_real_model_refiner_stage_with_sim_and_rcp():

@@ -108,11 +108,11 @@ def test_one_tracker_stage_step_trains_sim_and_rcp():
     cfg.MODEL.LOSS.TRAIN_NUM_POINTS = 64
     cfg.STAGE = "tracker"
     model = FakeSegmenterModel(cfg)
-    model.cfg = cfg
     model.train()
     with torch.no_grad():
         model.tracker.sim.gate.fill_(0.5)  # at 0 only the gate itself would get a gradient
-    losses = tracker_stage.compute_losses(model, torch.randn(4, 3, 32, 32), [_targets(4)], clip_len=4)
+    criterion = tracker_stage.TrackerCriterion.from_config(cfg)
+    losses = criterion(model, torch.randn(4, 3, 32, 32), [_targets(4)], 4, iteration=0, max_iter=1)
     assert "loss_preserve" in losses and torch.isfinite(losses["loss_preserve"])
     sum(losses.values()).backward()
     for name, param in list(model.tracker.sim.named_parameters()) + list(model.tracker.rcp.named_parameters()):

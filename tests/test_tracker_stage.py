@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 from _tracker_fakes import TINY, FakeSegmenterModel, tiny_cfg, single_thread  # noqa: F401 (autouse fixture)
+from spvis.modeling.matcher import MatchCost
 from spvis.modeling.stages import tracker_stage
-from spvis.modeling.stages.tracker_stage import first_appearance_assignment
+from spvis.modeling.stages.tracker_stage import TrackerCriterion, first_appearance_assignment
 
 
 def _clip_targets(num_frames: int, height: int = 32, width: int = 32) -> dict:
@@ -28,15 +29,14 @@ def test_identities_are_matched_at_first_appearance_with_used_queries_excluded()
     masks[2:, 0, 20:28, 16:30] = 8.0
     logits[2:, 2, 2] = 3.0
     masks[2:, 2, 20:28, 16:30] = 8.0
-    slots, ids = first_appearance_assignment(logits, masks, target, class_weight=2, mask_weight=5,
-                                             dice_weight=5, num_points=256)
+    ((slots, ids),) = first_appearance_assignment(logits[None], masks[None], [target], MatchCost(2, 5, 5, 256))
     assert sorted(zip(slots.tolist(), ids.tolist())) == [(0, 0), (2, 1)]
 
 
 def test_absent_identity_is_never_assigned():
     target = _clip_targets(2)  # object 1 appears at frame 2: outside this clip
-    slots, ids = first_appearance_assignment(torch.randn(2, 3, 4), torch.randn(2, 3, 32, 32), target,
-                                             class_weight=2, mask_weight=5, dice_weight=5, num_points=64)
+    ((slots, ids),) = first_appearance_assignment(torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 32, 32), [target],
+                                                  MatchCost(2, 5, 5, 64))
     assert ids.tolist() == [0] and len(slots) == 1
 
 
@@ -47,15 +47,20 @@ def _model(**pgt):
     cfg.MODEL.LOSS.TRAIN_NUM_POINTS = 64
     cfg.STAGE = "tracker"
     model = FakeSegmenterModel(cfg)
-    model.cfg = cfg
+    model.cfg = cfg  # the tests build the stage criterion from it (the stage code itself never reads it)
     return model.train()
+
+
+def _losses(model, images, targets, iteration=0, max_iter=1):
+    """One tracker-stage loss forward with the criterion built from the model's config."""
+    return TrackerCriterion.from_config(model.cfg)(model, images, targets, 4, iteration, max_iter)
 
 
 def test_losses_train_only_the_tracker_over_consecutive_clips():
     model = _model()
     images = torch.randn(2 * 4, 3, 32, 32)
     targets = [_clip_targets(4), _clip_targets(4)]
-    losses = tracker_stage.compute_losses(model, images, targets, clip_len=4)
+    losses = _losses(model, images, targets)
     assert {"loss_ce", "loss_mask", "loss_dice", "loss_ce_0"} <= set(losses)
     total = sum(losses.values())
     assert torch.isfinite(total)
@@ -92,10 +97,10 @@ def test_reference_contrast_prefers_own_slot():
 def test_reid_loss_is_added_with_its_weight():
     model = _model()
     images = torch.randn(4, 3, 32, 32)
-    losses = tracker_stage.compute_losses(model, images, [_clip_targets(4)], clip_len=4)
+    losses = _losses(model, images, [_clip_targets(4)])
     assert "loss_reid" in losses and torch.isfinite(losses["loss_reid"])
     model.cfg.MODEL.LOSS.REID_WEIGHT = 0.0
-    assert "loss_reid" not in tracker_stage.compute_losses(model, images, [_clip_targets(4)], clip_len=4)
+    assert "loss_reid" not in _losses(model, images, [_clip_targets(4)])
 
 
 def test_full_pgt_trains_through_lifecycle_and_association():
@@ -115,7 +120,7 @@ def test_full_pgt_trains_through_lifecycle_and_association():
     seg_losses = []
     for _ in range(15):
         optimizer.zero_grad()
-        losses = tracker_stage.compute_losses(model, images, targets, clip_len=4)
+        losses = _losses(model, images, targets)
         sum(losses.values()).backward()
         if not seg_losses:
             assert model.tracker.ref_gate.proj.weight.grad.abs().sum() > 0  # the memory gate is trained
@@ -163,19 +168,18 @@ def test_guided_matching_assigns_on_the_segmenter_then_on_the_tracker(monkeypatc
     seen = []
     real = tracker_stage.first_appearance_assignment
 
-    def spy(logits, masks, target, **kw):
-        seen.append(logits.clone())
-        return real(logits, masks, target, **kw)
+    def spy(logits, masks, targets, cost):
+        seen.append(logits[0].clone())  # (T, Q, K+1) of the one clip
+        return real(logits, masks, targets, cost)
 
     monkeypatch.setattr(tracker_stage, "first_appearance_assignment", spy)
     model.cfg.MODEL.TRACKER.GUIDED_MATCHING = 0.5
     model.cfg.MODEL.TRACKER.NOISE_RATIO = 0.0  # denoising may repeat a slot; the comparison needs permutations
     segmenter_logits = tracker_stage.frozen_segmenter(model, images, 4)["logits"][0]  # (T, Q, K+1)
     for iteration, guided in ((0, True), (49, True), (50, False), (99, False)):
-        model.train_progress = (iteration, 100)
         seen.clear()
         torch.manual_seed(0)
-        tracker_stage.compute_losses(model, images, [_clip_targets(4)], clip_len=4)
+        _losses(model, images, [_clip_targets(4)], iteration, 100)
         (matched_on,) = seen
         # guided: the segmenter's per-frame logits permuted into slot order (a row permutation per frame)
         as_segmenter = all(torch.allclose(matched_on[t].sort(0).values, segmenter_logits[t].sort(0).values)

@@ -106,8 +106,8 @@ def test_failed_save_keeps_previous_checkpoint(train_json, tmp_path, monkeypatch
 
 
 def test_non_finite_loss_raises_with_loss_dict(train_json, tmp_path, monkeypatch):
-    monkeypatch.setattr(TinyClipModel, "forward", lambda self, batch: {"loss_mask": torch.tensor(float("nan"),
-                                                                                              requires_grad=True)})
+    nan = {"loss_mask": torch.tensor(float("nan"), requires_grad=True)}
+    monkeypatch.setattr(TinyClipModel, "forward", lambda self, batch, **schedule: nan)
     with pytest.raises(SpvisError, match=r"non-finite loss at iteration 0 .*'loss_mask': nan"):
         run_fake_training(tiny_cfg(train_json, tmp_path))
 

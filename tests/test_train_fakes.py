@@ -19,7 +19,8 @@ from spvis.config import get_cfg
 
 
 class TinyClipModel(nn.Module):
-    """``model(batch: list[clip dict]) -> {"loss_mask", "loss_dice", "loss_embed"}`` on foreground masks."""
+    """``model(batch: list[clip dict], iteration=, max_iter=) -> {"loss_mask", "loss_dice", "loss_embed"}`` on
+    foreground masks (no schedules: the iteration is accepted as the trainer passes it)."""
 
     def __init__(self, size: int = 32, *, sigterm_at_call: int | None = None):
         super().__init__()
@@ -32,7 +33,7 @@ class TinyClipModel(nn.Module):
         self.register_buffer("pixel_std", torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1), persistent=False)
         self.calls, self.sigterm_at_call = 0, sigterm_at_call
 
-    def forward(self, batch: list[dict]) -> dict[str, torch.Tensor]:
+    def forward(self, batch: list[dict], *, iteration: int = 0, max_iter: int = 1) -> dict[str, torch.Tensor]:
         self.calls += 1
         if self.sigterm_at_call is not None and self.calls == self.sigterm_at_call:
             os.kill(os.getpid(), __import__("signal").SIGTERM)  # arrives mid-step, like a real preemption

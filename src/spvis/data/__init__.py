@@ -23,6 +23,7 @@ _EXPORTS = {
     "collate_clips": "spvis.data.clip_dataset",
     "build_train_loader": "spvis.data.loader",
     "InfiniteClipSampler": "spvis.data.loader",
+    "EpochShuffle": "spvis.data.sample_order",
     "open_frame_source": "spvis.data.frames",
     "generate_synthetic_dataset": "spvis.data.synth",
     "load_vipseg": "spvis.data.vipseg",

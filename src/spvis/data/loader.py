@@ -2,25 +2,27 @@
 
 ``ClipDataset`` items depend only on (seed, index), so a sampler that hands out ``pass * len + perm[i]``
 gives fresh augmentation on every pass, identical results for any number of workers, and an exact resume:
-skipping the first ``start`` indices replays the stream a restarted run would have seen.
+skipping the first ``start`` indices replays the stream a restarted run would have seen. The order is the
+trainer's (``spvis.data.sample_order.EpochShuffle``): one seed rule for every sampler.
 """
 
 from __future__ import annotations
 
+from itertools import count
 from typing import Any, Iterator
 
-import numpy as np
 import torch
 
 from spvis.data.clip_dataset import collate_clips
+from spvis.data.sample_order import EpochShuffle
 from spvis.errors import SpvisError
 
 
 class InfiniteClipSampler(torch.utils.data.Sampler):
-    """Yields dataset indices forever: one seeded permutation per pass, offset by ``pass * size``.
+    """Yields dataset indices forever: global sample ``k`` is ``EpochShuffle(size, seed)(k)``.
 
-    ``rank``/``world_size`` split the stream between processes (every ``world_size``-th index);
-    ``start`` skips the first ``start`` indices of this process (resume after ``start`` clips).
+    ``rank``/``world_size`` split the stream between processes (every ``world_size``-th sample);
+    ``start`` skips the first ``start`` samples of this process (resume after ``start`` clips).
     """
 
     def __init__(self, size: int, *, seed: int = 0, shuffle: bool = True, start: int = 0, rank: int = 0,
@@ -29,24 +31,12 @@ class InfiniteClipSampler(torch.utils.data.Sampler):
             raise SpvisError("the training dataset is empty: no clips to sample")
         if not 0 <= rank < world_size:
             raise SpvisError(f"sampler rank must be in [0, {world_size}), got {rank}")
-        self.size, self.seed, self.shuffle = int(size), int(seed), bool(shuffle)
+        self.order = EpochShuffle(size, seed, shuffle=shuffle)
         self.start, self.rank, self.world_size = int(start), int(rank), int(world_size)
 
-    def _global_stream(self) -> Iterator[int]:
-        epoch = 0
-        while True:
-            order = (np.random.default_rng([self.seed, epoch]).permutation(self.size) if self.shuffle
-                     else np.arange(self.size))
-            base = epoch * self.size
-            for i in order:
-                yield base + int(i)
-            epoch += 1
-
     def __iter__(self) -> Iterator[int]:
-        skip = self.start * self.world_size + self.rank  # position of this process's first index
-        for pos, index in enumerate(self._global_stream()):
-            if pos >= skip and (pos - self.rank) % self.world_size == 0:
-                yield index
+        for k in count(self.start):  # this process's k-th sample is global sample k * world_size + rank
+            yield self.order(k * self.world_size + self.rank)
 
 
 def build_train_loader(cfg: Any, *, dataset: torch.utils.data.Dataset | None = None, start_clip: int = 0,

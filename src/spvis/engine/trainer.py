@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
 import torch
 from torch import nn
 
+from spvis.data.sample_order import EpochShuffle
 from spvis.engine import checkpointing as ckpt
 from spvis.engine.distributed import DistContext, any_rank_true, barrier, mean_over_ranks
 from spvis.engine.logging_utils import ConsoleProgress, MetricsLog, TensorBoardLog, write_run_info
@@ -76,26 +76,6 @@ class BatchPlan:
         return list(range(start, start + self.clips_per_device))
 
 
-class EpochShuffle:
-    """Global sample counter -> dataset index: a fresh permutation per pass over the data, seeded.
-
-    The returned index is ``epoch * n + position``; ClipDataset wraps it modulo n and draws its augmentation
-    from the full index, so each pass sees new clips of the same videos.
-    """
-
-    def __init__(self, size: int, seed: int):
-        if size < 1:
-            raise SpvisError("the training dataset is empty")
-        self.size, self.seed = int(size), int(seed)
-        self._epoch, self._perm = -1, np.arange(0)
-
-    def __call__(self, sample: int) -> int:
-        epoch, position = divmod(int(sample), self.size)
-        if epoch != self._epoch:
-            self._epoch, self._perm = epoch, np.random.default_rng([self.seed, epoch, 104729]).permutation(self.size)
-        return epoch * self.size + int(self._perm[position])
-
-
 class PlannedSampler(torch.utils.data.Sampler):
     """Dataset indices of this rank's micro-batches, in order, for iterations ``start .. max_iter - 1``."""
 
@@ -139,7 +119,9 @@ class TrainResult:
 class Trainer:
     """Runs one training stage of ``model`` on ``dataset`` as configured by ``cfg.SOLVER``.
 
-    ``model(batch: list[clip dict]) -> dict[str, Tensor]`` returns weighted losses (summed here).
+    ``model(batch: list[clip dict], iteration=i, max_iter=n) -> dict[str, Tensor]`` returns weighted losses
+    (summed here); the model computes them inside its forward (SPVISModel: its stage criterion), so under DDP
+    the whole loss graph is built in DistributedDataParallel.forward and its gradients are all-reduced.
     ``evaluator(model, iteration) -> dict`` (optional) is called every TEST.EVAL_PERIOD and at the end.
     """
 
@@ -274,9 +256,6 @@ class Trainer:
         """One optimiser step over this rank's micro-batches; returns the averaged (local) loss values."""
         self.train_model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        bare = ckpt.unwrap(self.model)
-        if hasattr(bare, "train_progress"):  # stage schedules (guided matching, noise ramp) follow the iteration
-            bare.train_progress = (int(iteration), self.max_iter)
         local = self.plan.local_micro_batches
         sums: dict[str, float] = {}
         for k in range(local):
@@ -287,7 +266,8 @@ class Trainer:
             with sync:
                 with torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
                                     enabled=self.amp_dtype is not None):
-                    losses = self.train_model(batch)
+                    # through DDP's forward (gradient sync); the stage schedules follow the iteration passed here
+                    losses = self.train_model(batch, iteration=int(iteration), max_iter=self.max_iter)
                 if not isinstance(losses, dict) or not losses:
                     raise SpvisError(f"stage {self.cfg.STAGE!r}: the model returned no loss dict in training")
                 total = sum(v.float() for v in losses.values())

@@ -49,11 +49,14 @@ class SetCriterion(nn.Module):
                 self.weight_dict.update({f"{key}_{i}": value for key, value in base.items()})
 
     @classmethod
-    def from_config(cls, cfg, *, num_aux: int | None = None) -> "SetCriterion":
+    def from_config(cls, cfg, *, num_aux: int | None = None, num_points: int | None = None) -> "SetCriterion":
+        """MODEL.LOSS weights; ``num_aux`` aux prediction sets (default DEC_LAYERS) and ``num_points`` points for
+        the losses and the matching (default TRAIN_NUM_POINTS; the refiner uses TRAIN_NUM_POINTS x T)."""
         loss = cfg.MODEL.LOSS
-        matcher = HungarianMatcher(loss.CLASS_WEIGHT, loss.MASK_WEIGHT, loss.DICE_WEIGHT, loss.TRAIN_NUM_POINTS)
+        points = loss.TRAIN_NUM_POINTS if num_points is None else int(num_points)
+        matcher = HungarianMatcher(loss.CLASS_WEIGHT, loss.MASK_WEIGHT, loss.DICE_WEIGHT, points)
         return cls(cfg.MODEL.NUM_CLASSES, matcher, class_weight=loss.CLASS_WEIGHT, mask_weight=loss.MASK_WEIGHT,
-                   dice_weight=loss.DICE_WEIGHT, eos_coef=loss.NO_OBJECT_WEIGHT, num_points=loss.TRAIN_NUM_POINTS,
+                   dice_weight=loss.DICE_WEIGHT, eos_coef=loss.NO_OBJECT_WEIGHT, num_points=points,
                    oversample_ratio=loss.OVERSAMPLE_RATIO, importance_sample_ratio=loss.IMPORTANCE_SAMPLE_RATIO,
                    deep_supervision=loss.DEEP_SUPERVISION,
                    num_aux=cfg.MODEL.DECODER.DEC_LAYERS if num_aux is None else num_aux)

@@ -1,8 +1,9 @@
 """SPVISModel: backbone + segmenter head (+ tracker, + refiner), with pre-processing and stage dispatch.
 
-Training: ``model(batch)`` takes the clip dicts of ``spvis.data.clip_dataset`` and returns the weighted
-loss dict of the stage named by ``cfg.STAGE``. Inference: ``model.segment(images)`` runs the per-frame
-segmenter on normalised, padded images; streaming/offline video inference lives in ``spvis.engine``.
+Training: ``model(batch, iteration=i, max_iter=n)`` takes the clip dicts of ``spvis.data.clip_dataset`` and
+returns the weighted loss dict of the stage named by ``cfg.STAGE``, computed by the stage criterion the model
+was built with (``spvis.modeling.stages.stage_criterion``). Inference: ``model.segment(images)`` runs the
+per-frame segmenter on normalised, padded images; streaming/offline video inference lives in ``spvis.engine``.
 """
 
 from __future__ import annotations
@@ -17,16 +18,11 @@ from spvis.errors import ConfigError
 from spvis.modeling.backbone import build_backbone
 from spvis.modeling.mask_former_head import MaskFormerHead
 from spvis.modeling.preprocessing import normalize_and_pad, padded_size
+from spvis.modeling.stages.stage_criterion import StageCriterion, build_stage_criterion
 
 # The children each training stage trains; every other child is frozen: no gradients (engine.optim) and
 # always in eval mode (``SPVISModel.train``), so dropout / stochastic depth never run inside a frozen part.
 STAGE_TRAINED_CHILDREN = {"segmenter": ("backbone", "sem_seg_head"), "tracker": ("tracker",), "refiner": ("refiner",)}
-
-_STAGE_MODULES = {
-    "segmenter": "spvis.modeling.stages.segmenter_stage",
-    "tracker": "spvis.modeling.stages.tracker_stage",
-    "refiner": "spvis.modeling.stages.refiner_stage",
-}
 
 
 class SPVISModel(nn.Module):
@@ -34,7 +30,7 @@ class SPVISModel(nn.Module):
 
     def __init__(self, *, backbone: nn.Module, sem_seg_head: MaskFormerHead, tracker: nn.Module | None,
                  refiner: nn.Module | None, pixel_mean: list[float], pixel_std: list[float],
-                 size_divisibility: int, stage: str = "segmenter", cfg=None):
+                 size_divisibility: int, stage: str = "segmenter", criterion: StageCriterion | None = None):
         super().__init__()
         self.backbone = backbone
         self.sem_seg_head = sem_seg_head
@@ -44,17 +40,13 @@ class SPVISModel(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32), persistent=False)
         self.size_divisibility = size_divisibility
         self.stage = stage
-        self.cfg = cfg
-        # loss helpers built lazily by the stage modules (criteria, matchers); plain objects, never saved
-        self.stage_cache: dict[str, object] = {}
-        # training progress (iteration, MAX_ITER), set by the trainer before every step: stage schedules
-        # (segmenter-guided matching, the denoising ramp) read it; it lives in the training checkpoint as
-        # the iteration, so a resumed run follows the same schedule
-        self.train_progress: tuple[int, int] = (0, 1)
+        # the stage's loss: a plain object, not a child module (no checkpoint keys, not moved by .to())
+        self.criterion = criterion
 
     @classmethod
     def from_config(cls, cfg) -> "SPVISModel":
-        """Build every part named by the config (random init; weights are loaded separately)."""
+        """Build every part named by the config and the criterion of cfg.STAGE (random init; weights are
+        loaded separately)."""
         backbone = build_backbone(cfg)
         head = MaskFormerHead.from_config(cfg, backbone.output_shape())
         tracker = refiner = None
@@ -66,7 +58,8 @@ class SPVISModel(nn.Module):
             refiner = importlib.import_module("spvis.modeling.refiner").build_refiner(cfg)
         return cls(backbone=backbone, sem_seg_head=head, tracker=tracker, refiner=refiner,
                    pixel_mean=list(cfg.MODEL.PIXEL_MEAN), pixel_std=list(cfg.MODEL.PIXEL_STD),
-                   size_divisibility=cfg.MODEL.SIZE_DIVISIBILITY, stage=cfg.STAGE, cfg=cfg)
+                   size_divisibility=cfg.MODEL.SIZE_DIVISIBILITY, stage=cfg.STAGE,
+                   criterion=build_stage_criterion(cfg))
 
     def frozen_children(self) -> list[nn.Module]:
         """The parts this stage does not train (none for an unknown stage name: nothing is assumed)."""
@@ -95,14 +88,20 @@ class SPVISModel(nn.Module):
         """Per-frame segmenter on normalised, padded images (N, 3, Hp, Wp) -> head dict (see INTERFACES.md)."""
         return self.sem_seg_head(self.backbone(images))
 
-    def forward(self, batch: list[dict]) -> dict[str, Tensor]:
-        """Training losses of ``cfg.STAGE`` for a list of clip dicts (weighted; the trainer sums them)."""
+    def forward(self, batch: list[dict], *, iteration: int = 0, max_iter: int = 1) -> dict[str, Tensor]:
+        """Weighted training losses of this stage for a list of clip dicts at ``iteration`` of ``max_iter`` (the
+        schedules' position; the default is the start of training). The trainer sums them.
+
+        The stage criterion runs inside this forward, not around it in the trainer: under DDP the trainer calls
+        ``DistributedDataParallel(model)(batch, iteration=..., max_iter=...)``, and DDP prepares its gradient
+        all-reduce for the graph built inside its own forward (with find_unused_parameters it also walks that
+        graph from these outputs). A loss built from ``model.module`` parts outside DDP's forward would
+        backpropagate with no gradient sync between processes.
+        """
+        if self.criterion is None:
+            raise ConfigError("this model has no training criterion: build it with SPVISModel.from_config(cfg)")
         images, targets, clip_len = self.prepare_batch(batch)
-        module_name = _STAGE_MODULES.get(self.stage)
-        if module_name is None:
-            raise ConfigError(f"STAGE: unknown training stage {self.stage!r} (choose from {sorted(_STAGE_MODULES)})")
-        stage = importlib.import_module(module_name)
-        return stage.compute_losses(self, images, targets, clip_len)
+        return self.criterion(self, images, targets, clip_len, int(iteration), int(max_iter))
 
     def prepare_batch(self, batch: list[dict]) -> tuple[Tensor, list[dict], int]:
         """Clip dicts -> (images (B*T, 3, Hp, Wp) normalised, targets per clip, T); all clips share (Hp, Wp)."""

@@ -164,9 +164,11 @@ class ReferringTracker(nn.Module):
 
     # ------------------------------------------------------------------ one frame
     def step(
-        self, frame_embeds: Tensor, mask_features: Tensor, state: TrackerState | None = None
+        self, frame_embeds: Tensor, mask_features: Tensor, state: TrackerState | None = None,
+        noise_ratio: float | None = None,
     ) -> tuple[dict, TrackerState]:
         """Track one frame. frame_embeds (B, Q, C), mask_features (B, Cm, h, w); ``state`` None = new video.
+        ``noise_ratio``: probability of the training-time identity noise (None = MODEL.TRACKER.NOISE_RATIO).
 
         Returns ({pred_logits (B, Q, K+1), pred_masks (B, Q, h, w), pred_embds (B, Q, C), aux_outputs,
         match_indices (B, Q), track_ids (B, Q)}, new state).
@@ -180,7 +182,7 @@ class ReferringTracker(nn.Module):
             aligned = cur
         else:
             indices = match_batch(state.last_aligned, cur, self.alignment)  # (B, Q)
-            if self.training and self.noiser.should_noise():
+            if self.training and self.noiser.should_noise(noise_ratio):
                 identity, indices = self.noiser(cur)
             else:
                 identity = gather_slots(cur, indices)
@@ -290,9 +292,10 @@ class ReferringTracker(nn.Module):
         return torch.stack([torch.as_tensor(book.slot_ids) for book in state.books]).to(logits.device)
 
     # ------------------------------------------------------------------ whole clip
-    def forward(self, frame_embeds: Tensor, mask_features: Tensor, state: TrackerState | None = None
-                ) -> tuple[dict, TrackerState]:
-        """Track a clip frame by frame. frame_embeds (B, T, Q, C), mask_features (B, T, Cm, h, w).
+    def forward(self, frame_embeds: Tensor, mask_features: Tensor, state: TrackerState | None = None,
+                noise_ratio: float | None = None) -> tuple[dict, TrackerState]:
+        """Track a clip frame by frame. frame_embeds (B, T, Q, C), mask_features (B, T, Cm, h, w); ``noise_ratio``
+        as in ``step`` (the tracker stage passes its scheduled value).
 
         Returns per-frame outputs stacked on a T axis (pred_logits (B, T, Q, K+1), pred_masks
         (B, Q, T, h, w), pred_embds (B, T, Q, C), match_indices / track_ids (B, T, Q), aux_outputs with
@@ -301,7 +304,7 @@ class ReferringTracker(nn.Module):
         """
         per_frame = []
         for t in range(frame_embeds.shape[1]):
-            out, state = self.step(frame_embeds[:, t], mask_features[:, t], state)
+            out, state = self.step(frame_embeds[:, t], mask_features[:, t], state, noise_ratio)
             per_frame.append(out)
         return stack_frame_outputs(per_frame), state
 

@@ -29,9 +29,11 @@ class QueryNoiser:
     def _rand(self, *shape: int, device: torch.device) -> Tensor:
         return torch.rand(*shape, generator=self.generator).to(device)
 
-    def should_noise(self) -> bool:
-        """Draw whether this frame is noised (probability NOISE_RATIO; never in mode 'none')."""
-        return self.mode != "none" and float(torch.rand(1, generator=self.generator)) < self.ratio
+    def should_noise(self, ratio: float | None = None) -> bool:
+        """Draw whether this frame is noised: probability ``ratio`` (the training schedule's value, passed by the
+        tracker stage), else the configured NOISE_RATIO; never in mode 'none'."""
+        ratio = self.ratio if ratio is None else float(ratio)
+        return self.mode != "none" and float(torch.rand(1, generator=self.generator)) < ratio
 
     def __call__(self, cur: Tensor) -> tuple[Tensor, Tensor]:
         """cur (Q, B, C) -> (noisy identity (Q, B, C), bookkeeping indices (B, Q) int64)."""

@@ -1,1 +1,2 @@
-"""Training stages: ``<stage>_stage.compute_losses(model, images, targets, clip_len) -> weighted loss dict``."""
+"""Training stages: ``<stage>_stage`` holds the stage's loss (``SegmenterCriterion``, ``TrackerCriterion``,
+``RefinerCriterion``); ``stage_criterion.build_stage_criterion(cfg)`` builds the one of ``cfg.STAGE``."""

@@ -5,7 +5,8 @@ its weights and of the network input. On CPU that forward is ~75 % of a tracker 
 seen many times over training (and over the runs of an ablation that share one segmenter). With
 MODEL.FROZEN_CACHE_DIR set, each frame's outputs are stored once, keyed by a hash of the normalised,
 padded input tensor (so any augmentation works; a fixed train scale without flips makes frames repeat)
-under a fingerprint of the segmenter weights, and read back instead of recomputed.
+under a fingerprint of the segmenter weights, and read back instead of recomputed. The cache object belongs
+to the stage criterion (``build_frozen_cache``), not to the model.
 
 Stored per frame as a safetensors file (no pickle): ``pred_embds`` and ``pred_logits`` in float32,
 ``mask_features`` and ``pred_masks`` in float16 (halves the disk and page-cache footprint; the rounding,
@@ -88,16 +89,16 @@ class FrozenSegmenterCache:
                 for k in KEYS_FULL + KEYS_HALF}
 
 
-def frozen_segment(model: nn.Module, images: Tensor) -> dict[str, Tensor]:
-    """The frozen segmenter's outputs for a stage, through the disk cache when MODEL.FROZEN_CACHE_DIR is set."""
-    cfg = getattr(model, "cfg", None)
-    root = getattr(getattr(cfg, "MODEL", None), "FROZEN_CACHE_DIR", "") if cfg is not None else ""
-    if not root:
-        return model.segment(images)
-    cache = model.stage_cache.get("frozen_segmenter_cache")
-    if cache is None:
-        cache = model.stage_cache["frozen_segmenter_cache"] = FrozenSegmenterCache(root)
-    return cache.segment(model, images)
+def build_frozen_cache(cfg) -> FrozenSegmenterCache | None:
+    """The disk cache named by MODEL.FROZEN_CACHE_DIR, or None when it is unset (owned by a stage criterion)."""
+    root = cfg.MODEL.FROZEN_CACHE_DIR
+    return FrozenSegmenterCache(root) if root else None
+
+
+def frozen_segment(model: nn.Module, images: Tensor,
+                   cache: FrozenSegmenterCache | None = None) -> dict[str, Tensor]:
+    """The frozen segmenter's outputs for (N, 3, Hp, Wp) images, read through ``cache`` when there is one."""
+    return model.segment(images) if cache is None else cache.segment(model, images)
 
 
 @contextlib.contextmanager

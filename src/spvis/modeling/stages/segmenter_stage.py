@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from spvis.modeling.criterion import SetCriterion
 
@@ -22,13 +22,22 @@ def _as_video(out: dict) -> dict:
     return {"pred_logits": out["pred_logits"], "pred_masks": out["pred_masks"].unsqueeze(2)}
 
 
-def compute_losses(model, images: Tensor, targets: list[dict], clip_len: int) -> dict[str, Tensor]:
-    """Weighted segmenter losses for normalised, padded images (B*T, 3, Hp, Wp) and per-clip targets."""
-    criterion = model.stage_cache.get("segmenter_criterion")
-    if criterion is None:  # built once per model; kept out of the module tree so it adds no checkpoint keys
-        criterion = model.stage_cache["segmenter_criterion"] = SetCriterion.from_config(model.cfg)
-    out = model.segment(images)
-    outputs = _as_video(out)
-    outputs["aux_outputs"] = [_as_video(aux) for aux in out["aux_outputs"]]
-    losses = criterion(outputs, frame_targets(targets, clip_len))
-    return criterion.weighted(losses)
+class SegmenterCriterion:
+    """Stage 1 loss: the set loss of every frame against the instances present in it (no schedules)."""
+
+    def __init__(self, criterion: SetCriterion):
+        self.criterion = criterion
+
+    @classmethod
+    def from_config(cls, cfg) -> "SegmenterCriterion":
+        """MODEL.LOSS weights, one aux prediction set per decoder layer (MODEL.DECODER.DEC_LAYERS)."""
+        return cls(SetCriterion.from_config(cfg))
+
+    def __call__(self, model: nn.Module, images: Tensor, targets: list[dict], clip_len: int, iteration: int,
+                 max_iter: int) -> dict[str, Tensor]:
+        """Weighted segmenter losses for normalised, padded images (B*T, 3, Hp, Wp) and per-clip targets."""
+        out = model.segment(images)
+        outputs = _as_video(out)
+        outputs["aux_outputs"] = [_as_video(aux) for aux in out["aux_outputs"]]
+        losses = self.criterion(outputs, frame_targets(targets, clip_len))
+        return self.criterion.weighted(losses)

@@ -10,74 +10,88 @@ The loss is the per-frame set loss (absent objects: empty mask, class kept) on e
 the DVIS++ reference contrastive loss (MODEL.LOSS.REID_WEIGHT) and, with MODEL.TRACKER.RCP, the RCP
 preservation loss (MODEL.LOSS.PRESERVE_WEIGHT) on confidently matched slots.
 
-Schedules (read from ``model.train_progress``, which the trainer sets from the iteration, so a resumed run
-follows them exactly): for the first MODEL.TRACKER.GUIDED_MATCHING of the iterations the first-appearance
-assignment is computed on the frozen segmenter's predictions permuted into slot order by the tracker's
-alignment indices (DVIS: a fresh tracker's own outputs are noise, so matching on them would teach slots
-arbitrary objects); afterwards on the tracker's outputs. The denoising probability ramps linearly from 0 to
-MODEL.TRACKER.NOISE_RATIO over the first MODEL.TRACKER.NOISE_WARMUP of the iterations.
+Schedules (functions of the iteration the trainer passes in, so a resumed run follows them exactly): for the
+first MODEL.TRACKER.GUIDED_MATCHING of the iterations the first-appearance assignment is computed on the
+frozen segmenter's predictions permuted into slot order by the tracker's alignment indices (DVIS: a fresh
+tracker's own outputs are noise, so matching on them would teach slots arbitrary objects); afterwards on the
+tracker's outputs. The denoising probability ramps linearly from 0 to MODEL.TRACKER.NOISE_RATIO over the
+first MODEL.TRACKER.NOISE_WARMUP of the iterations and is passed to the tracker with every call.
+``TrackerCriterion`` (built from the config by ``spvis.modeling.stages.stage_criterion``) owns all of it.
 """
 
 from __future__ import annotations
 
 import torch
 from scipy.optimize import linear_sum_assignment
-from torch import Tensor
+from torch import Tensor, nn
 
 from spvis.modeling.criterion import SetCriterion
-from spvis.modeling.stages.frozen_cache import frozen_parts_in_eval, frozen_segment
-from spvis.modeling.matcher import batch_dice_cost, batch_sigmoid_ce_cost
+from spvis.modeling.matcher import MatchCost, match_costs
 from spvis.modeling.pgt.reference_contrast import reference_contrastive_loss
 from spvis.modeling.rcp import preservation_loss
-from spvis.modeling.point_sampling import point_sample
+from spvis.modeling.stages.frozen_cache import (FrozenSegmenterCache, build_frozen_cache, frozen_parts_in_eval,
+                                                frozen_segment)
+from spvis.modeling.stages.presence import matched_presence
+from spvis.modeling.stages.schedule import is_guided, ramp
 
 SEGMENTER_PARTS = ("backbone", "sem_seg_head")  # frozen in the tracker and refiner stages
 USED_QUERY_COST = 1e6  # DVIS excludes already assigned queries with this cost
 
 
+def first_appearances(present: Tensor) -> Tensor:
+    """present (N, T) bool -> bool (N, T): True in the first frame each identity is present in."""
+    seen_before = present.cumsum(1) - present.long() > 0
+    return present & ~seen_before
+
+
 @torch.no_grad()
 def first_appearance_assignment(
-    logits: Tensor,  # (T, Q, K+1) one clip's per-frame class logits
-    masks: Tensor,  # (T, Q, h, w) mask logits
-    target: dict,  # labels (N,), masks (N, T, H, W), present (N, T)
-    *, class_weight: float, mask_weight: float, dice_weight: float, num_points: int,
-) -> tuple[Tensor, Tensor]:
-    """(slot indices, target indices): each identity matched in the first frame it appears in, frames in
-    order, queries taken earlier excluded; the pairs then hold for every frame."""
-    num_frames, num_queries = logits.shape[:2]
-    present = target["present"]
-    used = torch.zeros(num_queries, dtype=torch.bool)
-    assigned = torch.zeros(present.shape[0], dtype=torch.bool)
-    slots, ids = [], []
-    for t in range(num_frames):
-        new = torch.nonzero(present[:, t].cpu() & ~assigned).flatten()
-        if new.numel() == 0:
-            continue
-        probs = logits[t].float().softmax(-1)  # (Q, K+1)
-        cost_class = -probs[:, target["labels"][new]]  # (Q, n)
-        coords = torch.rand(1, num_points, 2, device=masks.device)
-        pred_points = point_sample(masks[t].float()[:, None], coords.expand(num_queries, -1, -1))[:, 0]  # (Q, P)
-        tgt = target["masks"][new.to(masks.device), t].float()[:, None]  # (n, 1, H, W)
-        tgt_points = point_sample(tgt, coords.expand(tgt.shape[0], -1, -1))[:, 0]  # (n, P)
-        cost = (class_weight * cost_class + mask_weight * batch_sigmoid_ce_cost(pred_points, tgt_points)
-                + dice_weight * batch_dice_cost(pred_points, tgt_points))
-        cost = torch.nan_to_num(cost, nan=0.0).cpu()
-        cost[used] = USED_QUERY_COST
-        rows, cols = linear_sum_assignment(cost.numpy())
+    logits: Tensor,  # (B, T, Q, K+1) per-frame class logits of each clip
+    masks: Tensor,  # (B, T, Q, h, w) mask logits
+    targets: list[dict],  # per clip: labels (N,), masks (N, T, H, W), present (N, T)
+    cost: MatchCost,
+) -> list[tuple[Tensor, Tensor]]:
+    """Per clip (slot indices, target indices): each identity matched in the first frame it appears in, frames
+    in order, queries taken earlier excluded; the pairs then hold for every frame.
+
+    The costs of every frame with a first appearance, all clips together, come from one ``match_costs`` pass
+    (columns: all identities of the clip; a frame uses those not assigned yet). An identity left over because
+    more identities than queries appeared in one frame is retried at the next such frame it is present in.
+    """
+    presents = [target["present"].cpu() for target in targets]
+    slots: list[list[int]] = [[] for _ in targets]
+    ids: list[list[int]] = [[] for _ in targets]
+    frames = [(b, int(t)) for b, present in enumerate(presents)
+              for t in torch.nonzero(first_appearances(present).any(0)).flatten()]
+    if frames:
+        costs = match_costs(torch.stack([logits[b, t] for b, t in frames]),  # (R, Q, K+1)
+                            torch.stack([masks[b, t, :, None] for b, t in frames]),  # (R, Q, 1, h, w)
+                            [targets[b]["labels"] for b, _ in frames],
+                            [targets[b]["masks"][:, t:t + 1] for b, t in frames], cost)  # per frame (Q, N)
+    else:
+        costs = []
+    used = [torch.zeros(logits.shape[2], dtype=torch.bool) for _ in targets]
+    assigned = [torch.zeros(present.shape[0], dtype=torch.bool) for present in presents]
+    for (b, t), frame_cost in zip(frames, costs):
+        new = torch.nonzero(presents[b][:, t] & ~assigned[b]).flatten()
+        matrix = frame_cost[:, new.numpy()].copy()  # (Q, n)
+        matrix[used[b].numpy()] = USED_QUERY_COST
+        rows, cols = linear_sum_assignment(matrix)
         for r, c in zip(rows.tolist(), cols.tolist()):
-            used[r] = True
-            assigned[new[c]] = True
-            slots.append(r)
-            ids.append(int(new[c]))
-    return torch.as_tensor(slots, dtype=torch.int64), torch.as_tensor(ids, dtype=torch.int64)
+            used[b][r] = True
+            assigned[b][new[c]] = True
+            slots[b].append(r)
+            ids[b].append(int(new[c]))
+    return [(torch.as_tensor(s, dtype=torch.int64), torch.as_tensor(i, dtype=torch.int64)) for s, i in zip(slots, ids)]
 
 
 @torch.no_grad()
-def frozen_segmenter(model, images: Tensor, frames_per_clip: int) -> dict[str, Tensor]:
-    """Segmenter in eval mode without gradients -> {embeds (B, T, Q, C), features (B, T, Cm, h, w),
-    logits (B, T, Q, K+1), masks (B, T, Q, h, w)}."""
+def frozen_segmenter(model: nn.Module, images: Tensor, frames_per_clip: int,
+                     cache: FrozenSegmenterCache | None = None) -> dict[str, Tensor]:
+    """Segmenter in eval mode without gradients (through ``cache`` when given) -> {embeds (B, T, Q, C),
+    features (B, T, Cm, h, w), logits (B, T, Q, K+1), masks (B, T, Q, h, w)}."""
     with frozen_parts_in_eval(model, SEGMENTER_PARTS):
-        seg = frozen_segment(model, images)
+        seg = frozen_segment(model, images, cache)
     b = seg["pred_embds"].shape[0] // frames_per_clip
 
     def per_clip(x: Tensor) -> Tensor:
@@ -93,27 +107,17 @@ def in_slot_order(x: Tensor, indices: Tensor) -> Tensor:
     return torch.gather(x, 2, index.to(x.device))
 
 
-def scheduled_fraction(progress: tuple[int, int], fraction: float) -> float:
-    """Linear ramp 0 -> 1 over the first ``fraction`` of training (1 from the start when fraction is 0)."""
-    iteration, max_iter = progress
-    span = fraction * max(max_iter, 1)
-    return 1.0 if span <= 0 else min(1.0, iteration / span)
-
-
-def is_guided(progress: tuple[int, int], fraction: float) -> bool:
-    """Whether iteration ``progress[0]`` of ``progress[1]`` is in the guided-matching part of training."""
-    iteration, max_iter = progress
-    return iteration < fraction * max_iter
-
-
-def track_sample(tracker, embeds: Tensor, features: Tensor, clip_frames: int) -> list[dict]:
-    """Run the tracker over consecutive clips of ``clip_frames``, state carried with stop-gradient.
+def track_sample(tracker: nn.Module, embeds: Tensor, features: Tensor, clip_frames: int,
+                 noise_ratio: float | None = None) -> list[dict]:
+    """Run the tracker over consecutive clips of ``clip_frames``, state carried with stop-gradient; embeds
+    (B, T, Q, C), features (B, T, Cm, h, w); ``noise_ratio`` is handed to the tracker (None: its configured one).
 
     Returns one output dict per clip (``ReferringTracker.forward`` layout).
     """
     outputs, state = [], None
     for start in range(0, embeds.shape[1], clip_frames):
-        out, state = tracker(embeds[:, start:start + clip_frames], features[:, start:start + clip_frames], state)
+        out, state = tracker(embeds[:, start:start + clip_frames], features[:, start:start + clip_frames], state,
+                             noise_ratio=noise_ratio)
         outputs.append(out)
         state = state.detached()
     return outputs
@@ -141,15 +145,6 @@ def _concat_clips(clips: list[dict]) -> dict:
     return result
 
 
-def matched_presence(matched: list[tuple[Tensor, Tensor]], targets: list[dict], num_frames: int,
-                     num_queries: int) -> Tensor:
-    """bool (B, T, Q): slot assigned to an identity that is present in that frame."""
-    valid = torch.zeros(len(targets), num_frames, num_queries, dtype=torch.bool)
-    for b, ((slots, ids), target) in enumerate(zip(matched, targets)):
-        valid[b][:, slots] = target["present"][ids].cpu().t()  # (T, n)
-    return valid
-
-
 def rcp_preservation(outputs: dict, matched: list[tuple[Tensor, Tensor]], targets: list[dict]) -> Tensor:
     """Causal RCP preservation loss: each frame's compensated query against the stable memory it saw."""
     compensated, memory = outputs["rcp_compensated"], outputs["rcp_memory"]  # (B, T, Q, C)
@@ -160,52 +155,66 @@ def rcp_preservation(outputs: dict, matched: list[tuple[Tensor, Tensor]], target
                              valid.reshape(b * t, 1, q))
 
 
-def tracker_criterion(model) -> SetCriterion:
-    """The set criterion sized for the tracker's aux layers, cached on the model (not a child: no keys)."""
-    criterion = getattr(model, "_tracker_criterion", None)
-    if criterion is None:
-        criterion = SetCriterion.from_config(model.cfg, num_aux=model.cfg.MODEL.TRACKER.DECODER_LAYERS - 1)
-        object.__setattr__(model, "_tracker_criterion", criterion)
-    return criterion
+class TrackerCriterion:
+    """Stage 2 loss: the per-frame set loss on first-appearance assignments, + DVIS++ reference contrast and
+    RCP preservation; owns its SetCriterion (matcher included), the schedules and the frozen-segmenter cache."""
 
+    def __init__(self, criterion: SetCriterion, *, frames_per_clip: int, noise_ratio: float, noise_warmup: float,
+                 guided_matching: float, reid_weight: float, preserve_weight: float,
+                 frozen_cache: FrozenSegmenterCache | None = None):
+        self.criterion = criterion
+        self.frames_per_clip = int(frames_per_clip)
+        self.max_noise_ratio, self.noise_warmup = float(noise_ratio), float(noise_warmup)
+        self.guided_matching = float(guided_matching)
+        self.reid_weight, self.preserve_weight = float(reid_weight), float(preserve_weight)
+        self.frozen_cache = frozen_cache
 
-def compute_losses(model, images: Tensor, targets: list[dict], clip_len: int) -> dict[str, Tensor]:
-    """Weighted tracker losses. images (B*T, 3, Hp, Wp) normalised; targets per sample {labels (N,),
-    ids (N,), masks (N, T, Hp, Wp) float, present (N, T) bool}; T = clip_len = frames per sample."""
-    cfg = model.cfg
-    clip_frames = cfg.INPUT.SAMPLING_FRAME_NUM if clip_len % cfg.INPUT.SAMPLING_FRAME_NUM == 0 else clip_len
-    progress = getattr(model, "train_progress", (0, 1))
-    tcfg = cfg.MODEL.TRACKER
-    model.tracker.noiser.ratio = float(tcfg.NOISE_RATIO) * scheduled_fraction(progress, float(tcfg.NOISE_WARMUP))
-    seg = frozen_segmenter(model, images, clip_len)
-    outputs = _concat_clips(track_sample(model.tracker, seg["embeds"], seg["features"], clip_frames))
-    if is_guided(progress, float(tcfg.GUIDED_MATCHING)):
-        match_logits = in_slot_order(seg["logits"], outputs["match_indices"])  # (B, T, Q, K+1)
-        match_masks = in_slot_order(seg["masks"], outputs["match_indices"])  # (B, T, Q, h, w)
-    else:
-        match_logits = outputs["pred_logits"].detach()
-        match_masks = outputs["pred_masks"].detach().transpose(1, 2)
-    loss_cfg = cfg.MODEL.LOSS
-    criterion = tracker_criterion(model)
-    frame_targets, frame_indices, matched_slots, matched = [], [], [], []
-    for b, target in enumerate(targets):
-        indices = first_appearance_assignment(
-            match_logits[b], match_masks[b], target,
-            class_weight=loss_cfg.CLASS_WEIGHT, mask_weight=loss_cfg.MASK_WEIGHT, dice_weight=loss_cfg.DICE_WEIGHT,
-            num_points=loss_cfg.TRAIN_NUM_POINTS,
-        )
-        matched_slots.append(indices[0])
-        matched.append(indices)
-        for t in range(clip_len):
-            frame_targets.append({"labels": target["labels"], "masks": target["masks"][:, t:t + 1]})
-            frame_indices.append(indices)
-    per_frame = _per_frame(outputs)
-    per_frame["aux_outputs"] = [_per_frame(aux) for aux in outputs["aux_outputs"]]
-    losses = criterion.weighted(criterion(per_frame, frame_targets, indices=frame_indices))
-    if loss_cfg.REID_WEIGHT > 0:
-        reid = reference_contrastive_loss(outputs["pred_references"], matched_slots)
-        if reid is not None:
-            losses["loss_reid"] = loss_cfg.REID_WEIGHT * reid
-    if "rcp_compensated" in outputs and loss_cfg.PRESERVE_WEIGHT > 0:
-        losses["loss_preserve"] = loss_cfg.PRESERVE_WEIGHT * rcp_preservation(outputs, matched, targets)
-    return losses
+    @classmethod
+    def from_config(cls, cfg) -> "TrackerCriterion":
+        """Loss weights from MODEL.LOSS, schedules from MODEL.TRACKER, clip length from INPUT.SAMPLING_FRAME_NUM."""
+        tracker, loss = cfg.MODEL.TRACKER, cfg.MODEL.LOSS
+        return cls(SetCriterion.from_config(cfg, num_aux=tracker.DECODER_LAYERS - 1),
+                   frames_per_clip=cfg.INPUT.SAMPLING_FRAME_NUM, noise_ratio=tracker.NOISE_RATIO,
+                   noise_warmup=tracker.NOISE_WARMUP, guided_matching=tracker.GUIDED_MATCHING,
+                   reid_weight=loss.REID_WEIGHT, preserve_weight=loss.PRESERVE_WEIGHT,
+                   frozen_cache=build_frozen_cache(cfg))
+
+    def noise_ratio(self, iteration: int, max_iter: int) -> float:
+        """Denoising probability at ``iteration``: 0 -> NOISE_RATIO over the first NOISE_WARMUP of training."""
+        return self.max_noise_ratio * ramp(iteration, max_iter, self.noise_warmup)
+
+    def guided(self, iteration: int, max_iter: int) -> bool:
+        """Whether ``iteration`` assigns ground truth on the frozen segmenter's predictions (else the tracker's)."""
+        return is_guided(iteration, max_iter, self.guided_matching)
+
+    def __call__(self, model: nn.Module, images: Tensor, targets: list[dict], clip_len: int, iteration: int,
+                 max_iter: int) -> dict[str, Tensor]:
+        """Weighted tracker losses. images (B*T, 3, Hp, Wp) normalised; targets per sample {labels (N,),
+        ids (N,), masks (N, T, Hp, Wp) float, present (N, T) bool}; T = clip_len = frames per sample."""
+        clip_frames = self.frames_per_clip if clip_len % self.frames_per_clip == 0 else clip_len
+        seg = frozen_segmenter(model, images, clip_len, self.frozen_cache)
+        clips = track_sample(model.tracker, seg["embeds"], seg["features"], clip_frames,
+                             noise_ratio=self.noise_ratio(iteration, max_iter))
+        outputs = _concat_clips(clips)
+        if self.guided(iteration, max_iter):
+            match_logits = in_slot_order(seg["logits"], outputs["match_indices"])  # (B, T, Q, K+1)
+            match_masks = in_slot_order(seg["masks"], outputs["match_indices"])  # (B, T, Q, h, w)
+        else:
+            match_logits = outputs["pred_logits"].detach()
+            match_masks = outputs["pred_masks"].detach().transpose(1, 2)
+        matched = first_appearance_assignment(match_logits, match_masks, targets, self.criterion.matcher.cost)
+        frame_targets, frame_indices = [], []
+        for target, indices in zip(targets, matched):
+            for t in range(clip_len):
+                frame_targets.append({"labels": target["labels"], "masks": target["masks"][:, t:t + 1]})
+                frame_indices.append(indices)
+        per_frame = _per_frame(outputs)
+        per_frame["aux_outputs"] = [_per_frame(aux) for aux in outputs["aux_outputs"]]
+        losses = self.criterion.weighted(self.criterion(per_frame, frame_targets, indices=frame_indices))
+        if self.reid_weight > 0:
+            reid = reference_contrastive_loss(outputs["pred_references"], [slots for slots, _ in matched])
+            if reid is not None:
+                losses["loss_reid"] = self.reid_weight * reid
+        if "rcp_compensated" in outputs and self.preserve_weight > 0:
+            losses["loss_preserve"] = self.preserve_weight * rcp_preservation(outputs, matched, targets)
+        return losses
