@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from spvis.data.coco import ImageDataset
+from spvis.data.identity_stats import IdentityCounts, TrackBoxes, format_identity_line, video_identity_counts
 from spvis.data.png_io import open_image
-from spvis.data.rle import validate_normalized
+from spvis.data.rle import rle_bbox, validate_normalized
 from spvis.data.ytvis import VideoDataset
 from spvis.errors import DataFormatError
 
@@ -92,6 +93,34 @@ def check_segmentation_dataset(ds: PanopticDataset | VSPWDataset, *, read_files:
     return stats, format_vspw_statistics(stats)
 
 
+def out_of_frame_labels(ds: VideoDataset) -> dict[int, list[bool]]:
+    """Per annotation id, frames labelled ``out_of_frame`` in an annotation's ``visibility`` list (``spvis synth``
+    writes one; other datasets have none and get an empty dict)."""
+    from spvis.utils.json_io import read_json
+
+    labels = {}
+    for ann in read_json(ds.json_path).get("annotations") or []:
+        visibility = ann.get("visibility") if isinstance(ann, dict) else None
+        if isinstance(visibility, list):
+            labels[ann.get("id")] = [v == "out_of_frame" for v in visibility]
+    return labels
+
+
+def identity_statistics(ds: VideoDataset) -> dict:
+    """Same-class crossings, hidden spans and border re-entries of the ground truth (spvis.data.identity_stats),
+    measured from the boxes of the stored masks (and out-of-frame labels where the json has them), so a
+    tracker's hard cases can be counted on any dataset."""
+    outside = out_of_frame_labels(ds)
+    counts = IdentityCounts()
+    for video in ds.videos:
+        tracks = []
+        for track in ds.tracks(video.id):
+            boxes = [rle_bbox(rle) if here else None for rle, here in zip(track.segmentations, track.present())]
+            tracks.append(TrackBoxes(track.category_id, boxes, outside.get(track.id)))
+        counts.add(video_identity_counts(tracks, video.height, video.width))
+    return counts.summary()
+
+
 def dataset_statistics(ds: VideoDataset) -> dict:
     """Counts of videos, frames, tracks, per-category tracks and object-frames, presence and occlusion stats."""
     lengths = [v.length for v in ds.videos]
@@ -132,6 +161,7 @@ def dataset_statistics(ds: VideoDataset) -> dict:
         "per_category": {name: {"tracks": per_cat_tracks[name], "object_frames": per_cat_frames[name]}
                          for name in ds.class_names},
         "occlusion": dict(sorted(occlusion.items())),
+        "identity": identity_statistics(ds) if ds.has_annotations else None,
     }
 
 
@@ -158,4 +188,6 @@ def format_statistics(stats: dict, image_root: Path | None) -> list[str]:
         lines.append(f"  {name:<{width}}  {c['tracks']:>6}  {c['object_frames']:>13}")
     if stats["occlusion"]:
         lines.append("occlusion labels (object-frames): " + ", ".join(f"{k} {v}" for k, v in stats["occlusion"].items()))
+    if stats.get("identity"):
+        lines.append(format_identity_line(stats["identity"]))
     return lines
