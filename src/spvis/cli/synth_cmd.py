@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="how many planned full occlusions (disappear, then re-appear)")
     parser.add_argument("--frame-stride", type=int, default=1,
                         help="keep every K-th frame of the motion (mimics low frame rates)")
+    parser.add_argument("--identity", default="normal", choices=("normal", "hard"),
+                        help="vis: hard = look-alike objects whose paths cross, hidden 10-40 frames behind moving "
+                             "occluders, leaving and re-entering the frame (docs/SYNTH_IDENTITY.md)")
     parser.add_argument("--valid-fraction", type=float, default=0.2, help="fraction of videos in valid.json")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed = same dataset)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -35,18 +38,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.task != "vis":
         return run_panoptic(args)
+    from spvis.data.identity_stats import format_identity_line
     from spvis.data.synth import generate_synthetic_dataset
 
     info = generate_synthetic_dataset(
         args.out, videos=args.videos, frames=args.frames, size=args.size, categories=args.categories,
         max_objects=args.max_objects, occlusion=args.occlusion, frame_stride=args.frame_stride,
-        valid_fraction=args.valid_fraction, seed=args.seed, progress=not args.no_progress)
+        valid_fraction=args.valid_fraction, seed=args.seed, progress=not args.no_progress, identity=args.identity)
     print(f"wrote {info['videos']['train']} train + {info['videos']['valid']} valid videos "
           f"({info['frames']} frames, {info['tracks']['train'] + info['tracks']['valid']} tracks) to {info['out_dir']} "
           f"in {info['seconds']:.1f} s")
     print(f"  categories: {', '.join(info['categories'])}")
     print(f"  occlusion: {info['events']} planned events, {info['full_occlusion_frames']} fully hidden and "
           f"{info['partial_occlusion_frames']} partially hidden object-frames, {info['reappearances']} re-appearances")
+    print(f"  {format_identity_line(info['identity'])}")
     print(f"  train: {info['train_json']}  (images {info['train_image_root']})")
     print(f"  valid: {info['valid_json']}  (images {info['valid_image_root']})")
     return 0
@@ -59,6 +64,8 @@ def run_panoptic(args: argparse.Namespace) -> int:
 
     if args.frame_stride != 1:
         raise SpvisError("--frame-stride applies to --task vis only")
+    if args.identity != "normal":
+        raise SpvisError("--identity applies to --task vis only")
     info = generate_panoptic_dataset(
         args.out, task=args.task, videos=args.videos, frames=args.frames, size=args.size, categories=args.categories,
         stuff=args.stuff, max_objects=args.max_objects, occlusion=args.occlusion, valid_fraction=args.valid_fraction,

@@ -4,8 +4,10 @@ Objects of several categories (shape + colour family, per-instance appearance) m
 textured background under a panning camera, change scale and rotate, enter and leave the frame, and
 occlude each other by depth order. Planned occlusion events (their number set by ``occlusion``) steer
 a larger object in front of another one so that it disappears fully and re-appears afterwards.
-``frame_stride`` keeps every K-th frame of the underlying motion (low frame rates). Everything is a
-function of ``seed`` (one random generator per video), so the output is deterministic.
+``frame_stride`` keeps every K-th frame of the underlying motion (low frame rates). ``identity="hard"``
+replaces the scene by look-alike objects whose paths cross, which hide behind moving occluders for 10-40
+frames and leave and re-enter the frame (``spvis.data.synth_identity``). Everything is a function of ``seed``
+(one random generator per video), so the output is deterministic.
 
 Ground truth: the visible part of each object per frame (compressed RLE, null when not visible),
 true mask areas, boxes, ``iscrowd`` 0, plus two per-frame fields per annotation: ``occlusion`` in the OVIS
@@ -18,11 +20,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from spvis.data.identity_stats import IdentityCounts, TrackBoxes, video_identity_counts
 from spvis.data.rle import encode_mask
 from spvis.data.synth_shapes import (
     CATEGORY_SPECS,
@@ -35,10 +39,14 @@ from spvis.data.synth_shapes import (
 from spvis.errors import SpvisError
 from spvis.utils.atomic_io import atomic_write_json
 
+if TYPE_CHECKING:
+    from spvis.data.synth_identity import IdentityPreset
+
 OCCLUSION_LEVELS = {"none": 0.0, "light": 0.5, "medium": 1.0, "heavy": 2.5}  # planned events per 30 frames
 # (ramp in/out, dwell fully hidden) ranges in motion frames: heavier levels pack shorter, denser events
 EVENT_TIMING = {"none": ((5, 10), (4, 12)), "light": ((5, 10), (4, 12)), "medium": ((4, 8), (4, 10)),
                 "heavy": ((2.5, 5), (2, 6))}
+IDENTITY_LEVELS = ("normal", "hard")  # hard: look-alike objects that cross, hide long and re-enter (synth_identity)
 OCC_NONE, OCC_PARTIAL, OCC_FULL, OCC_OUT = "no_occlusion", "partial_occlusion", "full_occlusion", "out_of_frame"
 PARTIAL_THRESHOLD = 0.9  # visible / in-frame area below this counts as partially occluded
 SEVERE_THRESHOLD = 0.5  # visible / in-frame area below this is OVIS "severe_occlusion" (above: "slight")
@@ -110,19 +118,35 @@ def _inside(points: np.ndarray, height: int, width: int) -> np.ndarray:
     return (points[:, 0] >= 0) & (points[:, 0] < width) & (points[:, 1] >= 0) & (points[:, 1] < height)
 
 
-def _plan_occlusions(rng: np.random.Generator, objects: list[_Object], times: np.ndarray, level: str,
-                     total: int, height: int, width: int) -> list[tuple[int, int, int, int]]:
-    """Steer occluders over targets: returns events (occluder, target, start, end) in motion-time units."""
+def _steer_over(target: _Object, occluder: _Object, t: np.ndarray, start: float, ramp: float, end: float) -> None:
+    """Blend the occluder onto the target's path and grow it to cover the target between the ramps."""
+    w = _smooth_step((t - start) / ramp) * _smooth_step((end - t) / ramp)  # (T,) 0 -> 1 -> 0
+    # the occluder glides over the target, grows to cover it, then moves back onto its own path
+    occluder.pos = occluder.pos * (1 - w[:, None]) + target.pos * w[:, None]
+    cover = 1.2 * target.radius * max(target.app.aspect, 1 / target.app.aspect) / (
+        CATEGORY_SPECS[occluder.category].inscribed * min(occluder.app.aspect, 1 / occluder.app.aspect))
+    occluder.radius = np.maximum(occluder.radius, w * cover + (1 - w) * occluder.radius)
+
+
+def _windows_overlap(window: tuple[int, int], objects: list[_Object], members: tuple[int, ...]) -> bool:
+    """True when ``window`` (first, last motion time) meets a busy window of one of ``members``."""
+    return any(not (window[1] < s or window[0] > e) for o in members for s, e in objects[o].busy)
+
+
+def _level_events(rng: np.random.Generator, objects: list[_Object], times: np.ndarray, level: str,
+                  total: int, height: int, width: int) -> list[tuple[int, int, int, int]] | None:
+    """Steer occluders over targets at the ``--occlusion`` level's rate: events (occluder, target, start, end) in
+    motion-time units, or None when the level plans nothing (no rate, one object, no object able to occlude)."""
     rate = OCCLUSION_LEVELS[level]
     if rate == 0 or len(objects) < 2:
-        return []
+        return None
     expected = rate * total / 30.0
     count = int(math.floor(expected + rng.random()))
     if level == "heavy":
         count = max(count, 1)
     occluders = [i for i, o in enumerate(objects) if CATEGORY_SPECS[o.category].inscribed >= 0.7]
     if not occluders:
-        return []
+        return None
     events = []
     t = times.astype(np.float64)
     ramp_range, dwell_range = EVENT_TIMING[level]
@@ -137,7 +161,7 @@ def _plan_occlusions(rng: np.random.Generator, objects: list[_Object], times: np
         b = int(rng.choice(occluders))
         a = int(rng.choice([i for i in range(len(objects)) if i != b]))
         window = (int(start), int(math.ceil(end)))
-        if any(not (window[1] < s or window[0] > e) for o in (a, b) for s, e in objects[o].busy):
+        if _windows_overlap(window, objects, (a, b)):
             continue
         A, B = objects[a], objects[b]
         hidden = (t >= start + ramp) & (t <= end - ramp)  # frames where the target should be fully covered
@@ -145,17 +169,25 @@ def _plan_occlusions(rng: np.random.Generator, objects: list[_Object], times: np
             continue  # a target leaving the frame would not re-appear from behind the occluder
         A.busy.append(window)
         B.busy.append(window)
-        w = _smooth_step((t - start) / ramp) * _smooth_step((end - t) / ramp)  # (T,) 0 -> 1 -> 0
-        # the occluder B glides over the target A, grows to cover it, then moves back onto its own path
-        B.pos = B.pos * (1 - w[:, None]) + A.pos * w[:, None]
-        cover = 1.2 * A.radius * max(A.app.aspect, 1 / A.app.aspect) / (
-            CATEGORY_SPECS[B.category].inscribed * min(B.app.aspect, 1 / B.app.aspect))
-        B.radius = np.maximum(B.radius, w * cover + (1 - w) * B.radius)
+        _steer_over(A, B, t, start, ramp, end)
         events.append((b, a, window[0], window[1]))
-    # depth: every occluder in front of its targets (a topological order; ties at random)
+    return events
+
+
+def _assign_depth(rng: np.random.Generator, objects: list[_Object], events: list[tuple[int, int, int, int]]) -> None:
+    """Depth of every object: each occluder in front of its targets (a topological order; ties at random)."""
     order = _depth_order(rng, len(objects), [(b, a) for b, a, _, _ in events])
     for rank, i in enumerate(order):
         objects[i].depth = float(rank)
+
+
+def _plan_occlusions(rng: np.random.Generator, objects: list[_Object], times: np.ndarray, level: str,
+                     total: int, height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """Steer occluders over targets and order depths: returns events (occluder, target, start, end) in motion time."""
+    events = _level_events(rng, objects, times, level, total, height, width)
+    if events is None:
+        return []
+    _assign_depth(rng, objects, events)
     return events
 
 
@@ -217,11 +249,10 @@ def layer_objects(objects: list, front_to_back: list[int], f: int, height: int,
     return layers, covered
 
 
-def render_video(rng: np.random.Generator, *, frames: int, height: int, width: int, categories: int,
-                 max_objects: int, occlusion: str, frame_stride: int) -> tuple[list[np.ndarray], list[dict], dict]:
-    """Render one video: returns frames (uint8 (H, W, 3)), tracks and per-video statistics."""
-    total = (frames - 1) * frame_stride + 1  # motion-time length
-    times = np.arange(frames) * frame_stride  # motion times of the kept frames
+def _normal_scene(rng: np.random.Generator, dense: np.ndarray, *, height: int, width: int, categories: int,
+                  max_objects: int, occlusion: str) -> tuple[list[_Object], list[tuple[int, int, int, int]]]:
+    """Objects of ``--identity normal`` (random categories and looks, planned occlusions) with their depths set."""
+    total = len(dense)
     low = 2 if (max_objects >= 2 and occlusion != "none") else 1
     if occlusion == "heavy":
         low = min(3, max_objects)  # more pairs so several events fit without overlapping
@@ -231,16 +262,35 @@ def render_video(rng: np.random.Generator, *, frames: int, height: int, width: i
         cats[0] = int(rng.integers(0, min(categories, 2)))  # at least one object able to hide others
     if occlusion == "heavy" and n_obj >= 3 and sum(CATEGORY_SPECS[c].inscribed >= 0.7 for c in cats) < 2:
         cats[1] = int(rng.integers(0, min(categories, 2)))  # two occluders: events can overlap in time
-    # motion is simulated at every motion time, then sampled at the kept frames: a strided video shows exactly
-    # every K-th frame of the unstrided one (same seed, same total length)
-    dense = np.arange(total)
     objects = [_make_object(rng, dense, category=int(c), height=height, width=width, total=total) for c in cats]
     events = _plan_occlusions(rng, objects, dense, occlusion, total, height, width)
-    for o in objects:
-        o.pos, o.radius, o.angle = o.pos[times], o.radius[times], o.angle[times]
     if not events:
         for rank, i in enumerate(rng.permutation(n_obj)):
             objects[int(i)].depth = float(rank)
+    return objects, events
+
+
+def render_video(rng: np.random.Generator, *, frames: int, height: int, width: int, categories: int,
+                 max_objects: int, occlusion: str, frame_stride: int, identity: str = "normal",
+                 identity_preset: IdentityPreset | None = None) -> tuple[list[np.ndarray], list[dict], dict]:
+    """Render one video: returns frames (uint8 (H, W, 3)), tracks and per-video statistics."""
+    total = (frames - 1) * frame_stride + 1  # motion-time length
+    times = np.arange(frames) * frame_stride  # motion times of the kept frames
+    # motion is simulated at every motion time, then sampled at the kept frames: a strided video shows exactly
+    # every K-th frame of the unstrided one (same seed, same total length)
+    dense = np.arange(total)
+    if identity == "hard":
+        from spvis.data.synth_identity import HARD, hard_identity_scene  # imports this module's primitives
+
+        objects, events = hard_identity_scene(rng, dense, frame_stride=frame_stride, height=height, width=width,
+                                              categories=categories, max_objects=max_objects, occlusion=occlusion,
+                                              preset=identity_preset or HARD)
+    else:
+        objects, events = _normal_scene(rng, dense, height=height, width=width, categories=categories,
+                                        max_objects=max_objects, occlusion=occlusion)
+    n_obj = len(objects)
+    for o in objects:
+        o.pos, o.radius, o.angle = o.pos[times], o.radius[times], o.angle[times]
     pan = max(8, int(0.12 * min(height, width)))
     background = make_background(rng, height + 2 * pan, width + 2 * pan)
     camera = _camera_path(rng, times, pan)
@@ -318,8 +368,12 @@ def generate_synthetic_dataset(out_dir: str | Path, *, videos: int = 40, frames:
                                size: int | tuple[int, int] | str = 256, categories: int = 6,
                                max_objects: int = 4, occlusion: str = "medium", frame_stride: int = 1,
                                valid_fraction: float = 0.2, seed: int = 0, jpeg_quality: int = 90,
-                               progress: bool = False) -> dict:
+                               progress: bool = False, identity: str = "normal",
+                               identity_preset: IdentityPreset | None = None) -> dict:
     """Write ``out_dir/{train,valid}.json`` + ``out_dir/{train,valid}/JPEGImages/<video>/<frame>.jpg``.
+
+    ``identity="hard"`` builds the identity-hard scenes; ``identity_preset`` (a ``synth_identity.IdentityPreset``)
+    changes their knobs, and is recorded in the json's ``info`` when it is not the default.
 
     Returns a dict with the written paths and statistics (videos, frames, tracks, occlusion counts).
     """
@@ -332,6 +386,13 @@ def generate_synthetic_dataset(out_dir: str | Path, *, videos: int = 40, frames:
         raise SpvisError(f"--occlusion must be one of {list(OCCLUSION_LEVELS)}, got {occlusion!r}")
     if videos < 1 or frames < 1 or max_objects < 1 or frame_stride < 1:
         raise SpvisError("--videos, --frames, --max-objects and --frame-stride must be at least 1")
+    if identity not in IDENTITY_LEVELS:
+        raise SpvisError(f"--identity must be one of {list(IDENTITY_LEVELS)}, got {identity!r}")
+    if identity_preset is not None and identity != "hard":
+        raise SpvisError("an identity preset applies to identity='hard' only")
+    if identity == "hard" and max_objects < 3:
+        raise SpvisError(f"--identity hard needs --max-objects of at least 3 (two look-alikes and an occluder), "
+                         f"got {max_objects}")
     if not 0.0 <= valid_fraction < 1.0:
         raise SpvisError(f"--valid-fraction must be in [0, 1), got {valid_fraction}")
     out = Path(out_dir)
@@ -342,9 +403,14 @@ def generate_synthetic_dataset(out_dir: str | Path, *, videos: int = 40, frames:
         n_valid = min(max(n_valid, 1), videos - 1)
     split_of = ["train"] * (videos - n_valid) + ["valid"] * n_valid
     cats = [{"id": i + 1, "name": CATEGORY_SPECS[i].name, "supercategory": "shape"} for i in range(categories)]
-    data = {s: {"info": {"description": "SPVIS synthetic benchmark", "seed": seed, "occlusion": occlusion,
-                         "frame_stride": frame_stride, "version": 1},
-                "videos": [], "annotations": [], "categories": cats} for s in ("train", "valid")}
+    info = {"description": "SPVIS synthetic benchmark", "seed": seed, "occlusion": occlusion,
+            "frame_stride": frame_stride, "version": 1}
+    if identity != "normal":
+        info["identity"] = identity  # absent for normal: its files stay byte-identical to earlier versions
+    if identity_preset is not None:
+        info["identity_preset"] = asdict(identity_preset)
+    data = {s: {"info": dict(info), "videos": [], "annotations": [], "categories": cats} for s in ("train", "valid")}
+    identity_counts = IdentityCounts()
     totals = {"full_occlusion_frames": 0, "partial_occlusion_frames": 0, "reappearances": 0, "events": 0}
     start = time.perf_counter()
     ann_id = 1
@@ -357,7 +423,11 @@ def generate_synthetic_dataset(out_dir: str | Path, *, videos: int = 40, frames:
         rng = np.random.default_rng([seed, v])
         images, tracks, vstats = render_video(rng, frames=frames, height=height, width=width,
                                               categories=categories, max_objects=max_objects,
-                                              occlusion=occlusion, frame_stride=frame_stride)
+                                              occlusion=occlusion, frame_stride=frame_stride, identity=identity,
+                                              identity_preset=identity_preset)
+        identity_counts.add(video_identity_counts(
+            [TrackBoxes(tr["category"], tr["bboxes"], [v == OCC_OUT for v in tr["visibility"]]) for tr in tracks],
+            height, width))
         split = split_of[v]
         name = f"video_{v + 1:05d}"
         folder = out / split / "JPEGImages" / name
@@ -389,5 +459,6 @@ def generate_synthetic_dataset(out_dir: str | Path, *, videos: int = 40, frames:
         "train_image_root": str(out / "train" / "JPEGImages"), "valid_image_root": str(out / "valid" / "JPEGImages"),
         "videos": {s: len(data[s]["videos"]) for s in ("train", "valid")},
         "frames": videos * frames, "tracks": {s: len(data[s]["annotations"]) for s in ("train", "valid")},
-        "categories": [c["name"] for c in cats], **totals, "seconds": round(time.perf_counter() - start, 2),
+        "categories": [c["name"] for c in cats], **totals, "identity": identity_counts.summary(),
+        "seconds": round(time.perf_counter() - start, 2),
     }
