@@ -122,11 +122,11 @@ def train_speed(stage: str, device: torch.device, iters: int) -> tuple[float, fl
     from spvis.engine.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
-        info = generate_synthetic_dataset(Path(tmp) / "data", videos=8, frames=12, size=(360, 640), categories=40,
+        info = generate_synthetic_dataset(Path(tmp) / "data", videos=8, frames=12, size=(360, 640), categories=8,
                                           occlusion="heavy", valid_fraction=0.0, seed=0)
         config = "segmenter_R50.yaml" if stage == "segmenter" else "dvis_online_R50.yaml"
         cfg = load_config(str(ROOT / "configs" / "ytvis19" / config),
-                          [f"MODEL.DEVICE={device}", "MODEL.WEIGHTS=", "MODEL.BACKBONE.PRETRAINED=",
+                          [f"MODEL.DEVICE={device}", "MODEL.WEIGHTS=", "MODEL.BACKBONE.PRETRAINED=", "MODEL.NUM_CLASSES=8",
                            f"DATASETS.TRAIN=[{info['train_json']}]", "DATASETS.TEST=[]", f"SOLVER.MAX_ITER={iters}",
                            f"SOLVER.STEPS=[{iters}]", f"OUTPUT_DIR={tmp}/out", "SOLVER.CHECKPOINT_PERIOD=1000000",
                            f"SOLVER.LOG_PERIOD={max(iters // 4, 1)}", "SOLVER.AMP=true",
