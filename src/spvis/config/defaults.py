@@ -198,6 +198,8 @@ SCHEMA: dict = {
         "MAX_MEMORY_GB": Key(4.0, "offline mode: memory budget for pass 2 mask decoding", positive=True),
         "HALF": Key("", "inference precision: '' (float32) | auto (fp16 on CUDA, bf16 on CPU; what --half sets) | "
                         "bf16 | fp16 (CUDA only)", choices=("", "auto", "bf16", "fp16")),
+        "TRACK_NMS_IOU": Key(0.0, "soft-suppress a track whose video mask IoU with a higher-scoring track reaches "
+                                  "this (score x (1 - IoU)); 0 = off, as DVIS", low=0.0),
         "OFFLINE_SCORE": Key("max", "offline class score per track: max (DVIS_offline: element-wise max of the "
                                     "refiner's and the tracker's class probabilities) | refiner (the refiner's "
                                     "alone) | mean (the mean of both) | min (the smaller of both)",

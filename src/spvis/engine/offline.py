@@ -35,6 +35,7 @@ from torch import Tensor
 from spvis.data.rle import encode_mask
 from spvis.engine.frame_result import FrameResult, VideoResult
 from spvis.engine.precision import inference_autocast
+from spvis.engine.track_rescoring import soft_suppress_duplicates
 from spvis.engine.streaming import FramePreprocessor, check_frame, resized_shape
 from spvis.errors import SpvisError
 from spvis.modeling.postprocess import masks_to_original, vis_topk
@@ -219,7 +220,7 @@ def run_offline(
     model.eval()
     try:
         with inference_autocast(cfg, device):
-            segmentations, scores, labels, first = _refine_and_decode(
+            segmentations, scores, labels, track_ids, first = _refine_and_decode(
                 model, cfg, source, preprocess, height=height, width=width, seg_window=seg_window,
                 cache_frames=cache_frames, decode_window=decode_window, frame_callback=frame_callback, name=name)
     finally:
@@ -231,6 +232,7 @@ def run_offline(
          "score": float(score), "segmentations": segs}
         for score, lab, segs in zip(scores.tolist(), labels.tolist(), segmentations)
     ]
+    entries = soft_suppress_duplicates(entries, track_ids.tolist(), float(cfg.TEST.TRACK_NMS_IOU))
     return VideoResult(video_id=vid, num_frames=first.num_frames, height=height, width=width, entries=entries,
                        truncated=bool(getattr(source, "truncated", False)), error=getattr(source, "error", None))
 
@@ -239,7 +241,7 @@ def _refine_and_decode(model, cfg, source, preprocess: FramePreprocessor, *, hei
                        seg_window: int, cache_frames: int, decode_window: int,
                        frame_callback: Callable[[FrameResult], None] | None, name: str):
     """Pass 1, the refiner over the whole video, the top-k choice and pass 2 -> (RLEs per entry, scores,
-    labels, pass-1 result)."""
+    labels, track ids, pass-1 result)."""
     device = next(model.parameters()).device
     first = run_pass1(model, iter(source), height=height, width=width, window_size=seg_window,
                       cache_frames=cache_frames, preprocess=preprocess, source_name=name)
@@ -261,7 +263,7 @@ def _refine_and_decode(model, cfg, source, preprocess: FramePreprocessor, *, hei
     segmentations = run_pass2(model, source, first, selected, selected_present, preprocess,
                               decode_window=decode_window, frame_callback=frame_callback, scores=scores,
                               labels=labels, track_ids=track_ids)
-    return segmentations, scores, labels, first
+    return segmentations, scores, labels, track_ids, first
 
 
 def run_pass2(model, source, first: Pass1Result, selected: Tensor, selected_present: Tensor,

@@ -156,6 +156,6 @@ class OnlineTracker:
         if self.frame_size is None:
             raise SpvisError(f"{video_id}: no frames were read, nothing to report")
         entries = self.accumulator.entries(video_id, max_num=self.cfg.TEST.MAX_NUM, category_ids=category_ids,
-                                           score_thr=score_thr)
+                                           score_thr=score_thr, nms_iou=float(self.cfg.TEST.TRACK_NMS_IOU))
         height, width = self.frame_size
         return VideoResult(video_id, self.accumulator.num_frames, height, width, entries, truncated, error)

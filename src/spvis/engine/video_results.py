@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
+from spvis.engine.track_rescoring import soft_suppress_duplicates
 from spvis.modeling.postprocess import class_probabilities, topk_instances
 
 
@@ -71,21 +72,20 @@ class TrackAccumulator:
         return ids, torch.from_numpy(rows.astype(np.float32))
 
     def entries(self, video_id: int | str, *, max_num: int, category_ids: Sequence[int] | None = None,
-                score_thr: float = 0.0) -> list[dict]:
+                score_thr: float = 0.0, nms_iou: float = 0.0) -> list[dict]:
         """Benchmark-format results: top-k over (track, class), one entry each, score >= score_thr.
 
-        ``category_ids[k]`` is the dataset id of contiguous class k (default k + 1).
+        ``category_ids[k]`` is the dataset id of contiguous class k (default k + 1); ``nms_iou`` > 0
+        soft-suppresses duplicate tracks first (``track_rescoring``).
         """
         ids, logits = self.video_logits()
         if not ids:
             return []
         scores, labels, rows = topk_instances(class_probabilities(logits), max_num)
         order = torch.argsort(scores, descending=True, stable=True)
-        results = []
+        results, result_tracks = [], []
         for index in order.tolist():
             score = float(scores[index])
-            if score < score_thr:
-                continue
             summary = self.tracks[ids[int(rows[index])]]
             segmentations = [None] * summary.first_frame + list(summary.rles)
             segmentations += [None] * (self.num_frames - len(segmentations))
@@ -96,4 +96,6 @@ class TrackAccumulator:
                 "score": score,
                 "segmentations": segmentations,
             })
-        return results
+            result_tracks.append(ids[int(rows[index])])
+        results = soft_suppress_duplicates(results, result_tracks, nms_iou)
+        return [entry for entry in results if entry["score"] >= score_thr]
