@@ -113,6 +113,7 @@ def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, sco
     from spvis.engine.frame_result import VideoResult
     from spvis.engine.streaming import OnlineTracker
     from spvis.errors import SpvisError
+    from spvis.utils.signals import raise_if_stopped
 
     total = job.source.num_frames
     if max_frames is not None:
@@ -122,6 +123,7 @@ def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, sco
     overlay_thr = max(score_thr, 0.5)
 
     def on_frame(frame_result, frame) -> None:
+        raise_if_stopped()  # a stop signal whose exception a finalizer swallowed still stops the run here
         if writer is not None:
             from spvis.viz.overlay import draw_overlay
 

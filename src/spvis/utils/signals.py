@@ -20,21 +20,41 @@ class Terminated(KeyboardInterrupt):
     """Raised by SIGTERM inside ``sigterm_raises()``; a KeyboardInterrupt so Ctrl-C cleanup covers it."""
 
 
-def _raise_terminated(_signum: int, _frame: Any) -> None:
-    raise Terminated("received SIGTERM")
+_pending: list[int] = []  # the stop signal received inside ``sigterm_raises()``, until the block ends
+
+
+def _stop_exception(signum: int) -> KeyboardInterrupt:
+    return Terminated("received SIGTERM") if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _raise_stop(signum: int, _frame: Any) -> None:
+    _pending[:] = [signum]
+    raise _stop_exception(signum)
+
+
+def raise_if_stopped() -> None:
+    """Raise again for a stop signal already received in the block. A signal handler's exception is
+    swallowed when it lands inside a finalizer or a C callback ("Exception ignored in ..."), and the run
+    would then finish as if nothing had happened; the frame loops call this once per frame."""
+    if _pending:
+        raise _stop_exception(_pending[0])
 
 
 @contextmanager
 def sigterm_raises() -> Iterator[None]:
-    """Within the block SIGTERM raises ``Terminated``; the previous handler comes back afterwards.
+    """Within the block SIGTERM raises ``Terminated`` and SIGINT ``KeyboardInterrupt``, whatever handler was
+    installed before (a library may have replaced Python's SIGINT handler); both come back afterwards.
 
     Only the main thread can install signal handlers; elsewhere the block runs unchanged.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    _pending.clear()
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _pending.clear()
