@@ -177,3 +177,16 @@ def test_infer_refuses_results_json_over_its_dataset_json(weights, tmp_path, tes
                  str(weights), "--out", str(data), "--no-overlay"])
     assert code == 2 and "--input" in capsys.readouterr().err
     assert gt.read_bytes() == before
+
+
+def test_dataset_json_without_image_root_finds_frames_as_data_check_does(weights, tmp_path):
+    """`spvis infer --input syn/valid.json` (no --image-root) reads syn/valid/JPEGImages, as `spvis data check`
+    does; it failed with 'frame file not found: syn/video_00002/00000.jpg' (issue 28)."""
+    from spvis.data.synth import generate_synthetic_dataset
+
+    info = generate_synthetic_dataset(tmp_path / "syn", videos=2, frames=3, size=(48, 64), categories=1,
+                                      occlusion="none", valid_fraction=0.5, seed=1)
+    out = tmp_path / "out"
+    assert main(["infer", "--input", str(info["valid_json"]), "--weights", str(weights), "--out", str(out),
+                 "--no-overlay"]) == 0
+    assert json.loads((out / "results.json").read_text())

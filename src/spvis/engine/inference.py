@@ -90,12 +90,16 @@ def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | No
 
     path = Path(input_path)
     if path.suffix.lower() == ".json":
+        from spvis.data.catalog import default_image_root
+
         dataset = load_video_dataset(path, image_root)
         if dataset.num_classes != cfg.MODEL.NUM_CLASSES:
             raise SpvisError(f"{path}: field 'categories': {dataset.num_classes} categories but the model "
                              f"predicts MODEL.NUM_CLASSES = {cfg.MODEL.NUM_CLASSES}")
         for record in dataset.videos:
-            source = open_frame_source(record, image_root=dataset.image_root or path.parent, max_frames=max_frames)
+            # without --image-root, frames are found as `spvis data check` finds them (<stem>/JPEGImages first)
+            source = open_frame_source(record, image_root=dataset.image_root or default_image_root(path),
+                                       max_frames=max_frames)
             yield VideoJob(record.id, f"{record.id}", source, dataset.contiguous_to_dataset_id,
                            dataset.class_names)
         return
