@@ -10,20 +10,9 @@
 # Usage: bash scripts/build_demo_model.sh [WORK_DIR]   (default WORK_DIR: output/synth)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SPVIS=${SPVIS:-.venv/bin/spvis}
 O=${1:-output/synth}
 bash scripts/make_synth_data.sh datasets
-"$SPVIS" train --config configs/synth/segmenter.yaml OUTPUT_DIR="$O/segmenter"
-"$SPVIS" train --config configs/synth/tracker.yaml OUTPUT_DIR="$O/tracker" MODEL.FROZEN_CACHE_DIR="$O/frozen_cache" \
-    MODEL.WEIGHTS="$O/segmenter/model_final.safetensors"
-"$SPVIS" checkpoint export "$O/tracker/model_0000200.pth" --out "$O/tracker/model_0000200.safetensors"
-"$SPVIS" train --config configs/synth/refiner.yaml OUTPUT_DIR="$O/refiner" MODEL.FROZEN_CACHE_DIR="$O/frozen_cache" \
-    MODEL.WEIGHTS="$O/tracker/model_0000200.safetensors"
-cp "$O/refiner/model_final.safetensors" src/spvis/assets/demo_model.safetensors
-# the shipped config names no local path: no weights to chain from, no cache, no datasets, no output folder
-"$SPVIS" config --config "$O/refiner/model_final.yaml" MODEL.WEIGHTS= MODEL.FROZEN_CACHE_DIR= MODEL.DEVICE=auto \
-    "DATASETS.TRAIN=[]" "DATASETS.TEST=[]" OUTPUT_DIR=output/demo \
-    "MODEL.CLASS_NAMES=[red_disc,green_square,blue_triangle,yellow_star,magenta_ring,cyan_cross]" \
-    TEST.OFFLINE_SCORE=min TEST.TRACK_NMS_IOU=0 > src/spvis/assets/demo_model.yaml
+bash scripts/train_synth_stages.sh configs/synth "$O" 0000200 src/spvis/assets/demo_model \
+    TEST.OFFLINE_SCORE=min TEST.TRACK_NMS_IOU=0
 echo "demo model written to src/spvis/assets/demo_model.{safetensors,yaml}; score it with:"
 echo "  python benchmarks/heldout_accuracy.py --rows src/spvis/assets/demo_model.safetensors:learned:online"

