@@ -32,7 +32,8 @@ SCHEMA: dict = {
             "FREEZE_AT": Key(0, "freeze the stem (1) and the first N-1 stages; 0 = nothing frozen"),
             "NORM": Key("FrozenBN", "ResNet norm: FrozenBN | BN | GN"),
             "STRIDE_IN_1X1": Key(False, "detectron2 ResNet stride rule (False = torchvision-style, stride in 3x3)"),
-            "OUT_FEATURES": Key(["res2", "res3", "res4", "res5"], "backbone levels handed to the pixel decoder"),
+            "OUT_FEATURES": Key(["res2", "res3", "res4", "res5"], "backbone levels handed to the pixel decoder (tiny "
+                                                                  "backbone: also res1, stride 2)"),
             "WIDTH": Key(32, "tiny backbone: channels of the first stage (doubled per stage)", positive=True),
             "PRETRAINED": Key("", "local file with backbone weights (.pkl detectron2, .pth, .safetensors)"),
             "SWIN": {
@@ -165,7 +166,8 @@ SCHEMA: dict = {
         "WEIGHT_DECAY_EMBED": Key(0.0, "weight decay of embeddings"),
         "BACKBONE_MULTIPLIER": Key(0.1, "backbone learning-rate multiplier"),
         "MAX_ITER": Key(1000, "optimiser steps"),
-        "LR_SCHEDULER": Key("step", "step | poly", choices=("step", "poly")),
+        "LR_SCHEDULER": Key("step", "step | poly | cosine (half a cosine from BASE_LR to 0 at MAX_ITER: a schedule "
+                                    "for a fixed budget)", choices=("step", "poly", "cosine")),
         "STEPS": Key([700], "iterations at which the LR is multiplied by GAMMA"),
         "GAMMA": Key(0.1, "step schedule factor"),
         "POLY_POWER": Key(0.9, "poly schedule power"),
@@ -175,6 +177,8 @@ SCHEMA: dict = {
         "IMS_PER_BATCH": Key(8, "global batch: clips per optimiser step over all processes", positive=True),
         "CLIPS_PER_DEVICE": Key(1, "clips per forward on one process; the rest is gradient accumulation", positive=True),
         "AMP": Key(True, "mixed precision on CUDA (ignored on CPU)"),
+        "EMA_DECAY": Key(0.0, "exponential moving average of the trained weights with this decay (0 = off); the "
+                              "average is what evaluation, model_final and exports use", low=0.0),
         "CHECKPOINT_PERIOD": Key(500, "iterations between checkpoints", positive=True),
         "AMP_DTYPE": Key("float16", "AMP dtype on CUDA: float16 (with GradScaler) | bfloat16",
                          choices=("float16", "bfloat16")),
@@ -200,6 +204,9 @@ SCHEMA: dict = {
                         "bf16 | fp16 (CUDA only)", choices=("", "auto", "bf16", "fp16")),
         "TRACK_NMS_IOU": Key(0.0, "soft-suppress a track whose video mask IoU with a higher-scoring track reaches "
                                   "this (score x (1 - IoU)); 0 = off, as DVIS", low=0.0),
+        "SNAP_IOU": Key(0.0, "online learned tracker: a track whose mask overlaps a segmenter query's by this IoU "
+                             "(one-to-one) emits that query's class and mask; the tracker keeps the identities "
+                             "(0 = off, as DVIS)", low=0.0),
         "OFFLINE_SCORE": Key("max", "offline class score per track: max (DVIS_offline: element-wise max of the "
                                     "refiner's and the tracker's class probabilities) | refiner (the refiner's "
                                     "alone) | mean (the mean of both) | min (the smaller of both)",

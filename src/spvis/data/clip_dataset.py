@@ -123,7 +123,7 @@ class ClipDataset(torch.utils.data.Dataset):
             masks.append(apply_masks(m, tf))
         labels = [self.dataset_to_contiguous_id[tr.category_id] for tr in tracks]
         ids = [tr.id for tr in tracks]
-        return _pack(images, masks, labels, ids, video.id, list(frames_idx))
+        return pack_clip(images, masks, labels, ids, video.id, list(frames_idx))
 
     # ------------------------------------------------------------------ COCO pseudo-videos
     def _image_clip(self, image_rec, rng: np.random.Generator) -> dict:
@@ -153,10 +153,10 @@ class ClipDataset(torch.utils.data.Dataset):
                 masks.append(rm)
         labels = [self.dataset_to_contiguous_id[i.category_id] for i in insts]
         ids = [i.id for i in insts]
-        return _pack(images, masks, labels, ids, image_rec.id, list(range(T)))
+        return pack_clip(images, masks, labels, ids, image_rec.id, list(range(T)))
 
 
-def _pack(images: list[np.ndarray], masks: list[np.ndarray], labels: list[int], ids: list[int], video_id: int,
+def pack_clip(images: list[np.ndarray], masks: list[np.ndarray], labels: list[int], ids: list[int], video_id: int,
           frame_indices: list[int]) -> dict:
     """Stack per-frame arrays into the item dict; drop identities not visible in any frame after augmentation."""
     frames = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()  # (T, 3, H, W) uint8
@@ -216,11 +216,15 @@ def build_clip_dataset(cfg: Any, dataset_name_or_json: str | Sequence[str], imag
                        is_train: bool = True) -> ClipDataset | MixedClipDataset:
     """ClipDataset for a dataset name (builtin or from cfg.DATASETS.REGISTER) or json path, from cfg.INPUT.
 
-    A list of names gives a ``MixedClipDataset`` weighted by ``cfg.DATASETS.RATIO``.
+    A list of names gives a ``MixedClipDataset`` weighted by ``cfg.DATASETS.RATIO``; a training name
+    ``synth:<preset>`` gives freshly generated clips (``spvis.data.synth_stream``).
     """
     from spvis.data.catalog import load_dataset, register_from_config, resolve_dataset
+    from spvis.data.synth_stream import SynthClipDataset, is_stream_name
 
     register_from_config(cfg)
+    if is_train and is_stream_name(dataset_name_or_json):
+        return SynthClipDataset.from_config(cfg, dataset_name_or_json)
     if isinstance(dataset_name_or_json, (list, tuple)):
         if len(dataset_name_or_json) == 0:
             raise SpvisError("no training dataset given (DATASETS.TRAIN is empty)")

@@ -270,10 +270,24 @@ def _normal_scene(rng: np.random.Generator, dense: np.ndarray, *, height: int, w
     return objects, events
 
 
-def render_video(rng: np.random.Generator, *, frames: int, height: int, width: int, categories: int,
-                 max_objects: int, occlusion: str, frame_stride: int, identity: str = "normal",
-                 identity_preset: IdentityPreset | None = None) -> tuple[list[np.ndarray], list[dict], dict]:
-    """Render one video: returns frames (uint8 (H, W, 3)), tracks and per-video statistics."""
+@dataclass
+class SceneVideo:
+    """A planned video: objects with their paths at the kept frames, paint order, background and camera."""
+
+    objects: list[_Object]
+    front_to_back: list[int]
+    background: np.ndarray  # float32 (H + 2 pan, W + 2 pan, 3)
+    camera: np.ndarray  # int64 (frames, 2) x, y offsets into the background
+    height: int
+    width: int
+    frames: int
+    events: int
+
+
+def plan_video(rng: np.random.Generator, *, frames: int, height: int, width: int, categories: int,
+               max_objects: int, occlusion: str, frame_stride: int, identity: str = "normal",
+               identity_preset: IdentityPreset | None = None) -> SceneVideo:
+    """Everything random about one video (no pixels yet): frames are painted on demand by ``paint_frame``."""
     total = (frames - 1) * frame_stride + 1  # motion-time length
     times = np.arange(frames) * frame_stride  # motion times of the kept frames
     # motion is simulated at every motion time, then sampled at the kept frames: a strided video shows exactly
@@ -288,13 +302,35 @@ def render_video(rng: np.random.Generator, *, frames: int, height: int, width: i
     else:
         objects, events = _normal_scene(rng, dense, height=height, width=width, categories=categories,
                                         max_objects=max_objects, occlusion=occlusion)
-    n_obj = len(objects)
     for o in objects:
         o.pos, o.radius, o.angle = o.pos[times], o.radius[times], o.angle[times]
     pan = max(8, int(0.12 * min(height, width)))
     background = make_background(rng, height + 2 * pan, width + 2 * pan)
     camera = _camera_path(rng, times, pan)
-    front_to_back = sorted(range(n_obj), key=lambda i: objects[i].depth)
+    front_to_back = sorted(range(len(objects)), key=lambda i: objects[i].depth)
+    return SceneVideo(objects, front_to_back, background, camera, height, width, frames, len(events))
+
+
+def paint_frame(scene: SceneVideo, f: int) -> tuple[np.ndarray, list[tuple[int, tuple, np.ndarray]]]:
+    """Frame ``f`` of a planned video: (uint8 (H, W, 3) image, layers front to back as ``layer_objects``)."""
+    height, width = scene.height, scene.width
+    oy, ox = scene.camera[f, 1], scene.camera[f, 0]
+    img = scene.background[oy:oy + height, ox:ox + width].copy()  # (H, W, 3) float32
+    layers, _ = layer_objects(scene.objects, scene.front_to_back, f, height, width)
+    for _i, ((y0, y1, x0, x1), m, colour), _visible in reversed(layers):  # paint back to front
+        region = img[y0:y1, x0:x1]
+        region[m] = colour[m]
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8), layers
+
+
+def render_video(rng: np.random.Generator, *, frames: int, height: int, width: int, categories: int,
+                 max_objects: int, occlusion: str, frame_stride: int, identity: str = "normal",
+                 identity_preset: IdentityPreset | None = None) -> tuple[list[np.ndarray], list[dict], dict]:
+    """Render one video: returns frames (uint8 (H, W, 3)), tracks and per-video statistics."""
+    scene = plan_video(rng, frames=frames, height=height, width=width, categories=categories,
+                       max_objects=max_objects, occlusion=occlusion, frame_stride=frame_stride, identity=identity,
+                       identity_preset=identity_preset)
+    objects, n_obj = scene.objects, len(scene.objects)
     segs = [[None] * frames for _ in range(n_obj)]
     occl = [[OCC_OUT] * frames for _ in range(n_obj)]
     ovis_occl: list[list[str | None]] = [[None] * frames for _ in range(n_obj)]
@@ -302,12 +338,8 @@ def render_video(rng: np.random.Generator, *, frames: int, height: int, width: i
     boxes: list[list] = [[None] * frames for _ in range(n_obj)]
     images = []
     for f in range(frames):
-        oy, ox = camera[f, 1], camera[f, 0]
-        img = background[oy:oy + height, ox:ox + width].copy()  # (H, W, 3) float32
-        layers, _ = layer_objects(objects, front_to_back, f, height, width)
-        for i, ((y0, y1, x0, x1), m, colour), visible in reversed(layers):  # paint back to front
-            region = img[y0:y1, x0:x1]
-            region[m] = colour[m]
+        image, layers = paint_frame(scene, f)
+        for i, (_box, m, _colour), visible in layers:
             full_area, vis_area = int(m.sum()), int(visible.sum())
             if vis_area == 0:
                 occl[i][f] = OCC_FULL
@@ -321,14 +353,14 @@ def render_video(rng: np.random.Generator, *, frames: int, height: int, width: i
             occl[i][f] = OCC_NONE if vis_area >= PARTIAL_THRESHOLD * full_area else OCC_PARTIAL
             ovis_occl[i][f] = ("no_occlusion" if vis_area >= PARTIAL_THRESHOLD * full_area else
                                "slight_occlusion" if vis_area >= SEVERE_THRESHOLD * full_area else "severe_occlusion")
-        images.append(np.clip(img + 0.5, 0, 255).astype(np.uint8))
+        images.append(image)
     tracks = []
     for i, o in enumerate(objects):
         if not any(s is not None for s in segs[i]):
             continue  # never visible: not an instance of this video
         tracks.append({"category": o.category, "segmentations": segs[i], "areas": areas[i], "bboxes": boxes[i],
                        "visibility": occl[i], "occlusion": ovis_occl[i]})
-    stats = {"events": len(events)}
+    stats = {"events": scene.events}
     return images, tracks, stats
 
 

@@ -117,6 +117,12 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def inference_state(data: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights a training checkpoint stands for: its EMA average when it holds one, else the model's."""
+    ema = data.get("ema") or {}
+    return ema["state"] if ema.get("state") else data["model"]
+
+
 def export_training_checkpoint(src: str | Path, out: str | Path) -> Path:
     """Inference weights (safetensors + config YAML, or a model folder) from a training checkpoint ``.pth``.
 
@@ -134,7 +140,7 @@ def export_training_checkpoint(src: str | Path, out: str | Path) -> Path:
     except yaml.YAMLError as exc:
         raise CheckpointError(f"{src}: field 'config' is not readable YAML ({str(exc).splitlines()[0]})") from None
     model = SPVISModel.from_config(cfg)
-    load_state_strict(model, data["model"], source=str(src))
+    load_state_strict(model, inference_state(data), source=str(src))
     return save_weights(out, model, cfg)
 
 
@@ -145,7 +151,7 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
         data = load_training_checkpoint(path)
         import yaml
 
-        return data["model"], yaml.safe_load(data.get("config", "") or "{}")
+        return inference_state(data), yaml.safe_load(data.get("config", "") or "{}")
     state = read_safetensors(path, what="weights file (config key MODEL.WEIGHTS)")
     cfg_path = config_path_for(path)
     if not cfg_path.is_file():

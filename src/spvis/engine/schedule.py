@@ -1,4 +1,5 @@
-"""Learning-rate schedule: linear warm-up, then multi-step or poly decay (detectron2 / Mask2Former rules).
+"""Learning-rate schedule: linear warm-up, then multi-step or poly decay (detectron2 / Mask2Former rules), or a
+cosine to zero at MAX_ITER for a fixed training budget.
 
 The factor is a pure function of the iteration, so a resumed run only needs the iteration (stored in the
 scheduler's state dict) to continue on the same curve.
@@ -7,6 +8,7 @@ scheduler's state dict) to continue on the same curve.
 from __future__ import annotations
 
 import bisect
+import math
 from typing import Any, Sequence
 
 import torch
@@ -21,8 +23,10 @@ def lr_factor(iteration: int, *, max_iter: int, kind: str = "step", steps: Seque
         decay = gamma ** bisect.bisect_right(sorted(steps), iteration)
     elif kind == "poly":
         decay = (1.0 - min(iteration, max_iter) / float(max_iter)) ** poly_power
+    elif kind == "cosine":
+        decay = 0.5 * (1.0 + math.cos(math.pi * min(iteration, max_iter) / float(max_iter)))
     else:
-        raise ConfigError(f"config key SOLVER.LR_SCHEDULER must be 'step' or 'poly', got {kind!r}")
+        raise ConfigError(f"config key SOLVER.LR_SCHEDULER must be 'step', 'poly' or 'cosine', got {kind!r}")
     if iteration < warmup_iters:
         alpha = iteration / float(warmup_iters)
         decay *= warmup_factor * (1.0 - alpha) + alpha

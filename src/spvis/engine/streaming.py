@@ -21,6 +21,7 @@ from spvis.engine.precision import inference_autocast
 from spvis.engine.video_results import TrackAccumulator, encode_frame_masks
 from spvis.errors import DataFormatError, SpvisError
 from spvis.modeling.minvis import minvis_step
+from spvis.modeling.pgt.snap import snap_to_segmenter
 from spvis.modeling.postprocess import masks_to_original
 
 
@@ -114,6 +115,7 @@ class OnlineTracker:
                         out, state = minvis_step(seg, state)
                     else:
                         out, state = self.model.tracker.step(seg["pred_embds"], seg["mask_features"], state)
+                        out = snap_to_segmenter(out, seg, float(self.cfg.TEST.SNAP_IOU))
                 yield self._frame_result(index, frame, images.shape[-2:], image_size, out)
         finally:
             self.model.train(was_training)

@@ -26,6 +26,7 @@ from torch import nn
 from spvis.data.sample_order import EpochShuffle
 from spvis.engine import checkpointing as ckpt
 from spvis.engine.distributed import DistContext, any_rank_true, barrier, mean_over_ranks
+from spvis.engine.ema import WeightEMA
 from spvis.engine.logging_utils import ConsoleProgress, MetricsLog, TensorBoardLog, write_run_info
 from spvis.engine.optim import build_optimizer, clip_full_model_grad
 from spvis.engine.schedule import build_lr_scheduler
@@ -144,10 +145,14 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.start_iter = 0
         self.resumed_from: Path | None = None
+        self._resumed_ema: dict | None = None
         if resume:
             self._resume()
         if self.resumed_from is None and cfg.MODEL.WEIGHTS:
             ckpt.load_initial_weights(self.model, cfg.MODEL.WEIGHTS, stage=cfg.STAGE)
+        self.ema = WeightEMA(self.model, float(cfg.SOLVER.EMA_DECAY)) if cfg.SOLVER.EMA_DECAY > 0 else None
+        if self.ema is not None and self._resumed_ema:
+            self.ema.load_state_dict(self._resumed_ema)
         self.train_model: nn.Module = self.model
         if ctx.distributed:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -183,6 +188,7 @@ class Trainer:
             self.scaler.load_state_dict(data["scaler"])
         if data.get("rng"):
             restore_rng_state(data["rng"])
+        self._resumed_ema = data.get("ema") or None
         self.start_iter = int(data["iteration"])
         self.resumed_from = path
         self._say(f"resumed from {path} at iteration {self.start_iter}")
@@ -202,6 +208,10 @@ class Trainer:
             num_workers=workers, worker_init_fn=_ignore_stop_signals_in_worker if workers > 0 else None,
             persistent_workers=False, prefetch_factor=2 if workers > 0 else None)
 
+    def evaluation_weights(self) -> contextlib.AbstractContextManager:
+        """The weights evaluation and model_final use: the EMA when SOLVER.EMA_DECAY is set, else the model's."""
+        return self.ema.swapped_into(self.model) if self.ema is not None else contextlib.nullcontext(self.model)
+
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_state(self) -> dict[str, Any]:
         return {
@@ -210,6 +220,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "rng": capture_rng_state(),
+            "ema": self.ema.state_dict() if self.ema is not None else {},
             "stage": str(self.cfg.STAGE),
             "config": self.cfg.dump(),
             # The data order is a pure function of (SEED, iteration): the iteration is the sampler state.
@@ -290,6 +301,8 @@ class Trainer:
         else:
             self.optimizer.step()
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         return sums
 
     # ------------------------------------------------------------------ the loop
@@ -347,7 +360,9 @@ class Trainer:
                         self._evaluate(done, metrics, tboard, result)
             result.last_checkpoint = self.save_checkpoint(self.max_iter)
             if self.ctx.is_main:
-                result.final_weights = ckpt.save_weights(self.output_dir / ckpt.FINAL_WEIGHTS_NAME, self.model, cfg)
+                with self.evaluation_weights():
+                    result.final_weights = ckpt.save_weights(self.output_dir / ckpt.FINAL_WEIGHTS_NAME, self.model,
+                                                             cfg)
                 self._say(f"final weights: {result.final_weights}")
             barrier()
             if self.evaluator is not None:
@@ -364,7 +379,8 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         try:
-            scores = self.evaluator(self.model, iteration) or {}
+            with self.evaluation_weights():
+                scores = self.evaluator(self.model, iteration) or {}
         finally:
             self.model.train(was_training)
         result.eval_metrics = scores

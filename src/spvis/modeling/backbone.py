@@ -18,6 +18,9 @@ from torch import Tensor, nn
 from spvis.errors import ConfigError
 
 LEVELS = ("res2", "res3", "res4", "res5")
+# The stride-2 level of the tiny CNN (its first stem conv): with MODEL.PIXEL_DECODER.COMMON_STRIDE 2 it gives
+# mask features at half resolution, for small objects whose shapes stride 4 cannot draw.
+FINE_LEVEL = "res1"
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,17 @@ class TinyBackbone(StagedBackbone):
             ))
             self._shapes[name] = ShapeSpec(out_channels, 4 * 2 ** index)
             in_channels = out_channels
+        self._shapes[FINE_LEVEL] = ShapeSpec(width, 2)
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        x = self.stem[:3](images)  # (N, C0, H/2, W/2): the first stem conv
+        outputs = {FINE_LEVEL: x} if FINE_LEVEL in self.out_features else {}
+        x = self.stem[3:](x)  # (N, C0, H/4, W/4)
+        for name in LEVELS:
+            x = getattr(self, name)(x)
+            if name in self.out_features:
+                outputs[name] = x
+        return outputs
 
 
 def freeze_batch_norms(module: nn.Module) -> nn.Module:
@@ -397,9 +411,12 @@ def build_backbone(cfg) -> nn.Module:
     (``spvis.checkpoints.pretrained.load_pretrained_backbone`` loads MODEL.BACKBONE.PRETRAINED)."""
     bcfg = cfg.MODEL.BACKBONE
     out_features = tuple(bcfg.OUT_FEATURES)
-    unknown = [name for name in out_features if name not in LEVELS]
+    unknown = [name for name in out_features if name not in LEVELS + (FINE_LEVEL,)]
     if unknown:
         raise ConfigError(f"MODEL.BACKBONE.OUT_FEATURES: unknown level(s) {unknown} (choose from {list(LEVELS)})")
+    if FINE_LEVEL in out_features and bcfg.NAME != "tiny":
+        raise ConfigError(f"MODEL.BACKBONE.OUT_FEATURES: level {FINE_LEVEL!r} (stride 2) exists for the tiny backbone "
+                          f"only, not {bcfg.NAME!r}")
     if bcfg.NAME == "resnet":
         return ResNet(
             depth=bcfg.DEPTH, stem_channels=bcfg.STEM_OUT_CHANNELS, res2_channels=bcfg.RES2_OUT_CHANNELS,

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spvis.errors import ConfigError
 from spvis.modeling.backbone import ConvNorm, ShapeSpec
 from spvis.modeling.ms_deform_attn import MSDeformAttn
 from spvis.modeling.position_encoding import PositionEmbeddingSine
@@ -103,7 +104,8 @@ class DeformableTransformer(nn.Module):
 
 
 class MSDeformAttnPixelDecoder(nn.Module):
-    """Pixel decoder: ``forward(features) -> (mask_features (N, Cm, H/4, W/4), [3 maps, stride 32 first])``."""
+    """Pixel decoder: ``forward(features) -> (mask_features (N, Cm, H/s, W/s), [3 maps, stride 32 first])``,
+    s = common_stride (4 as Mask2Former; 2 adds a light fine level from a stride-2 backbone level)."""
 
     def __init__(self, input_shape: dict[str, ShapeSpec], *, conv_dim: int = 256, mask_dim: int = 256,
                  norm: str = "GN", transformer_in_features: tuple[str, ...] = ("res3", "res4", "res5"),
@@ -132,8 +134,25 @@ class MSDeformAttnPixelDecoder(nn.Module):
         c2_xavier_fill(self.mask_features)
         self.num_feature_levels_out = num_feature_levels_out
         min_deform_stride = min(shape.stride for _, shape in deformable)
-        # FPN levels between the finest deformable level and common_stride (one: res2 for stride 4)
-        self.fpn_features = [name for name, shape in ordered if common_stride <= shape.stride < min_deform_stride]
+        # FPN levels between the finest deformable level and stride 4 (one: res2)
+        self.fpn_features = [name for name, shape in ordered
+                             if max(common_stride, 4) <= shape.stride < min_deform_stride]
+        # common_stride 2: a light fine level. The stride-4 mask features are upsampled and a 1x1 projection of the
+        # stride-2 backbone level is added (zero-initialised, so it starts as plain upsampling). A full FPN level at
+        # stride 2 (GN + 3x3 conv) doubled the CPU training step of the tiny recipe; this one adds what the stride-2
+        # pixels hold (edges of small shapes) at a fraction of that.
+        self.fine_feature = None
+        if common_stride == 2:
+            fine = [name for name, shape in ordered if shape.stride == 2]
+            if not fine:
+                raise ConfigError("MODEL.PIXEL_DECODER.COMMON_STRIDE 2 needs a stride-2 backbone level in IN_FEATURES "
+                                 "(the tiny backbone's res1)")
+            self.fine_feature = fine[0]
+            self.fine_lateral = nn.Conv2d(input_shape[self.fine_feature].channels, mask_dim, kernel_size=1)
+            nn.init.zeros_(self.fine_lateral.weight)
+            nn.init.zeros_(self.fine_lateral.bias)
+        elif common_stride != 4:
+            raise ConfigError(f"MODEL.PIXEL_DECODER.COMMON_STRIDE must be 4 or 2, got {common_stride}")
         for index, name in enumerate(self.fpn_features[::-1], start=1):
             lateral = ConvNorm(input_shape[name].channels, conv_dim, 1, bias=False, norm=nn.GroupNorm(32, conv_dim))
             output = ConvNorm(conv_dim, conv_dim, 3, padding=1, bias=False, norm=nn.GroupNorm(32, conv_dim),
@@ -160,4 +179,9 @@ class MSDeformAttnPixelDecoder(nn.Module):
                 merged = lateral + F.interpolate(outputs[-1], size=lateral.shape[-2:], mode="bilinear",
                                                  align_corners=False)
                 outputs.append(getattr(self, f"layer_{index}")(merged))
-            return self.mask_features(outputs[-1]), outputs[: self.num_feature_levels_out]
+            mask_features = self.mask_features(outputs[-1])  # (N, Cm, H/4, W/4)
+            if self.fine_feature is not None:
+                fine = features[self.fine_feature].float()  # (N, C1, H/2, W/2)
+                mask_features = F.interpolate(mask_features, size=fine.shape[-2:], mode="bilinear",
+                                              align_corners=False) + self.fine_lateral(fine)  # (N, Cm, H/2, W/2)
+            return mask_features, outputs[: self.num_feature_levels_out]

@@ -1,0 +1,44 @@
+"""Snap tracks to the segmenter's per-frame predictions (TEST.SNAP_IOU): the tracker decides who is who, the
+segmenter draws the frame.
+
+A tracker trained for minutes on a frozen segmenter refines its queries for identity, but its own class and mask
+heads are worse per frame than the segmenter's it started from (5-8 DetA points on the synthetic benchmark). Each
+track slot is matched one-to-one (Hungarian on mask IoU) to the current frame's segmenter queries; where the IoU
+reaches the threshold, the slot emits that query's class logits and mask logits instead of its own. A slot with no
+such partner (an occluded or drifting object the tracker keeps alive) keeps its own prediction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor
+
+
+def mask_iou_matrix(a: Tensor, b: Tensor) -> Tensor:
+    """IoU of binary masks a (Qa, h, w) and b (Qb, h, w) -> (Qa, Qb) float32."""
+    fa, fb = a.flatten(1).float(), b.flatten(1).float()  # (Qa, P), (Qb, P)
+    inter = fa @ fb.t()
+    union = fa.sum(1, keepdim=True) + fb.sum(1)[None, :] - inter
+    return inter / union.clamp(min=1.0)
+
+
+@torch.no_grad()
+def snap_to_segmenter(track_out: dict, seg: dict, iou_thr: float) -> dict:
+    """``track_out`` with pred_logits (B, Q, K+1) and pred_masks (B, Q, h, w) replaced, per slot, by the segmenter
+    query (``seg`` pred_logits / pred_masks, same layout) its mask overlaps by at least ``iou_thr`` (one-to-one).
+    Everything else (track ids, embeddings) is kept. ``iou_thr`` <= 0 returns ``track_out`` unchanged."""
+    if iou_thr <= 0:
+        return track_out
+    logits, masks = track_out["pred_logits"].clone(), track_out["pred_masks"].clone()
+    seg_logits, seg_masks = seg["pred_logits"].to(logits.dtype), seg["pred_masks"].to(masks.dtype)
+    for b in range(masks.shape[0]):
+        iou = mask_iou_matrix(masks[b] > 0, seg_masks[b] > 0).cpu().numpy()  # (Q, Q)
+        rows, cols = linear_sum_assignment(-iou)
+        keep = iou[rows, cols] >= iou_thr
+        slots = torch.as_tensor(rows[keep].astype(np.int64), device=masks.device)
+        queries = torch.as_tensor(cols[keep].astype(np.int64), device=masks.device)
+        logits[b, slots] = seg_logits[b, queries]
+        masks[b, slots] = seg_masks[b, queries]
+    return dict(track_out, pred_logits=logits, pred_masks=masks)
