@@ -108,6 +108,16 @@ def test_identity_swap_is_association():
     assert out["oracle_association"]["AP"] > PERFECT
 
 
+def test_a_switching_track_that_joins_nobody_is_not_cut():
+    gt = _gt([(1, 1, _track(BOX_A)), (2, 1, _track(BOX_B))])
+    switching = _join(_track(BOX_A, range(0, 5)), _track(BOX_B, range(5, FRAMES)))  # IoU 1/3 with each
+    out = spvis.analyze(gt, [_pred(1, 0.9, _track(BOX_A)), _pred(1, 0.8, _track(BOX_B)), _pred(1, 0.7, switching)])
+    assert _counts(out) == {"association": 1}
+    # its pieces overlap the true positives in time: re-linking would only make two false positives of one
+    assert out["errors"]["association"]["changed"] == 0 and out["oracle_association"]["changed"] == 0
+    assert _nonzero_rows(out) == {}  # it ranks last, so it costs nothing
+
+
 def test_shifted_mask_only_mask_quality():
     gt = _gt([(1, 1, _track(BOX_A))])
     out = spvis.analyze(gt, [_pred(1, 0.9, _track(SHIFTED_A))])

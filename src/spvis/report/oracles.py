@@ -9,10 +9,12 @@ same position in the list), so a fix with nothing to do gives exactly the base A
   the predicted mask becomes the GT's. Applied to every true positive and to each mask error that is its GT's
   fixer; other mask errors are removed. Frames off the GT stay as they are (they are association's share);
 * association: the predicted frames of the true positives and the association errors are re-linked by GT
-  identity (``relink_by_identity``); a split track becomes one track, a switching track is cut at the switch;
+  identity (``relink_by_identity``): the fragments of a split track become one track, swapped pieces are
+  exchanged;
 * missed: the missed GT tracks are dropped from the GT, as TIDE lowers the GT count (no prediction is added);
-* oracle association: every predicted frame of every prediction is re-linked by GT identity. It bounds what
-  any tracker could add on top of the same per-frame masks.
+* oracle association: every predicted frame of every prediction is re-linked by GT identity: what a tracker
+  that knows the identities could reach with the same per-frame masks, classes and scores (it removes nothing
+  and changes no mask).
 
 True positives get the mask and association fixes too: the AP averages IoU thresholds 0.5:0.95, so a true
 positive at IoU 0.7 is a localisation error at the stricter thresholds (where TIDE would assign it one).
@@ -99,58 +101,73 @@ def fix_masks(assignment: ErrorAssignment, gt: GroundTruth, results: list[Result
 
 def relink_by_identity(ov: VideoOverlaps, sources: list[ResultTrack], next_index: int
                        ) -> tuple[dict[int, None], list[ResultTrack]]:
-    """Re-link the predicted frames of ``sources`` (one video, file order) into tracks by GT identity.
+    """Re-link the predicted frames of ``sources`` (one video, file order) by GT identity.
 
-    A frame's identity is the GT track its mask overlaps most (per-frame IoU > 0, any category, crowd included;
-    ``VideoOverlaps.identity``). Frames of one identity and one predicted class form tracks: per frame, the
-    frame that overlaps the GT best (ties: the higher score, then file order) goes to the first track, the next
-    one to a second track (a duplicate stays a duplicate), and so on. A frame that overlaps no GT stays with the track holding most of its source's
-    frames (its own track if that one is taken at that frame, or if the source overlaps no GT at all). A new
-    track keeps the class and takes the mean score of the sources of its frames. Returns the sources that
-    changed (to remove) and the new tracks (indices from ``next_index``); an unchanged source stays as is.
+    A predicted frame belongs to the GT track its mask overlaps most (``VideoOverlaps.identity``: mask IoU >= 0.1,
+    any category); a source's frames on one GT form a piece. The pieces of one GT and one predicted class are
+    packed into tracks without two masks in one frame: best piece first (largest summed intersection with the
+    GT, then score, then file order), each into the first track it does not overlap in time. A track that joins pieces of several sources
+    is a re-linked track; a piece left alone stays with its source. So the fragments of a split track become one
+    track, the pieces of two swapped tracks are exchanged, a duplicate (overlapping another piece in time) stays
+    a duplicate, and a wrong track that joins nobody is not cut into more false positives. The frames of a
+    changed source on no GT follow its largest re-linked track (where that one is free) when that track holds
+    more of its frames than the source keeps, else they stay with the rest. A re-linked track keeps the class
+    and takes the mean score of the sources of its frames. Returns the sources that
+    changed (to remove) and the new tracks (indices from ``next_index``).
     """
-    tracks: list[dict] = []  # {"category": int, "frames": {t: source column}}
-    groups: dict[tuple[int, int], dict[int, list[int]]] = {}  # (GT column, class) -> frame -> source columns
     cols = [ov.result_col[r.index] for r in sources]
+    pieces: dict[tuple[int, int], list[tuple[int, list[int]]]] = {}  # (GT column, class) -> [(source, frames)]
     for d in cols:
         r = ov.results[d]
-        for t in np.flatnonzero((r.frame_areas > 0) & (ov.identity[d] != NO_GT)).tolist():
-            groups.setdefault((int(ov.identity[d, t]), r.category_id), {}).setdefault(t, []).append(d)
-    for (j, category), frames in sorted(groups.items()):
-        group_tracks: list[dict] = []
-        for t, ds in sorted(frames.items()):
-            ranked = sorted(ds, key=lambda c: (-ov.frame_iou[t, j, c], -ov.results[c].score, ov.results[c].index))
-            for rank, d in enumerate(ranked):
-                if rank == len(group_tracks):
-                    group_tracks.append({"category": category, "frames": {}})
-                group_tracks[rank]["frames"][t] = d
-        tracks += group_tracks
-    for d in cols:
-        r = ov.results[d]
-        counts = [sum(s == d for s in tr["frames"].values()) for tr in tracks]
-        home = tracks[int(np.argmax(counts))] if counts and max(counts) > 0 else None
-        own = {"category": r.category_id, "frames": {}}
-        for t in np.flatnonzero((r.frame_areas > 0) & (ov.identity[d] == NO_GT)).tolist():
-            (home if home is not None and t not in home["frames"] else own)["frames"][t] = d
-        if own["frames"]:
-            tracks.append(own)
-    holders: dict[int, list[int]] = {d: [] for d in cols}
-    for k, tr in enumerate(tracks):
-        for d in set(tr["frames"].values()):
-            holders[d].append(k)
-    changed = {d for d in cols if holders[d]  # a source with no mask at all stays as it is
-               and (len(holders[d]) != 1 or set(tracks[holders[d][0]]["frames"].values()) != {d})}
+        on = (r.frame_areas > 0) & (ov.identity[d] != NO_GT)
+        for j in np.unique(ov.identity[d][on]).tolist():
+            pieces.setdefault((j, r.category_id), []).append((d, np.flatnonzero(on & (ov.identity[d] == j)).tolist()))
+    packed: list[dict[int, int]] = []  # frame -> source column
+    categories: list[int] = []
+    for (j, category), group in sorted(pieces.items()):
+        first = len(packed)
+        for d, frames in sorted(group, key=partial(_piece_order, ov, j)):
+            k = next((k for k in range(first, len(packed)) if packed[k].keys().isdisjoint(frames)), len(packed))
+            if k == len(packed):
+                packed.append({})
+                categories.append(category)
+            packed[k].update(dict.fromkeys(frames, d))
+    relinked = [(categories[k], frames) for k, frames in enumerate(packed) if len(set(frames.values())) > 1]
+    changed = sorted({d for _, frames in relinked for d in frames.values()})
     new_tracks = []
-    for k, tr in enumerate(tracks):
-        if not changed & set(tr["frames"].values()):
-            continue
-        rles: list[dict | None] = [None] * ov.video.length
-        areas = np.zeros(ov.video.length, dtype=np.int64)
-        for t, d in tr["frames"].items():
-            rles[t], areas[t] = ov.results[d].rles[t], ov.results[d].frame_areas[t]
-        score = float(np.mean([ov.results[d].score for d in tr["frames"].values()]))
-        new_tracks.append(ResultTrack(next_index + len(new_tracks), ov.video.id, tr["category"], score, rles, areas))
+    for d in changed:
+        r = ov.results[d]
+        in_tracks = [(sum(s == d for s in frames.values()), k) for k, (_, frames) in enumerate(relinked)]
+        own_frames = [t for t in np.flatnonzero(r.frame_areas > 0).tolist()
+                      if not any(frames.get(t) == d for _, frames in relinked)]
+        size, k = max(in_tracks)
+        if size > sum(ov.identity[d, t] != NO_GT for t in own_frames):  # most of it was re-linked
+            target = relinked[k][1]
+            for t in [t for t in own_frames if ov.identity[d, t] == NO_GT and t not in target]:
+                target[t] = d
+                own_frames.remove(t)
+        if own_frames:
+            new_tracks.append(_track_of(ov, r.category_id, dict.fromkeys(own_frames, d), next_index + len(new_tracks)))
+    for category, frames in relinked:
+        new_tracks.append(_track_of(ov, category, frames, next_index + len(new_tracks)))
     return {ov.results[d].index: None for d in changed}, new_tracks
+
+
+def _piece_order(ov: VideoOverlaps, j: int, piece: tuple[int, list[int]]) -> tuple:
+    """Sort key of a piece (source column, frames) on GT column ``j``: largest summed intersection first."""
+    d, frames = piece
+    inter, _ = ov.frame_areas(d, j, np.array(frames))
+    return -int(inter.sum()), -ov.results[d].score, ov.results[d].index
+
+
+def _track_of(ov: VideoOverlaps, category: int, frames: dict[int, int], index: int) -> ResultTrack:
+    """A prediction made of the masks of ``frames`` (frame -> source column); score: mean over its frames."""
+    rles: list[dict | None] = [None] * ov.video.length
+    areas = np.zeros(ov.video.length, dtype=np.int64)
+    for t, d in frames.items():
+        rles[t], areas[t] = ov.results[d].rles[t], ov.results[d].frame_areas[t]
+    score = float(np.mean([ov.results[d].score for d in frames.values()]))
+    return ResultTrack(index, ov.video.id, category, score, rles, areas)
 
 
 def relink(assignment: ErrorAssignment, gt: GroundTruth, results: list[ResultTrack], subset: set[int]) -> Fixed:
@@ -158,7 +175,7 @@ def relink(assignment: ErrorAssignment, gt: GroundTruth, results: list[ResultTra
     removed: dict[int, ResultTrack | None] = {}
     extra: list[ResultTrack] = []
     next_index = max((r.index for r in results), default=-1) + 1
-    for video_id, ov in assignment.overlaps.items():
+    for ov in assignment.overlaps.values():
         sources = [r for r in ov.results if r.index in subset]
         if not sources:
             continue

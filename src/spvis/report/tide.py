@@ -8,9 +8,10 @@ applies (TIDE's precedence), comparing against the video's non-crowd GT tracks:
 
 1. localisation: its best video IoU with a GT of its class lies in [t_b, t_f). TIVE splits this error into a
    spatial and a temporal one; here the split is by identity. The prediction's frames on that GT are the frames
-   where its mask overlaps that GT more than any other GT. If their IoU (summed over those frames) reaches t_f,
-   the masks are right wherever it follows the object and the video IoU is lost to the other frames (a fragment
-   of a split track, a track that jumps to another object or to nothing): ``association``. Otherwise ``mask``;
+   where its mask overlaps that GT more than any other GT, with mask IoU >= t_b. If their IoU (summed over
+   those frames) reaches t_f, the masks are right wherever it follows the object and the video IoU is lost to
+   the other frames (a fragment of a split track, a track that jumps to another object or to nothing):
+   ``association``. Otherwise ``mask`` (mask quality);
 2. ``classification``: video IoU >= t_f with a GT of another class;
 3. ``duplicate``: video IoU >= t_f with a GT of its class that a higher-ranked prediction matched;
 4. ``background``: video IoU < t_b with every GT;
@@ -37,7 +38,7 @@ FOREGROUND_IOU = MATCH_IOU  # t_f
 BACKGROUND_IOU = 0.1  # t_b
 ERROR_TYPES = ("classification", "duplicate", "mask", "association", "both", "background", "missed")
 FIXABLE = ("classification", "mask", "association")  # errors that can turn into a true positive of one GT
-NO_GT = -1  # identity of a predicted frame that overlaps no GT track (or has no mask)
+NO_GT = -1  # identity of a predicted frame that overlaps no GT track by t_b (or has no mask)
 _T_F_ROW = int(np.flatnonzero(np.isclose(IOU_THRESHOLDS, FOREGROUND_IOU))[0])  # row of greedy_match's output
 
 
@@ -50,7 +51,9 @@ class VideoOverlaps:
     results: list[ResultTrack]
     video_iou: np.ndarray  # (D, G) float64
     frame_iou: np.ndarray  # (T, G, D) float64, 0 where either side has no mask
-    identity: np.ndarray = field(init=False)  # (D, T) int64: GT column each predicted frame overlaps most, or NO_GT
+    # (D, T) int64: the GT column each predicted frame overlaps most, if that mask IoU reaches t_b (a mask
+    # overlapping a GT less does not show it), else NO_GT; crowd GT included, any category
+    identity: np.ndarray = field(init=False)
     result_col: dict[int, int] = field(init=False)  # result index -> column
     gt_col: dict[int, int] = field(init=False)  # GT id -> column
 
@@ -59,7 +62,7 @@ class VideoOverlaps:
         self.identity = np.full((len(self.results), num_frames), NO_GT, dtype=np.int64)
         if self.gts and self.results:
             best = np.argmax(self.frame_iou, axis=1).T  # (D, T); ties -> the earlier GT in file order
-            self.identity = np.where(self.frame_iou.max(axis=1).T > 0, best, NO_GT)
+            self.identity = np.where(self.frame_iou.max(axis=1).T >= BACKGROUND_IOU, best, NO_GT)
         self.result_col = {r.index: d for d, r in enumerate(self.results)}
         self.gt_col = {g.id: j for j, g in enumerate(self.gts)}
 
