@@ -269,20 +269,20 @@ def _ap_errors_section(content: ReportContent) -> str:
         return ""
     thr = costs["thresholds"]
     kinds = list(costs["errors"]) + ["oracle_association"]
-    head = "<tr><th class='text'>error type</th><th>dAP</th><th>dAP50</th><th>count</th><th>changed</th></tr>"
+    head = "<tr><th class='text'>error type</th><th>dAP</th><th>dAP50</th><th>count</th></tr>"
     rows = []
-    for kind, (label, d_ap, d_ap50, count, changed) in zip(kinds, error_rows(costs)):
-        cells = [_text_td(label)] + [f"<td>{escape(v)}</td>" for v in (d_ap, d_ap50, count, changed)]
-        rows.append(f'<tr data-error="{escape(kind)}">' + "".join(cells) + "</tr>")
+    for kind, cells in zip(kinds, error_rows(costs)):
+        tds = [_text_td(cells[0])] + [f"<td>{escape(v)}</td>" for v in cells[1:]]
+        rows.append(f'<tr data-error="{escape(kind)}">' + "".join(tds) + "</tr>")
     base = " ".join(f"{k} {'–' if costs[k] is None else f'{100 * costs[k]:.1f}'}" for k in ("AP", "AP50"))
     return ('<section id="ap-errors"><h2>Where AP is lost: oracle fixes per error type (×100)</h2>'
-            f'<p class="note">Base {escape(base)}. Every prediction is a true positive or one error type at video '
-            f"IoU {thr['foreground']:g} (background below {thr['background']:g}), TIDE's precedence; each type is "
-            "fixed alone by an oracle and the official AP recomputed (dAP; the rows overlap, so they need not add "
-            "up). count: errors at IoU 0.5 (GT tracks for missed); changed: predictions the fix changed or removed "
-            f"(mask quality and association also fix true positives). {escape(ORACLE_LABEL)}: every predicted frame "
-            "re-linked to the GT track it overlaps most, the AP a perfect tracker would reach with these masks. "
-            "Same numbers as <code>spvis analyze</code>.</p>"
+            f'<p class="note">Base {escape(base)}. TIDE\'s procedure on video IoU: at each IoU threshold every '
+            f"prediction is a true positive or one error type (background below {thr['background']:g}, TIDE's "
+            "precedence), each type is fixed alone by an oracle and the official AP recomputed: dAP (the rows "
+            "overlap, so they need not add up). count: errors at IoU "
+            f"{thr['foreground']:g} (GT tracks for missed). {escape(ORACLE_LABEL)}: every predicted frame re-linked "
+            "to the GT track it overlaps most, the AP a tracker that knows the identities would reach with these "
+            "masks (count: predictions changed). Same numbers as <code>spvis analyze</code>.</p>"
             f'<table id="ap-errors-table" class="metrics"><thead>{head}</thead><tbody>{"".join(rows)}</tbody>'
             "</table></section>")
 

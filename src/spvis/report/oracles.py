@@ -1,23 +1,18 @@
 """Oracle fixes for ``spvis analyze``: the GT and predictions with one error type corrected, as TIDE fixes them.
 
-Each fix starts from the original inputs and leaves every prediction it does not touch in place (same object,
-same position in the list), so a fix with nothing to do gives exactly the base AP.
+Each fix takes one ``ErrorAssignment`` (one t_f) and the original inputs, and leaves every prediction it does not
+touch in place (same object, same position in the list), so a fix with nothing to do gives exactly the base AP.
 
 * classification: the fixer of its GT (``tide``) takes the GT's class; other classification errors are removed;
-* duplicate, both, background: removed;
-* mask: on every frame where a prediction follows its GT (its frames on the GT: the mask overlaps that GT most)
-  the predicted mask becomes the GT's. Applied to every true positive and to each mask error that is its GT's
-  fixer; other mask errors are removed. Frames off the GT stay as they are (they are association's share);
+* mask: the fixer of its GT takes the GT's masks (TIDE sets the box to the GT's); other mask errors are removed;
 * association: the predicted frames of the true positives and the association errors are re-linked by GT
   identity (``relink_by_identity``): the fragments of a split track become one track, swapped pieces are
   exchanged;
+* duplicate, both, background: removed;
 * missed: the missed GT tracks are dropped from the GT, as TIDE lowers the GT count (no prediction is added);
-* oracle association: every predicted frame of every prediction is re-linked by GT identity: what a tracker
-  that knows the identities could reach with the same per-frame masks, classes and scores (it removes nothing
-  and changes no mask).
-
-True positives get the mask and association fixes too: the AP averages IoU thresholds 0.5:0.95, so a true
-positive at IoU 0.7 is a localisation error at the stricter thresholds (where TIDE would assign it one).
+* oracle association (not an error type): every predicted frame of every prediction re-linked by GT identity,
+  what a tracker that knows the identities could reach with the same per-frame masks, classes and scores (it
+  removes nothing and changes no mask).
 """
 
 from __future__ import annotations
@@ -28,7 +23,7 @@ from functools import partial
 
 import numpy as np
 
-from spvis.evaluation.ground_truth import GroundTruth, GtTrack
+from spvis.evaluation.ground_truth import GroundTruth
 from spvis.evaluation.results_io import ResultTrack
 from spvis.report.tide import NO_GT, ErrorAssignment, VideoOverlaps
 
@@ -68,34 +63,17 @@ def fix_classification(assignment: ErrorAssignment, gt: GroundTruth, results: li
     return Fixed(gt, _apply(results, replace), len(replace))
 
 
-def _with_gt_masks(ov: VideoOverlaps, r: ResultTrack, g: GtTrack) -> ResultTrack | None:
-    """``r`` with the GT's mask on its frames on ``g``; None when those frames are already exact."""
-    d, j = ov.result_col[r.index], ov.gt_col[g.id]
-    frames = ov.frames_on(d, j)
-    inter, union = ov.frame_areas(d, j, frames)
-    if np.all(inter == union):
-        return None
-    rles, areas = list(r.rles), r.frame_areas.copy()
-    for t in frames.tolist():
-        rles[t], areas[t] = g.rles[t], g.frame_areas[t]
-    return dataclasses.replace(r, rles=rles, frame_areas=areas)
-
-
 def fix_masks(assignment: ErrorAssignment, gt: GroundTruth, results: list[ResultTrack]) -> Fixed:
-    """Mask quality: GT masks on the frames where true positives and fixer mask errors follow their GT."""
+    """Each mask error that is its GT's fixer takes the GT's masks on every frame; the others are removed."""
     by_index = {r.index: r for r in results}
     replace: dict[int, ResultTrack | None] = {}
-    pairs = list(assignment.matched.items())
     for e in assignment.of_kind("mask"):
         if assignment.fixer.get(e.gt_id) == e.result_index:
-            pairs.append((e.result_index, e.gt_id))
+            g = assignment.gt_by_id[e.gt_id]
+            replace[e.result_index] = dataclasses.replace(by_index[e.result_index], rles=list(g.rles),
+                                                          frame_areas=g.frame_areas.copy())
         else:
             replace[e.result_index] = None
-    for index, gid in pairs:
-        r = by_index[index]
-        fixed = _with_gt_masks(assignment.overlaps[r.video_id], r, assignment.gt_by_id[gid])
-        if fixed is not None:
-            replace[index] = fixed
     return Fixed(gt, _apply(results, replace), len(replace))
 
 

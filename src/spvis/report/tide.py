@@ -1,17 +1,19 @@
 """TIDE-style error assignment on video IoU: every evaluated prediction is a true positive or one error type.
 
 TIDE (Bolya et al. 2020) adapted to video as TIVE (Jia et al. 2022) does: IoU is the official spatio-temporal
-video IoU, the foreground threshold t_f = 0.5 and the background threshold t_b = 0.1. Predictions are matched
-per (video, category) exactly as the official AP matches them at IoU 0.5 (score order, top 100, crowd GT
-ignored); a prediction matched to a crowd GT is ignored. Each other prediction takes the first type that
-applies (TIDE's precedence), comparing against the video's non-crowd GT tracks:
+video IoU, the background threshold t_b = 0.1 and the foreground threshold t_f = 0.5 (the counts ``spvis
+analyze`` prints; the dAP over 0.5:0.95 repeats the assignment at each official IoU threshold as t_f, as TIDE
+does for a threshold range). Predictions are matched per (video, category) exactly as the official AP matches
+them at t_f (score order, top 100, crowd GT ignored); a prediction matched to a crowd GT is ignored. Each other
+prediction takes the first type that applies (TIDE's precedence), against the video's non-crowd GT tracks:
 
 1. localisation: its best video IoU with a GT of its class lies in [t_b, t_f). TIVE splits this error into a
    spatial and a temporal one; here the split is by identity. The prediction's frames on that GT are the frames
-   where its mask overlaps that GT more than any other GT, with mask IoU >= t_b. If their IoU (summed over
-   those frames) reaches t_f, the masks are right wherever it follows the object and the video IoU is lost to
-   the other frames (a fragment of a split track, a track that jumps to another object or to nothing):
-   ``association``. Otherwise ``mask`` (mask quality);
+   where its mask overlaps that GT more than any other GT, with mask IoU >= t_b. It is an ``association`` error
+   when its masks are right where it follows the object (IoU over those frames >= t_f) and the object's identity
+   is what went wrong: the prediction also follows another GT (one predicted track spanning several GT tracks),
+   or another prediction of its class follows this GT at other frames (a GT track split across predictions).
+   Otherwise it is a ``mask`` (mask quality) error;
 2. ``classification``: video IoU >= t_f with a GT of another class;
 3. ``duplicate``: video IoU >= t_f with a GT of its class that a higher-ranked prediction matched;
 4. ``background``: video IoU < t_b with every GT;
@@ -34,12 +36,11 @@ from spvis.evaluation.vis_ap import IOU_THRESHOLDS, MAX_DETS, greedy_match
 from spvis.report.analysis import MATCH_IOU, video_iou_matrix
 from spvis.report.coverage import frame_ious
 
-FOREGROUND_IOU = MATCH_IOU  # t_f
+FOREGROUND_IOU = MATCH_IOU  # t_f of the reported counts
 BACKGROUND_IOU = 0.1  # t_b
 ERROR_TYPES = ("classification", "duplicate", "mask", "association", "both", "background", "missed")
 FIXABLE = ("classification", "mask", "association")  # errors that can turn into a true positive of one GT
 NO_GT = -1  # identity of a predicted frame that overlaps no GT track by t_b (or has no mask)
-_T_F_ROW = int(np.flatnonzero(np.isclose(IOU_THRESHOLDS, FOREGROUND_IOU))[0])  # row of greedy_match's output
 
 
 @dataclass
@@ -58,8 +59,7 @@ class VideoOverlaps:
     gt_col: dict[int, int] = field(init=False)  # GT id -> column
 
     def __post_init__(self) -> None:
-        num_frames = self.video.length
-        self.identity = np.full((len(self.results), num_frames), NO_GT, dtype=np.int64)
+        self.identity = np.full((len(self.results), self.video.length), NO_GT, dtype=np.int64)
         if self.gts and self.results:
             best = np.argmax(self.frame_iou, axis=1).T  # (D, T); ties -> the earlier GT in file order
             self.identity = np.where(self.frame_iou.max(axis=1).T >= BACKGROUND_IOU, best, NO_GT)
@@ -85,11 +85,28 @@ class VideoOverlaps:
         inter, union = self.frame_areas(d, j, self.frames_on(d, j))
         return float(inter.sum() / union.sum()) if union.sum() > 0 else 0.0
 
+    def identity_error(self, d: int, j: int) -> bool:
+        """Prediction ``d`` also follows a GT other than ``j``, or another prediction of its class follows GT ``j``
+        at frames where ``d`` does not."""
+        on = self.identity[d] == j
+        if np.any((self.identity[d] != NO_GT) & ~on):
+            return True
+        same = np.array([r.category_id == self.results[d].category_id for r in self.results], dtype=bool)
+        same[d] = False
+        return bool(np.any((self.identity[same] == j) & ~on))
 
-def video_overlaps(video: GtVideo, gts: list[GtTrack], results: list[ResultTrack]) -> VideoOverlaps:
-    """Overlaps of one video's GT tracks and predictions (both in file order)."""
-    ious = frame_ious(gts, results, video.length)  # (T, G, D)
-    return VideoOverlaps(video, list(gts), list(results), video_iou_matrix(results, gts), ious)
+
+def compute_overlaps(gt: GroundTruth, results: list[ResultTrack]) -> dict[int, VideoOverlaps]:
+    """Overlaps of every GT video (by id): its GT tracks and predictions in file order."""
+    by_video: dict[int, list[ResultTrack]] = {}
+    for r in results:
+        by_video.setdefault(r.video_id, []).append(r)
+    out = {}
+    for video in gt.videos:
+        gts, preds = gt.tracks_by_video.get(video.id, []), by_video.get(video.id, [])
+        out[video.id] = VideoOverlaps(video, list(gts), list(preds), video_iou_matrix(preds, gts),
+                                      frame_ious(gts, preds, video.length))
+    return out
 
 
 @dataclass(frozen=True)
@@ -104,8 +121,9 @@ class PredictionError:
 
 @dataclass
 class ErrorAssignment:
-    """Per-prediction outcome at t_f, missed GT tracks and fixers, with the overlaps they came from."""
+    """Per-prediction outcome at one t_f, missed GT tracks and fixers, with the overlaps they came from."""
 
+    foreground_iou: float
     overlaps: dict[int, VideoOverlaps]  # by video id
     matched: dict[int, int]  # result index -> GT id, true positives at t_f
     errors: dict[int, PredictionError]  # by result index
@@ -122,9 +140,9 @@ class ErrorAssignment:
         return len(self.missed) if kind == "missed" else sum(e.kind == kind for e in self.errors.values())
 
 
-def _match_video(ov: VideoOverlaps, matched: dict[int, int]) -> set[int]:
-    """Official matching at t_f per category of the video; fills ``matched``; returns the result indices it
-    evaluated and left unmatched (not ignored, within the top 100 of their cell)."""
+def _match_video(ov: VideoOverlaps, row: int, matched: dict[int, int]) -> set[int]:
+    """Official matching at IoU threshold ``IOU_THRESHOLDS[row]`` per category of the video; fills ``matched``;
+    returns the result indices it evaluated and left unmatched (not ignored, within the top 100 of their cell)."""
     unmatched: set[int] = set()
     crowd = np.array([g.iscrowd for g in ov.gts], dtype=bool)
     for cid in sorted({r.category_id for r in ov.results}):
@@ -134,15 +152,15 @@ def _match_video(ov: VideoOverlaps, matched: dict[int, int]) -> set[int]:
         order = cols[np.argsort(crowd[cols], kind="mergesort")]  # non-crowd GT first, as the official matching
         got, got_ignored = greedy_match(ov.video_iou[np.ix_(rows, order)], crowd[order], crowd[order])
         for i, d in enumerate(rows):
-            k = int(got[_T_F_ROW, i])
+            k = int(got[row, i])
             if k < 0:
                 unmatched.add(ov.results[d].index)
-            elif not got_ignored[_T_F_ROW, i]:
+            elif not got_ignored[row, i]:
                 matched[ov.results[d].index] = ov.gts[order[k]].id
     return unmatched
 
 
-def _classify(ov: VideoOverlaps, d: int, matched_cols: np.ndarray) -> tuple[str, int | None]:
+def _classify(ov: VideoOverlaps, d: int, matched_cols: np.ndarray, t_f: float) -> tuple[str, int | None]:
     """Error type of unmatched prediction column ``d`` and the GT column it points at (TIDE's precedence)."""
     regular = np.array([not g.iscrowd for g in ov.gts], dtype=bool)
     if not regular.any():
@@ -151,45 +169,47 @@ def _classify(ov: VideoOverlaps, d: int, matched_cols: np.ndarray) -> tuple[str,
     same = np.array([g.category_id == ov.results[d].category_id for g in ov.gts], dtype=bool) & regular
     if same.any():
         j = int(np.argmax(np.where(same, row, -1.0)))
-        if BACKGROUND_IOU <= row[j] < FOREGROUND_IOU:
-            return ("association" if ov.iou_on_frames(d, j) >= FOREGROUND_IOU else "mask"), j
+        if BACKGROUND_IOU <= row[j] < t_f:
+            temporal = ov.iou_on_frames(d, j) >= t_f and ov.identity_error(d, j)
+            return ("association" if temporal else "mask"), j
     other = regular & ~same
     if other.any():
         j = int(np.argmax(np.where(other, row, -1.0)))
-        if row[j] >= FOREGROUND_IOU:
+        if row[j] >= t_f:
             return "classification", j
     taken = same & matched_cols
     if taken.any():
         j = int(np.argmax(np.where(taken, row, -1.0)))
-        if row[j] >= FOREGROUND_IOU:
+        if row[j] >= t_f:
             return "duplicate", j
     j = int(np.argmax(row))
     return ("background", None) if row[j] < BACKGROUND_IOU else ("both", j)
 
 
-def assign_errors(gt: GroundTruth, results: list[ResultTrack]) -> ErrorAssignment:
-    """TIDE's assignment (module docstring) of validated ``results`` against ``gt``."""
-    by_video: dict[int, list[ResultTrack]] = {}
-    for r in results:
-        by_video.setdefault(r.video_id, []).append(r)
-    overlaps: dict[int, VideoOverlaps] = {}
+def assign_errors(gt: GroundTruth, results: list[ResultTrack], *, foreground_iou: float = FOREGROUND_IOU,
+                  overlaps: dict[int, VideoOverlaps] | None = None) -> ErrorAssignment:
+    """TIDE's assignment (module docstring) of validated ``results`` against ``gt`` at t_f = ``foreground_iou``
+    (one of the official IoU thresholds); ``overlaps`` from ``compute_overlaps`` may be passed to reuse them."""
+    hits = np.flatnonzero(np.isclose(IOU_THRESHOLDS, foreground_iou))
+    if len(hits) != 1:
+        raise ValueError(f"foreground_iou must be one of the official IoU thresholds, got {foreground_iou}")
+    row, t_f = int(hits[0]), float(IOU_THRESHOLDS[hits[0]])
+    overlaps = compute_overlaps(gt, results) if overlaps is None else overlaps
     matched: dict[int, int] = {}
     errors: dict[int, PredictionError] = {}
     fixer: dict[int, int] = {}
     for video in gt.videos:
-        ov = video_overlaps(video, gt.tracks_by_video.get(video.id, []), by_video.get(video.id, []))
-        overlaps[video.id] = ov
-        unmatched = _match_video(ov, matched)
+        ov = overlaps[video.id]
+        unmatched = _match_video(ov, row, matched)
         matched_cols = np.zeros(len(ov.gts), dtype=bool)
         for gid in (matched[r.index] for r in ov.results if r.index in matched):
             matched_cols[ov.gt_col[gid]] = True
         best_score: dict[int, float] = {}
-        score_order = np.argsort([-r.score for r in ov.results], kind="mergesort")
-        for d in score_order.tolist():
+        for d in np.argsort([-r.score for r in ov.results], kind="mergesort").tolist():
             r = ov.results[d]
             if r.index not in unmatched:
                 continue
-            kind, j = _classify(ov, d, matched_cols)
+            kind, j = _classify(ov, d, matched_cols, t_f)
             gid = None if j is None else ov.gts[j].id
             errors[r.index] = PredictionError(r.index, video.id, kind, gid)
             if kind in FIXABLE and not matched_cols[j] and r.score > best_score.get(gid, -np.inf):
@@ -198,4 +218,4 @@ def assign_errors(gt: GroundTruth, results: list[ResultTrack]) -> ErrorAssignmen
     missed = [g for video in gt.videos for g in gt.tracks_by_video.get(video.id, [])
               if not g.iscrowd and g.id not in fixer and g.id not in found]
     gt_by_id = {g.id: g for tracks in gt.tracks_by_video.values() for g in tracks}
-    return ErrorAssignment(overlaps, matched, errors, missed, fixer, gt_by_id)
+    return ErrorAssignment(t_f, overlaps, matched, errors, missed, fixer, gt_by_id)
