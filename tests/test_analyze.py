@@ -189,6 +189,19 @@ def test_base_ap_is_the_evaluators():
     assert out["info"]["num_results"] == 4 and out["info"]["num_gt_tracks"] == 3
 
 
+@pytest.mark.parametrize("case", ["blobs", "boxes"])
+def test_evaluator_fixtures(test_data_dir, case):
+    """Null and empty frames, score ties, a GT with id 0, a crowd GT, a category without GT (tests/data/eval)."""
+    gt_path, pred_path = test_data_dir / "eval" / f"{case}_gt.json", test_data_dir / "eval" / f"{case}_results.json"
+    out = spvis.analyze(gt_path, pred_path)
+    metrics = evaluate(gt_path, pred_path)
+    assert (out["AP"], out["AP50"]) == (metrics["AP"], metrics["AP50"])
+    crowd = {a["id"] for a in json.loads(gt_path.read_text())["annotations"] if a.get("iscrowd")}
+    assert not crowd & set(out["missed_gt"])
+    assert all(v["dAP"] is not None and v["dAP"] > -0.01 for v in out["errors"].values())
+    assert len(out["assignments"]) == sum(v["count"] for k, v in out["errors"].items() if k != "missed")
+
+
 def test_no_predictions():
     gt = _gt([(1, 1, _track(BOX_A))])
     out = spvis.analyze(gt, [])
