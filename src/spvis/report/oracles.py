@@ -84,14 +84,14 @@ def relink_by_identity(ov: VideoOverlaps, sources: list[ResultTrack], next_index
     A predicted frame belongs to the GT track its mask overlaps most (``VideoOverlaps.identity``: mask IoU >= 0.1,
     any category); a source's frames on one GT form a piece. The pieces of one GT and one predicted class are
     packed into tracks without two masks in one frame: best piece first (largest summed intersection with the
-    GT, then score, then file order), each into the first track it does not overlap in time. A track that joins pieces of several sources
-    is a re-linked track; a piece left alone stays with its source. So the fragments of a split track become one
-    track, the pieces of two swapped tracks are exchanged, a duplicate (overlapping another piece in time) stays
-    a duplicate, and a wrong track that joins nobody is not cut into more false positives. The frames of a
-    changed source on no GT follow its largest re-linked track (where that one is free) when that track holds
-    more of its frames than the source keeps, else they stay with the rest. A re-linked track keeps the class
-    and takes the mean score of the sources of its frames. Returns the sources that
-    changed (to remove) and the new tracks (indices from ``next_index``).
+    GT, then score, then file order), each into the first track it does not overlap in time. A track that joins
+    pieces of several sources is a re-linked track; a piece left alone stays with its source. So the fragments
+    of a split track become one track, the pieces of two swapped tracks are exchanged, a duplicate (overlapping
+    another piece in time) stays a duplicate, and a wrong track that joins nobody is not cut into more false
+    positives. The frames of a changed source on no GT follow its largest re-linked track (where that one is
+    free) when that track holds more of its frames than the source keeps, else they stay with the rest. A
+    re-linked track keeps the class and takes the mean score of the sources of its frames. Returns the sources
+    that changed (to remove) and the new tracks (indices from ``next_index``).
     """
     cols = [ov.result_col[r.index] for r in sources]
     pieces: dict[tuple[int, int], list[tuple[int, list[int]]]] = {}  # (GT column, class) -> [(source, frames)]
