@@ -8,6 +8,7 @@ The public Python API (imported lazily, so ``import spvis`` stays light)::
         print(result.frame_index, result.track_ids, [segmenter.names[k] for k in result.labels])
     video = segmenter.predict("video.mp4", mode="offline")       # VideoResult: benchmark-format entries
     metrics = spvis.evaluate("valid.json", "results.json")
+    costs = spvis.analyze("valid.json", "results.json")         # AP points each error type costs
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ _EXPORTS = {
     "load_video_dataset": "spvis.data",
     "generate_synthetic_dataset": "spvis.data.synth",
     "evaluate": "spvis.evaluation",
+    "analyze": "spvis.report.error_costs",
     "write_results": "spvis.evaluation",
     "load_config": "spvis.config",
     "get_cfg": "spvis.config",

@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES = (
     "spvis.cli.infer_cmd",
     "spvis.cli.eval_cmd",
     "spvis.cli.report_cmd",
+    "spvis.cli.analyze_cmd",
     "spvis.cli.checkpoint_cmd",
     "spvis.cli.config_cmd",
 )

@@ -11,8 +11,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "report", help="self-contained HTML report: metric tables, PR curves, per-video and error analysis",
         description="Evaluate a results file (json or server zip) against a YouTube-VIS/OVIS ground-truth json, "
                     "as `spvis eval` does, and write OUT/index.html: AP and tracking tables, per-category and "
-                    "per-video breakdowns, PR curves, ID-switch timelines, missed and false tracks, and (with "
-                    "--image-root) thumbnails of the worst videos. Everything is inline: the folder can be "
+                    "per-video breakdowns, PR curves, the AP each error type costs (as `spvis analyze`), ID-switch "
+                    "timelines, missed and false tracks, and (with --image-root) thumbnails of the worst videos. Everything is inline: the folder can be "
                     "mailed or served as is.")
     parser.add_argument("--gt", required=True, help="ground-truth json (YouTube-VIS/OVIS format)")
     parser.add_argument("--pred", required=True, help="results json or server zip (results.json at its root)")

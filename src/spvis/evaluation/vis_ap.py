@@ -16,6 +16,7 @@ over arrays laid out as the official ones, so the floating-point sums are identi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -139,7 +140,16 @@ class _Cell:
                          num_gt_kept=int((~gt_ignore).sum()))
 
 
-def _build_cells(gt: GroundTruth, results: list[ResultTrack]) -> dict[int, list[_Cell]]:
+PairIous = Callable[[list[ResultTrack], list[GtTrack]], np.ndarray]  # (D, G) video IoUs of predictions vs GT
+
+
+def track_ious(dts: list[ResultTrack], gts: list[GtTrack]) -> np.ndarray:
+    """Video IoUs (D, G) of predictions against GT tracks of one video (``video_iou.video_ious``)."""
+    return video_ious([d.rles for d in dts], np.stack([d.frame_areas for d in dts]),
+                      [g.rles for g in gts], np.stack([g.frame_areas for g in gts]))
+
+
+def _build_cells(gt: GroundTruth, results: list[ResultTrack], pair_ious: PairIous) -> dict[int, list[_Cell]]:
     """Cells with GT or predictions, grouped by category id, each list in ascending video id."""
     max_det = MAX_DETS[-1]
     dts_by_cell: dict[tuple[int, int], list[ResultTrack]] = {}
@@ -158,12 +168,7 @@ def _build_cells(gt: GroundTruth, results: list[ResultTrack]) -> dict[int, list[
                 continue
             order = np.argsort([-d.score for d in dts], kind="mergesort")[:max_det]
             dts = [dts[i] for i in order]
-            if dts and gts:
-                dt_areas = np.stack([d.frame_areas for d in dts])  # (D, T)
-                gt_areas = np.stack([g.frame_areas for g in gts])  # (G, T)
-                ious = video_ious([d.rles for d in dts], dt_areas, [g.rles for g in gts], gt_areas)
-            else:
-                ious = np.zeros((len(dts), len(gts)))
+            ious = pair_ious(dts, gts) if dts and gts else np.zeros((len(dts), len(gts)))
             cells[cid].append(_Cell(
                 video_id=vid, gts=gts, dts=dts, ious=ious,
                 dt_area=np.array([d.avg_area for d in dts], dtype=np.float64),
@@ -220,7 +225,7 @@ def _mean_defined(values: np.ndarray) -> float:
 
 
 def summarize(precision: np.ndarray, recall: np.ndarray, buckets: list[Bucket]) -> dict[str, float]:
-    """The official 12 (YTVIS) or 18 (OVIS) summary numbers."""
+    """The official 12 (YTVIS) or 18 (OVIS) summary numbers (those of the buckets given, "all" first)."""
     index = {b.name: i for i, b in enumerate(buckets)}
     m100 = MAX_DETS.index(100)
 
@@ -233,24 +238,32 @@ def summarize(precision: np.ndarray, recall: np.ndarray, buckets: list[Bucket]) 
     def ar(bucket: str = "all", max_det: int = 100) -> float:
         return _mean_defined(recall[:, :, index[bucket], MAX_DETS.index(max_det)])
 
-    stats = {"AP": ap(), "AP50": ap(iou=0.5), "AP75": ap(iou=0.75), "APs": ap("small"), "APm": ap("medium"),
-             "APl": ap("large")}
+    sizes = (("s", "small"), ("m", "medium"), ("l", "large"))
+    stats = {"AP": ap(), "AP50": ap(iou=0.5), "AP75": ap(iou=0.75)}
+    stats.update({f"AP{key}": ap(name) for key, name in sizes if name in index})
     with_occlusion = "occ_light" in index
     if with_occlusion:
         stats.update(AP_light=ap("occ_light"), AP_medium=ap("occ_medium"), AP_heavy=ap("occ_heavy"))
-    stats.update(AR1=ar(max_det=1), AR10=ar(max_det=10), AR100=ar(), ARs=ar("small"), ARm=ar("medium"),
-                 ARl=ar("large"))
+    stats.update(AR1=ar(max_det=1), AR10=ar(max_det=10), AR100=ar())
+    stats.update({f"AR{key}": ar(name) for key, name in sizes if name in index})
     if with_occlusion:
         stats.update(AR_light=ar("occ_light"), AR_medium=ar("occ_medium"), AR_heavy=ar("occ_heavy"))
     return stats
 
 
-def evaluate_ap(gt: GroundTruth, results: list[ResultTrack], *, with_occlusion: bool | None = None) -> APResult:
-    """Video AP/AR of ``results`` against ``gt``; OVIS occlusion buckets when the GT has occlusion labels."""
+def evaluate_ap(gt: GroundTruth, results: list[ResultTrack], *, with_occlusion: bool | None = None,
+                pair_ious: PairIous = track_ious, buckets: list[Bucket] | None = None) -> APResult:
+    """Video AP/AR of ``results`` against ``gt``; OVIS occlusion buckets when the GT has occlusion labels.
+
+    A caller evaluating many variants of the same inputs (``spvis analyze``) passes a ``pair_ious`` that
+    remembers the (prediction, GT) pairs it has seen, and may restrict ``buckets`` to the ones it reads ("all"
+    first; ``stats`` then holds the numbers of those buckets only)."""
     if with_occlusion is None:
         with_occlusion = gt.has_occlusion
-    buckets = buckets_for(with_occlusion)
-    cells = _build_cells(gt, results)
+    buckets = buckets_for(with_occlusion) if buckets is None else buckets
+    if buckets[0].name != "all":
+        raise ValueError(f"the first bucket must be 'all', got {buckets[0].name!r}")
+    cells = _build_cells(gt, results, pair_ious)
     cat_ids = gt.category_ids
     num_thr, num_rec = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS)
     precision = -np.ones((num_thr, num_rec, len(cat_ids), len(buckets), len(MAX_DETS)))

@@ -20,6 +20,7 @@ from spvis.evaluation.ground_truth import GroundTruth, load_ground_truth
 from spvis.evaluation.results_io import ResultTrack, load_results
 from spvis.evaluation.vis_ap import evaluate_ap
 from spvis.report.analysis import ReportAnalysis, analyse
+from spvis.report.error_costs import analyze_loaded
 from spvis.report.gallery import video_thumbnails
 from spvis.report.html import ReportContent, render_report
 from spvis.utils.atomic_io import atomic_open
@@ -83,7 +84,8 @@ def build_report_html(gt: GroundTruth, results: list[ResultTrack], *, gt_source:
     }
     content = ReportContent(metrics=metrics, ap=ap, analysis=analysis,
                             category_names={int(c["id"]): str(c.get("name", c["id"])) for c in gt.categories},
-                            header=header, gallery=gallery, image_root_given=image_root is not None)
+                            header=header, gallery=gallery, image_root_given=image_root is not None,
+                            ap_errors=analyze_loaded(gt, results))
     return render_report(content)
 
 

@@ -202,18 +202,22 @@ def _false_tracks(video: GtVideo, gts: list[GtTrack], results: list[ResultTrack]
     return out
 
 
+def video_iou_matrix(results: list[ResultTrack], gts: list[GtTrack]) -> np.ndarray:
+    """Video IoU (D, G) float64 of every prediction against every GT track of one video, any category (the AP
+    code's IoU; the report's closest-track columns and ``spvis analyze``'s error assignment both read it)."""
+    if not results or not gts:
+        return np.zeros((len(results), len(gts)))
+    return video_ious([r.rles for r in results], np.stack([r.frame_areas for r in results]),
+                      [g.rles for g in gts], np.stack([g.frame_areas for g in gts]))
+
+
 def analyse_video(video: GtVideo, gts: list[GtTrack], results: list[ResultTrack], *,
                   track_score_thr: float) -> VideoAnalysis:
     """Analysis of one video: ``gts`` and ``results`` are that video's GT tracks and predictions in file order."""
     counted = [r for r in results if r.score >= track_score_thr]  # what the tracking metrics' sequences keep
     is_kept = np.array([r.score >= track_score_thr and bool(r.frame_areas.any()) for r in results], dtype=bool)
     kept = [r for r, k in zip(results, is_kept) if k]
-    # video IoU of every prediction against every GT track of the video (the AP code's IoU)
-    if results and gts:
-        vious = video_ious([r.rles for r in results], np.stack([r.frame_areas for r in results]),
-                           [g.rles for g in gts], np.stack([g.frame_areas for g in gts]))  # (D, G)
-    else:
-        vious = np.zeros((len(results), len(gts)))
+    vious = video_iou_matrix(results, gts)  # (D, G)
     same = np.array([[r.category_id == g.category_id for g in gts] for r in results], dtype=bool
                     ).reshape(len(results), len(gts))  # (D, G)
     best_iou = {g.id: float(vious[same[:, j], j].max(initial=0.0)) for j, g in enumerate(gts)}

@@ -16,6 +16,7 @@ from spvis.evaluation.report import AP_KEYS, OCCLUSION_KEYS
 from spvis.evaluation.vis_ap import APResult
 from spvis.report.analysis import ReportAnalysis, VideoAnalysis
 from spvis.report.assets import CONTENT_SECURITY_POLICY, CSS, ERROR_CATCHER, SORTER
+from spvis.report.error_costs import ORACLE_LABEL, error_rows
 from spvis.report.gallery import Thumbnail
 from spvis.report.pr_curves import CURVE_IOUS, category_curves, mean_curve
 from spvis.report.svg import MISSED_COLOUR, colour_of, pr_plot, timeline_chart
@@ -41,6 +42,7 @@ class ReportContent:
     header: dict[str, str]  # label -> value for the header table (files, counts, version, timestamp)
     gallery: list[tuple[VideoAnalysis, list[Thumbnail]]] = field(default_factory=list)
     image_root_given: bool = False
+    ap_errors: dict | None = None  # ``spvis analyze``'s dict (error_costs.analyze_loaded)
 
 
 def _fmt(key: str, value: float) -> str:
@@ -260,6 +262,31 @@ def _errors_section(content: ReportContent) -> str:
     return "".join(parts)
 
 
+def _ap_errors_section(content: ReportContent) -> str:
+    """The ``spvis analyze`` table: AP points each error type costs when an oracle fixes it."""
+    costs = content.ap_errors
+    if costs is None:
+        return ""
+    thr = costs["thresholds"]
+    kinds = list(costs["errors"]) + ["oracle_association"]
+    head = "<tr><th class='text'>error type</th><th>dAP</th><th>dAP50</th><th>count</th></tr>"
+    rows = []
+    for kind, cells in zip(kinds, error_rows(costs)):
+        tds = [_text_td(cells[0])] + [f"<td>{escape(v)}</td>" for v in cells[1:]]
+        rows.append(f'<tr data-error="{escape(kind)}">' + "".join(tds) + "</tr>")
+    base = " ".join(f"{k} {'–' if costs[k] is None else f'{100 * costs[k]:.1f}'}" for k in ("AP", "AP50"))
+    return ('<section id="ap-errors"><h2>Where AP is lost: oracle fixes per error type (×100)</h2>'
+            f'<p class="note">Base {escape(base)}. TIDE\'s procedure on video IoU: at each IoU threshold every '
+            f"prediction is a true positive or one error type (background below {thr['background']:g}, TIDE's "
+            "precedence), each type is fixed alone by an oracle and the official AP recomputed: dAP (the rows "
+            "overlap, so they need not add up). count: errors at IoU "
+            f"{thr['foreground']:g} (GT tracks for missed). {escape(ORACLE_LABEL)}: every predicted frame re-linked "
+            "to the GT track it overlaps most, the AP a tracker that knows the identities would reach with these "
+            "masks (count: predictions changed). Same numbers as <code>spvis analyze</code>.</p>"
+            f'<table id="ap-errors-table" class="metrics"><thead>{head}</thead><tbody>{"".join(rows)}</tbody>'
+            "</table></section>")
+
+
 def _gallery_section(content: ReportContent) -> str:
     parts = ['<section id="worst-videos"><h2>Worst videos</h2>']
     if not content.image_root_given:
@@ -292,7 +319,8 @@ def render_report(content: ReportContent) -> str:
     """The complete page."""
     body = "".join([
         _header(content), _ap_section(content.metrics), _tracking_section(content.metrics),
-        _category_section(content), _pr_section(content), _video_section(content), _errors_section(content),
+        _category_section(content), _pr_section(content), _ap_errors_section(content), _video_section(content),
+        _errors_section(content),
         _gallery_section(content)])
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
