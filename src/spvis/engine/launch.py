@@ -1,7 +1,8 @@
 """Training runs as a library call: one stage (cfg.STAGE) in this process or in N local processes.
 
-``train(config, overrides, resume=False, num_processes=1)`` is what ``spvis train`` calls;
-``torchrun --nproc_per_node N -m spvis train ...`` runs ``train_main`` once per rank instead.
+``train(config, overrides, resume=False, overwrite=False, num_processes=1)`` is what ``spvis train`` calls;
+``torchrun --nproc_per_node N -m spvis train ...`` runs ``train_main`` once per rank instead. Both refuse, before
+any work, an OUTPUT_DIR holding another run unless it is resumed or overwritten (``spvis.engine.run_dir``).
 """
 
 from __future__ import annotations
@@ -50,14 +51,23 @@ def build_evaluator(cfg: Any, ctx: Any) -> Any:
     return build_eval_hook(cfg, ctx)
 
 
-def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: bool = False) -> int:
+def _say(text: str) -> None:
+    print(f"spvis train: {text}", file=sys.stderr, flush=True)
+
+
+def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: bool = False,
+               overwrite: bool = False) -> int:
     """Train in this process (one rank of torchrun, or alone); returns the exit code (128 + signal when
-    a signal stopped the run after its checkpoint)."""
+    a signal stopped the run after its checkpoint). Every rank refuses a used OUTPUT_DIR; only rank 0, the one
+    that writes there, removes an earlier run's files under ``overwrite``."""
     from spvis.config import load_config
     from spvis.engine.distributed import init_distributed, shutdown_distributed
+    from spvis.engine.run_dir import prepare_output_dir
     from spvis.engine.trainer import Trainer, configure_threads, setup_reproducibility
 
     cfg = load_config(config, list(overrides))
+    prepare_output_dir(cfg.OUTPUT_DIR, resume=resume, overwrite=overwrite,
+                       remove=int(os.environ.get("RANK", "0")) == 0, say=_say)
     ctx = init_distributed(cfg.MODEL.DEVICE)
     try:
         configure_threads(ctx, int(cfg.SOLVER.CPU_THREADS))
@@ -73,18 +83,24 @@ def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: boo
         shutdown_distributed()
 
 
-def train(config: str | Path, overrides: Sequence[str] = (), resume: bool = False, num_processes: int = 1) -> int:
+def train(config: str | Path, overrides: Sequence[str] = (), resume: bool = False, num_processes: int = 1, *,
+          overwrite: bool = False) -> int:
     """Train the stage named by the config's STAGE; ``num_processes`` > 1 starts that many local DDP processes
-    (one per GPU, or gloo on CPU). Returns the exit code (0 when MAX_ITER was reached)."""
-    from spvis.config import load_config
+    (one per GPU, or gloo on CPU). Returns the exit code (0 when MAX_ITER was reached).
 
-    load_config(config, list(overrides))  # fail fast on bad keys before starting processes
+    An OUTPUT_DIR holding another run is refused before any work unless ``resume`` (continue it) or
+    ``overwrite`` (remove that run's own files first, listing them) is given."""
+    from spvis.config import load_config
+    from spvis.engine.run_dir import prepare_output_dir
+
+    cfg = load_config(config, list(overrides))  # fail fast on bad keys before starting processes
     if num_processes < 1:
         raise SpvisError(f"num_processes (--num-gpus) must be at least 1, got {num_processes}")
     if num_processes == 1:
-        return train_main(config, overrides, resume=resume)
+        return train_main(config, overrides, resume=resume, overwrite=overwrite)
     if "WORLD_SIZE" in os.environ:
         raise SpvisError("--num-gpus cannot be combined with torchrun (torchrun already sets the processes)")
+    prepare_output_dir(cfg.OUTPUT_DIR, resume=resume, overwrite=overwrite, say=_say)  # before processes start
     return _launch_local(str(config), list(overrides), resume, num_processes)
 
 
