@@ -18,6 +18,7 @@ from typing import Any
 
 from spvis.cli.device_args import add_device_arguments, device_overrides
 from spvis.engine.inference import VideoJob, iter_jobs, load_model, run_video  # noqa: F401 (tests patch these)
+from spvis.engine.infer_settings import SETTINGS_NAME
 from spvis.engine.results_log import RESULTS_LOG_NAME, ResultsLog
 
 RESULTS_NAME = "results.json"
@@ -52,18 +53,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-overlay", action="store_true", help="skip the overlay videos")
     again = parser.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
-                       help="continue the run in --out: skip the videos already in OUT/results.jsonl")
+                       help="continue the run in --out: skip the videos already in OUT/results.jsonl (refused when "
+                            "a result-changing setting differs from OUT/results.settings.json)")
     again.add_argument("--exist-ok", action="store_true",
                        help="--out may hold another run's results: remove this command's own outputs there "
-                            "(results.json, results.jsonl, the overlays it writes) and start over; other files stay")
+                            "(results.json, results.jsonl, results.settings.json, the overlays it writes) and start "
+                            "over; other files stay")
     add_device_arguments(parser)
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     parser.set_defaults(func=run)
 
 
 def planned_outputs(args: argparse.Namespace, out_dir: Path, videos: list[tuple[int, str]]) -> list[Path]:
-    """Every file this run writes: results.json, results.jsonl and one overlay per video (unless --no-overlay)."""
-    outputs = [out_dir / RESULTS_NAME, out_dir / RESULTS_LOG_NAME]
+    """Every file this run writes: results.json, results.jsonl, results.settings.json and one overlay per video
+    (unless --no-overlay)."""
+    outputs = [out_dir / RESULTS_NAME, out_dir / RESULTS_LOG_NAME, out_dir / SETTINGS_NAME]
     if not args.no_overlay:
         outputs += [out_dir / f"{name}.mp4" for _, name in videos]
     return outputs
@@ -116,6 +120,19 @@ def read_finished(args: argparse.Namespace, log: ResultsLog, videos: list[tuple[
     if done:
         print(f"spvis infer: resuming: {len(done)} of {len(videos)} videos already in {log.path}", file=sys.stderr)
     return done
+
+
+def run_settings(args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
+    """The result-changing settings of this run (spvis.engine.infer_settings says which and why)."""
+    from spvis.checkpoints.io import weights_file
+    from spvis.engine.distributed import resolve_device
+    from spvis.engine.inference import BUILTIN_WEIGHTS
+    from spvis.engine.infer_settings import result_settings
+
+    return result_settings(input_path=args.input, image_root=args.image_root,
+                           weights_file=weights_file(args.weights or BUILTIN_WEIGHTS), mode=args.mode,
+                           score_thr=args.score_thr, max_frames=args.max_frames,
+                           device_type=resolve_device(str(cfg.MODEL.DEVICE)).type, cfg=cfg)
 
 
 def remove_files(paths: list[Path]) -> None:
@@ -177,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
 
 def infer(args: argparse.Namespace) -> int:
     """``spvis infer``: check everything, run every video, then write results.json from results.jsonl."""
+    from spvis.engine.infer_settings import check_resume_settings, record_settings
     from spvis.engine.inference import planned_videos
     from spvis.errors import SpvisError
     from spvis.evaluation.results_io import write_results
@@ -197,9 +215,14 @@ def infer(args: argparse.Namespace) -> int:
     if args.mode == "offline" and cfg.TEST.TRACKER == "minvis":
         raise SpvisError("--tracker minvis is an online association (the refiner needs the learned tracker); "
                          "use --mode online")
+    settings = run_settings(args, cfg)
+    if args.resume:
+        check_resume_settings(out_dir / SETTINGS_NAME, settings, log_has_videos=bool(done))
     if args.exist_ok:
         remove_files(previous)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not (out_dir / SETTINGS_NAME).is_file():
+        record_settings(out_dir / SETTINGS_NAME, settings)
     order = run_all_videos(args, model, cfg, out_dir, log, done)
     entries = [entry for video_id in order for entry in done[video_id]]
     write_results(out_dir / RESULTS_NAME, entries)
