@@ -91,3 +91,50 @@ def test_resume_with_the_same_settings_finishes_and_a_log_without_settings_is_re
     settings = json.loads((half_done / "results.settings.json").read_text())
     assert settings["mode"] == "online" and settings["weights"].startswith("sha256:")
     assert not any(key.startswith(("config.OUTPUT_DIR", "config.SOLVER.", "config.MODEL.WEIGHTS")) for key in settings)
+
+
+_KILLED_CHILD = """
+import os, signal, sys
+import torch
+torch.set_num_threads(1)
+import spvis.viz.overlay as overlay
+from spvis.cli.main import main
+
+real, calls = overlay.draw_overlay, []
+
+def draw_then_die(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == {kill_at}:  # video 2's second frame: its overlay is a hidden temporary mp4 by now
+        os.kill(os.getpid(), signal.SIGKILL)  # no handler, no cleanup: what a preemption or the OOM killer does
+    return real(*args, **kwargs)
+
+overlay.draw_overlay = draw_then_die
+sys.exit(main({argv!r}))
+"""
+
+
+def test_a_killed_runs_temporary_overlay_is_gone_after_the_resume(weights, dataset, reference, tmp_path, capsys):
+    from test_reliability import FRAMES
+
+    out = tmp_path / "out"
+    code = _KILLED_CHILD.format(kill_at=FRAMES + 2, argv=_infer_argv(weights, dataset, out))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert child.returncode == -9, child.stderr
+    left = _hidden(out)
+    assert any(name.startswith(".2.") and name.endswith(".mp4") for name in left), left
+    (out / ".results.json.k1ll3d_x.tmp").write_bytes(b"")  # as a kill inside the final atomic write leaves
+    (out / ".notes.k1ll3d_x.tmp").write_bytes(b"mine")  # not a temporary of this command: stays
+    assert main(_infer_argv(weights, dataset, out, "--resume")) == 0
+    assert _hidden(out) == [".notes.k1ll3d_x.tmp"]
+    assert "removed 2 temporary files a killed run left" in capsys.readouterr().err
+    assert _logged_videos(out) == [1, 2, 3] and (out / "results.json").read_bytes() == reference
+
+
+def test_the_interrupt_message_says_how_to_continue(weights, dataset, tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(infer_cmd, "run_video", interrupted)
+    assert main(_infer_argv(weights, dataset, tmp_path / "out")) == 130
+    assert "spvis infer: interrupted: rerun the same command with --resume to continue" in capsys.readouterr().err

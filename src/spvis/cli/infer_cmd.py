@@ -61,7 +61,7 @@ def register(subparsers: Any) -> None:
                             "over; other files stay")
     add_device_arguments(parser)
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, interrupt_hint="rerun the same command with --resume to continue")
 
 
 def planned_outputs(args: argparse.Namespace, out_dir: Path, videos: list[tuple[int, str]]) -> list[Path]:
@@ -198,7 +198,7 @@ def infer(args: argparse.Namespace) -> int:
     from spvis.engine.inference import planned_videos
     from spvis.errors import SpvisError
     from spvis.evaluation.results_io import write_results
-    from spvis.utils.atomic_io import check_output_dir, refuse_overwriting_inputs
+    from spvis.utils.atomic_io import check_output_dir, refuse_overwriting_inputs, remove_stale_temp_files
 
     check_arguments(args)
     out_dir = check_output_dir(args.out)
@@ -220,6 +220,10 @@ def infer(args: argparse.Namespace) -> int:
         check_resume_settings(out_dir / SETTINGS_NAME, settings, log_has_videos=bool(done))
     if args.exist_ok:
         remove_files(previous)
+    stale = remove_stale_temp_files(outputs)
+    if stale:
+        print(f"spvis infer: removed {len(stale)} temporary files a killed run left in {out_dir}: "
+              + ", ".join(p.name for p in stale), file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not (out_dir / SETTINGS_NAME).is_file():
         record_settings(out_dir / SETTINGS_NAME, settings)

@@ -26,7 +26,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--num-gpus", "--num-processes", dest="num_processes", type=int, default=1,
                         help="local processes to start (DDP; one per GPU, or gloo on CPU); not with torchrun")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, interrupt_hint="rerun the same command with --resume to continue from the last "
+                                                 "checkpoint")
 
 
 def run(args: argparse.Namespace) -> int:
