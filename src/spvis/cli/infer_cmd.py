@@ -51,6 +51,9 @@ def register(subparsers: Any) -> None:
                              "0 recomputes the segmenter per window instead of caching")
     parser.add_argument("--window-size", type=int, help="offline: frames decoded per window (default TEST.WINDOW_SIZE)")
     parser.add_argument("--no-overlay", action="store_true", help="skip the overlay videos")
+    parser.add_argument("--allow-truncated", action="store_true",
+                        help="a video that breaks off (a cut mp4, a missing, empty, cut, corrupt or mis-sized frame) "
+                             "keeps the frames before the break, with a warning, instead of being an error")
     again = parser.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
                        help="continue the run in --out: skip the videos already in OUT/results.jsonl (refused when "
@@ -150,7 +153,8 @@ def run_one_video(args: argparse.Namespace, model: Any, cfg: Any, job: VideoJob,
     try:
         result = run_video(model, cfg, job, mode=args.mode, out_dir=None if args.no_overlay else out_dir,
                            score_thr=args.score_thr, max_frames=args.max_frames,
-                           max_memory_gb=args.max_memory_gb, window_size=args.window_size)
+                           max_memory_gb=args.max_memory_gb, window_size=args.window_size,
+                           allow_truncated=args.allow_truncated)
     except SpvisError as exc:
         if not is_dataset:
             raise
@@ -162,18 +166,22 @@ def run_one_video(args: argparse.Namespace, model: Any, cfg: Any, job: VideoJob,
 
 
 def run_all_videos(args: argparse.Namespace, model: Any, cfg: Any, out_dir: Path, log: ResultsLog,
-                   done: dict[int, list[dict]]) -> list[int]:
-    """Run every video not in ``done``, logging each as it finishes; returns the video ids in input order."""
+                   done: dict[int, list[dict]], settings: dict[str, Any]) -> list[int]:
+    """Run every video not in ``done``, logging each as it finishes; returns the video ids in input order. The
+    settings record is written with the first finished video, so a run that finishes none leaves no file."""
+    from spvis.engine.infer_settings import record_settings
     from spvis.errors import SpvisError
 
     is_dataset = Path(args.input).suffix.lower() == ".json"
     order: list[int] = []
     try:
-        for job in iter_jobs(args.input, args.image_root, cfg, args.max_frames):
+        for job in iter_jobs(args.input, args.image_root, cfg, args.max_frames, args.allow_truncated):
             order.append(job.video_id)
             if job.video_id in done:
                 continue
             entries = run_one_video(args, model, cfg, job, out_dir, is_dataset)
+            if not (out_dir / SETTINGS_NAME).is_file():
+                record_settings(out_dir / SETTINGS_NAME, settings)
             log.append(job.video_id, entries)
             done[job.video_id] = entries
     except SpvisError as exc:
@@ -194,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
 
 def infer(args: argparse.Namespace) -> int:
     """``spvis infer``: check everything, run every video, then write results.json from results.jsonl."""
-    from spvis.engine.infer_settings import check_resume_settings, record_settings
+    from spvis.engine.infer_settings import check_resume_settings
     from spvis.engine.inference import planned_videos
     from spvis.errors import SpvisError
     from spvis.evaluation.results_io import write_results
@@ -225,9 +233,7 @@ def infer(args: argparse.Namespace) -> int:
         print(f"spvis infer: removed {len(stale)} temporary files a killed run left in {out_dir}: "
               + ", ".join(p.name for p in stale), file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not (out_dir / SETTINGS_NAME).is_file():
-        record_settings(out_dir / SETTINGS_NAME, settings)
-    order = run_all_videos(args, model, cfg, out_dir, log, done)
+    order = run_all_videos(args, model, cfg, out_dir, log, done, settings)
     entries = [entry for video_id in order for entry in done[video_id]]
     write_results(out_dir / RESULTS_NAME, entries)
     print(f"wrote {out_dir / RESULTS_NAME} ({len(entries)} entries)")

@@ -12,7 +12,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from torch import nn
 
@@ -55,8 +55,16 @@ def _say(text: str) -> None:
     print(f"spvis train: {text}", file=sys.stderr, flush=True)
 
 
+def check_train_frames(dataset: Any, *, allow_truncated: bool, say: Callable[[str], None] | None = None) -> None:
+    """Every training frame file checked from its header and end marker before the first step (a bad frame is a
+    one-line error naming it); with ``allow_truncated`` videos end before their first bad frame, each said."""
+    for note in dataset.check_frames(allow_truncated=allow_truncated):
+        if say is not None:
+            say(f"warning: {note}")
+
+
 def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: bool = False,
-               overwrite: bool = False) -> int:
+               overwrite: bool = False, allow_truncated: bool = False) -> int:
     """Train in this process (one rank of torchrun, or alone); returns the exit code (128 + signal when
     a signal stopped the run after its checkpoint). Every rank refuses a used OUTPUT_DIR; only rank 0, the one
     that writes there, removes an earlier run's files under ``overwrite``."""
@@ -73,6 +81,7 @@ def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: boo
         configure_threads(ctx, int(cfg.SOLVER.CPU_THREADS))
         setup_reproducibility(cfg)
         dataset = build_train_dataset(cfg)
+        check_train_frames(dataset, allow_truncated=allow_truncated, say=_say if ctx.is_main else None)
         model = build_model(cfg)
         evaluator = build_evaluator(cfg, ctx)
         result = Trainer(cfg, model, dataset, ctx, evaluator=evaluator, resume=resume).train()
@@ -84,12 +93,14 @@ def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: boo
 
 
 def train(config: str | Path, overrides: Sequence[str] = (), resume: bool = False, num_processes: int = 1, *,
-          overwrite: bool = False) -> int:
+          overwrite: bool = False, allow_truncated: bool = False) -> int:
     """Train the stage named by the config's STAGE; ``num_processes`` > 1 starts that many local DDP processes
     (one per GPU, or gloo on CPU). Returns the exit code (0 when MAX_ITER was reached).
 
     An OUTPUT_DIR holding another run is refused before any work unless ``resume`` (continue it) or
-    ``overwrite`` (remove that run's own files first, listing them) is given."""
+    ``overwrite`` (remove that run's own files first, listing them) is given. A missing, empty, cut, corrupt or
+    mis-sized training frame is an error before the first step unless ``allow_truncated`` (its video then ends
+    before it)."""
     from spvis.config import load_config
     from spvis.engine.run_dir import prepare_output_dir
 
@@ -97,11 +108,11 @@ def train(config: str | Path, overrides: Sequence[str] = (), resume: bool = Fals
     if num_processes < 1:
         raise SpvisError(f"num_processes (--num-gpus) must be at least 1, got {num_processes}")
     if num_processes == 1:
-        return train_main(config, overrides, resume=resume, overwrite=overwrite)
+        return train_main(config, overrides, resume=resume, overwrite=overwrite, allow_truncated=allow_truncated)
     if "WORLD_SIZE" in os.environ:
         raise SpvisError("--num-gpus cannot be combined with torchrun (torchrun already sets the processes)")
     prepare_output_dir(cfg.OUTPUT_DIR, resume=resume, overwrite=overwrite, say=_say)  # before processes start
-    return _launch_local(str(config), list(overrides), resume, num_processes)
+    return _launch_local(str(config), list(overrides), resume, num_processes, allow_truncated)
 
 
 def _free_port() -> int:
@@ -110,11 +121,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _worker(local_rank: int, world_size: int, port: int, config: str, overrides: list[str], resume: bool) -> None:
+def _worker(local_rank: int, world_size: int, port: int, config: str, overrides: list[str], resume: bool,
+            allow_truncated: bool = False) -> None:
     os.environ.update({"RANK": str(local_rank), "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(world_size),
                        "LOCAL_WORLD_SIZE": str(world_size), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     try:
-        code = train_main(config, overrides, resume=resume)
+        code = train_main(config, overrides, resume=resume, allow_truncated=allow_truncated)
     except SpvisError as exc:
         print(f"spvis train (rank {local_rank}): error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
@@ -122,12 +134,12 @@ def _worker(local_rank: int, world_size: int, port: int, config: str, overrides:
         raise SystemExit(code)
 
 
-def _launch_local(config: str, overrides: list[str], resume: bool, n: int) -> int:
+def _launch_local(config: str, overrides: list[str], resume: bool, n: int, allow_truncated: bool = False) -> int:
     import torch.multiprocessing as mp
 
     try:
-        mp.start_processes(_worker, args=(n, _free_port(), config, overrides, resume), nprocs=n, join=True,
-                           start_method="spawn")
+        mp.start_processes(_worker, args=(n, _free_port(), config, overrides, resume, allow_truncated), nprocs=n,
+                           join=True, start_method="spawn")
     except mp.ProcessExitedException as exc:
         if exc.exit_code == 2:
             raise SpvisError(f"training process {exc.error_index} failed (see its error above)") from None
