@@ -208,3 +208,18 @@ def test_allow_truncated_trains_on_the_frames_before_a_bad_one(train_setup, tmp_
     assert [(v.id, v.length) for v in clips.entries] == [(1, 6), (2, 3)]
     video_2 = [clips[i] for i in range(1, 41, 2)]  # index 1 mod 2: video 2's clips, at 20 random positions
     assert all(c["video_id"] == 2 and max(c["frame_indices"]) < 3 for c in video_2)
+
+
+def test_the_python_api_refuses_a_cut_video_unless_allowed(weights, bad_dataset):
+    import spvis
+
+    bad = _frame(bad_dataset, 2, 1)
+    damage(bad, "zeroed")
+    segmenter = spvis.load(weights, device="cpu")
+    with pytest.raises(spvis.SpvisError, match=str(bad)):
+        segmenter.predict(bad.parent)
+    video = segmenter.predict(bad.parent, allow_truncated=True)
+    assert video.truncated and str(bad) in video.error and video.num_frames == 1
+    with pytest.raises(spvis.SpvisError, match="video 2"):
+        segmenter.predict_dataset(*bad_dataset)
+    assert {e["video_id"] for e in segmenter.predict_dataset(*bad_dataset, allow_truncated=True)} == {1, 2, 3}
