@@ -223,3 +223,16 @@ def test_the_python_api_refuses_a_cut_video_unless_allowed(weights, bad_dataset)
     with pytest.raises(spvis.SpvisError, match="video 2"):
         segmenter.predict_dataset(*bad_dataset)
     assert {e["video_id"] for e in segmenter.predict_dataset(*bad_dataset, allow_truncated=True)} == {1, 2, 3}
+
+
+def test_datasets_without_frame_files_need_no_check():
+    """Clips generated in memory (no check_frames) pass, alone or as a part of a mixture."""
+    from spvis.data.clip_dataset import MixedClipDataset
+    from spvis.engine.launch import check_train_frames
+
+    class InMemory:
+        class_names, contiguous_to_dataset_id, dataset_to_contiguous_id, clip_length = ["a"], [1], {1: 0}, 1
+
+    check_train_frames(InMemory(), allow_truncated=False)
+    mixed = MixedClipDataset([InMemory(), InMemory()])
+    assert mixed.check_frames() == []

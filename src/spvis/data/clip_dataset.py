@@ -255,8 +255,9 @@ class MixedClipDataset(torch.utils.data.Dataset):
             p.set_epoch(epoch)
 
     def check_frames(self, *, allow_truncated: bool = False) -> list[str]:
-        """``ClipDataset.check_frames`` of every part."""
-        return [note for p in self.parts for note in p.check_frames(allow_truncated=allow_truncated)]
+        """``ClipDataset.check_frames`` of every part that reads frame files (a part generated in memory has none)."""
+        return [note for p in self.parts if hasattr(p, "check_frames")
+                for note in p.check_frames(allow_truncated=allow_truncated)]
 
     def __len__(self) -> int:
         return sum(len(p) for p in self.parts)

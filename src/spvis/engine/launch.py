@@ -57,8 +57,10 @@ def _say(text: str) -> None:
 
 def check_train_frames(dataset: Any, *, allow_truncated: bool, say: Callable[[str], None] | None = None) -> None:
     """Every training frame file checked from its header and end marker before the first step (a bad frame is a
-    one-line error naming it); with ``allow_truncated`` videos end before their first bad frame, each said."""
-    for note in dataset.check_frames(allow_truncated=allow_truncated):
+    one-line error naming it); with ``allow_truncated`` videos end before their first bad frame, each said. A
+    dataset without ``check_frames`` has no frame files to check (clips generated in memory)."""
+    check = getattr(dataset, "check_frames", None)
+    for note in check(allow_truncated=allow_truncated) if check is not None else []:
         if say is not None:
             say(f"warning: {note}")
 
