@@ -62,23 +62,29 @@ class VideoSegmenter:
         engine = OnlineTracker(self.model, self.cfg, score_thr=score_thr)
         yield from engine.stream(islice(iter(src), max_frames), source=name)
 
-    def predict(self, src: str | Path, *, mode: str = "online", max_memory_gb: float | None = None) -> VideoResult:
-        """One video (file or frame folder) end to end: benchmark-format entries, one per track and class."""
+    def predict(self, src: str | Path, *, mode: str = "online", max_memory_gb: float | None = None,
+                allow_truncated: bool = False) -> VideoResult:
+        """One video (file or frame folder) end to end: benchmark-format entries, one per track and class.
+
+        A video that breaks off (a cut file, a bad frame) is an SpvisError naming the file, as in ``spvis infer``;
+        ``allow_truncated`` returns the frames before the break instead (``result.truncated`` / ``.error``)."""
         if mode not in ("online", "offline"):
             raise SpvisError(f"mode must be online or offline, got {mode!r}")
         if not Path(src).exists():
             raise SpvisError(f"{src}: no such video file or frame folder")
-        job = next(iter_jobs(str(src), None, self.cfg))
+        job = next(iter_jobs(str(src), None, self.cfg, None, allow_truncated))
         return run_video(self.model, self.cfg, job, mode=mode, out_dir=None, score_thr=0.0, max_frames=None,
-                         max_memory_gb=max_memory_gb)
+                         max_memory_gb=max_memory_gb, allow_truncated=allow_truncated)
 
     def predict_dataset(self, json_path: str | Path, image_root: str | Path | None = None, *,
-                        mode: str = "online") -> list[dict]:
-        """Every video of a YouTube-VIS/OVIS json; the entries of a results.json (``spvis.evaluate`` scores it)."""
+                        mode: str = "online", allow_truncated: bool = False) -> list[dict]:
+        """Every video of a YouTube-VIS/OVIS json; the entries of a results.json (``spvis.evaluate`` scores it).
+        ``allow_truncated`` as in ``predict``."""
         entries: list[dict] = []
-        for job in iter_jobs(str(json_path), None if image_root is None else str(image_root), self.cfg):
+        for job in iter_jobs(str(json_path), None if image_root is None else str(image_root), self.cfg, None,
+                             allow_truncated):
             entries.extend(run_video(self.model, self.cfg, job, mode=mode, out_dir=None, score_thr=0.0,
-                                     max_frames=None).entries)
+                                     max_frames=None, allow_truncated=allow_truncated).entries)
         return entries
 
     def save_pretrained(self, folder: str | Path, *, recipe: str = "") -> Path:

@@ -18,6 +18,7 @@ from typing import Any
 
 from spvis.cli.device_args import add_device_arguments, device_overrides
 from spvis.engine.inference import VideoJob, iter_jobs, load_model, run_video  # noqa: F401 (tests patch these)
+from spvis.engine.infer_settings import SETTINGS_NAME
 from spvis.engine.results_log import RESULTS_LOG_NAME, ResultsLog
 
 RESULTS_NAME = "results.json"
@@ -50,20 +51,26 @@ def register(subparsers: Any) -> None:
                              "0 recomputes the segmenter per window instead of caching")
     parser.add_argument("--window-size", type=int, help="offline: frames decoded per window (default TEST.WINDOW_SIZE)")
     parser.add_argument("--no-overlay", action="store_true", help="skip the overlay videos")
+    parser.add_argument("--allow-truncated", action="store_true",
+                        help="a video that breaks off (a cut mp4, a missing, empty, cut, corrupt or mis-sized frame) "
+                             "keeps the frames before the break, with a warning, instead of being an error")
     again = parser.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
-                       help="continue the run in --out: skip the videos already in OUT/results.jsonl")
+                       help="continue the run in --out: skip the videos already in OUT/results.jsonl (refused when "
+                            "a result-changing setting differs from OUT/results.settings.json)")
     again.add_argument("--exist-ok", action="store_true",
                        help="--out may hold another run's results: remove this command's own outputs there "
-                            "(results.json, results.jsonl, the overlays it writes) and start over; other files stay")
+                            "(results.json, results.jsonl, results.settings.json, the overlays it writes) and start "
+                            "over; other files stay")
     add_device_arguments(parser)
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, interrupt_hint="rerun the same command with --resume to continue")
 
 
 def planned_outputs(args: argparse.Namespace, out_dir: Path, videos: list[tuple[int, str]]) -> list[Path]:
-    """Every file this run writes: results.json, results.jsonl and one overlay per video (unless --no-overlay)."""
-    outputs = [out_dir / RESULTS_NAME, out_dir / RESULTS_LOG_NAME]
+    """Every file this run writes: results.json, results.jsonl, results.settings.json and one overlay per video
+    (unless --no-overlay)."""
+    outputs = [out_dir / RESULTS_NAME, out_dir / RESULTS_LOG_NAME, out_dir / SETTINGS_NAME]
     if not args.no_overlay:
         outputs += [out_dir / f"{name}.mp4" for _, name in videos]
     return outputs
@@ -118,6 +125,19 @@ def read_finished(args: argparse.Namespace, log: ResultsLog, videos: list[tuple[
     return done
 
 
+def run_settings(args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
+    """The result-changing settings of this run (spvis.engine.infer_settings says which and why)."""
+    from spvis.checkpoints.io import weights_file
+    from spvis.engine.distributed import resolve_device
+    from spvis.engine.inference import BUILTIN_WEIGHTS
+    from spvis.engine.infer_settings import result_settings
+
+    return result_settings(input_path=args.input, image_root=args.image_root,
+                           weights_file=weights_file(args.weights or BUILTIN_WEIGHTS), mode=args.mode,
+                           score_thr=args.score_thr, max_frames=args.max_frames,
+                           device_type=resolve_device(str(cfg.MODEL.DEVICE)).type, cfg=cfg)
+
+
 def remove_files(paths: list[Path]) -> None:
     """Delete ``paths`` (--exist-ok: this command's own outputs of the previous run)."""
     for path in paths:
@@ -133,7 +153,8 @@ def run_one_video(args: argparse.Namespace, model: Any, cfg: Any, job: VideoJob,
     try:
         result = run_video(model, cfg, job, mode=args.mode, out_dir=None if args.no_overlay else out_dir,
                            score_thr=args.score_thr, max_frames=args.max_frames,
-                           max_memory_gb=args.max_memory_gb, window_size=args.window_size)
+                           max_memory_gb=args.max_memory_gb, window_size=args.window_size,
+                           allow_truncated=args.allow_truncated)
     except SpvisError as exc:
         if not is_dataset:
             raise
@@ -145,18 +166,22 @@ def run_one_video(args: argparse.Namespace, model: Any, cfg: Any, job: VideoJob,
 
 
 def run_all_videos(args: argparse.Namespace, model: Any, cfg: Any, out_dir: Path, log: ResultsLog,
-                   done: dict[int, list[dict]]) -> list[int]:
-    """Run every video not in ``done``, logging each as it finishes; returns the video ids in input order."""
+                   done: dict[int, list[dict]], settings: dict[str, Any]) -> list[int]:
+    """Run every video not in ``done``, logging each as it finishes; returns the video ids in input order. The
+    settings record is written with the first finished video, so a run that finishes none leaves no file."""
+    from spvis.engine.infer_settings import record_settings
     from spvis.errors import SpvisError
 
     is_dataset = Path(args.input).suffix.lower() == ".json"
     order: list[int] = []
     try:
-        for job in iter_jobs(args.input, args.image_root, cfg, args.max_frames):
+        for job in iter_jobs(args.input, args.image_root, cfg, args.max_frames, args.allow_truncated):
             order.append(job.video_id)
             if job.video_id in done:
                 continue
             entries = run_one_video(args, model, cfg, job, out_dir, is_dataset)
+            if not (out_dir / SETTINGS_NAME).is_file():
+                record_settings(out_dir / SETTINGS_NAME, settings)
             log.append(job.video_id, entries)
             done[job.video_id] = entries
     except SpvisError as exc:
@@ -177,10 +202,11 @@ def run(args: argparse.Namespace) -> int:
 
 def infer(args: argparse.Namespace) -> int:
     """``spvis infer``: check everything, run every video, then write results.json from results.jsonl."""
+    from spvis.engine.infer_settings import check_resume_settings
     from spvis.engine.inference import planned_videos
     from spvis.errors import SpvisError
     from spvis.evaluation.results_io import write_results
-    from spvis.utils.atomic_io import check_output_dir, refuse_overwriting_inputs
+    from spvis.utils.atomic_io import check_output_dir, refuse_overwriting_inputs, remove_stale_temp_files
 
     check_arguments(args)
     out_dir = check_output_dir(args.out)
@@ -197,10 +223,17 @@ def infer(args: argparse.Namespace) -> int:
     if args.mode == "offline" and cfg.TEST.TRACKER == "minvis":
         raise SpvisError("--tracker minvis is an online association (the refiner needs the learned tracker); "
                          "use --mode online")
+    settings = run_settings(args, cfg)
+    if args.resume:
+        check_resume_settings(out_dir / SETTINGS_NAME, settings, log_has_videos=bool(done))
     if args.exist_ok:
         remove_files(previous)
+    stale = remove_stale_temp_files(outputs)
+    if stale:
+        print(f"spvis infer: removed {len(stale)} temporary files a killed run left in {out_dir}: "
+              + ", ".join(p.name for p in stale), file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
-    order = run_all_videos(args, model, cfg, out_dir, log, done)
+    order = run_all_videos(args, model, cfg, out_dir, log, done, settings)
     entries = [entry for video_id in order for entry in done[video_id]]
     write_results(out_dir / RESULTS_NAME, entries)
     print(f"wrote {out_dir / RESULTS_NAME} ({len(entries)} entries)")

@@ -83,8 +83,11 @@ def planned_videos(input_path: str, image_root: str | None = None) -> list[tuple
     return [(SINGLE_VIDEO_ID, single_video_name(path))]
 
 
-def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | None = None) -> Iterator[VideoJob]:
-    """The videos named by --input: every video of a dataset json, or the one video / frame folder."""
+def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | None = None,
+              allow_truncated: bool = False) -> Iterator[VideoJob]:
+    """The videos named by --input: every video of a dataset json, or the one video / frame folder. Each video's
+    frame files are checked as it is opened (``spvis.data.frames``); ``allow_truncated`` ends a video before its
+    first bad frame instead of raising."""
     from spvis.data import load_video_dataset, open_frame_source
     from spvis.errors import SpvisError
 
@@ -99,19 +102,24 @@ def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | No
         for record in dataset.videos:
             # without --image-root, frames are found as `spvis data check` finds them (<stem>/JPEGImages first)
             source = open_frame_source(record, image_root=dataset.image_root or default_image_root(path),
-                                       max_frames=max_frames)
+                                       max_frames=max_frames, allow_truncated=allow_truncated)
             yield VideoJob(record.id, f"{record.id}", source, dataset.contiguous_to_dataset_id,
                            dataset.class_names)
         return
     if image_root is not None:
         raise SpvisError("--image-root is only used with a dataset json --input")
-    source = open_frame_source(path, max_frames=max_frames)
+    source = open_frame_source(path, max_frames=max_frames, allow_truncated=allow_truncated)
     yield VideoJob(SINGLE_VIDEO_ID, single_video_name(path), source, None, class_names_for(cfg))
 
 
 def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, score_thr: float,
-              max_frames: int | None, max_memory_gb: float | None = None, window_size: int | None = None):
-    """Infer one video (online stream or offline engine), writing its overlay when ``out_dir`` is set."""
+              max_frames: int | None, max_memory_gb: float | None = None, window_size: int | None = None,
+              allow_truncated: bool = False):
+    """Infer one video (online stream or offline engine), writing its overlay when ``out_dir`` is set.
+
+    A video that breaks off (a cut mp4, a frame that does not decode) is an SpvisError naming the file, and its
+    overlay is dropped, unless ``allow_truncated``: then the frames before the break are the video
+    (``result.truncated`` and ``result.error`` say so)."""
     from tqdm import tqdm
 
     from spvis.engine.frame_result import VideoResult
@@ -152,6 +160,9 @@ def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, sco
             result = engine.video_result(job.video_id, category_ids=job.category_ids, score_thr=score_thr,
                                          truncated=bool(getattr(job.source, "truncated", False)),
                                          error=getattr(job.source, "error", None))
+        if result.truncated and not allow_truncated:
+            raise SpvisError(f"{result.error or job.name + ': the video breaks off'}; the video is incomplete (pass "
+                             f"--allow-truncated to keep the {result.num_frames} frames before the break)")
     except BaseException:
         if writer is not None:
             writer.abort()
