@@ -21,6 +21,7 @@ from spvis.engine.precision import inference_autocast
 from spvis.engine.video_results import TrackAccumulator, encode_frame_masks
 from spvis.errors import DataFormatError, SpvisError
 from spvis.modeling.minvis import minvis_step
+from spvis.modeling.pgt.query_tracker import QueryTracker, QueryTrackerOptions
 from spvis.modeling.pgt.snap import snap_to_segmenter
 from spvis.modeling.postprocess import masks_to_original
 
@@ -81,8 +82,9 @@ class OnlineTracker:
     def __init__(self, model: torch.nn.Module, cfg, *, score_thr: float = 0.5, keep_frames: bool = False,
                  association: str | None = None):
         self.association = association or cfg.TEST.TRACKER
-        if self.association not in ("learned", "minvis"):
-            raise SpvisError(f"unknown association {self.association!r} (choose learned or minvis)")
+        if self.association not in ("learned", "minvis", "pgt"):
+            raise SpvisError(f"unknown association {self.association!r} (choose learned, minvis or pgt)")
+        self.query_tracker = QueryTracker(QueryTrackerOptions.from_config(cfg)) if self.association == "pgt" else None
         if self.association == "learned" and getattr(model, "tracker", None) is None:
             raise SpvisError("online inference with the learned tracker needs a tracker: these weights/config have "
                              "MODEL.TRACKER.ENABLED False (use --tracker minvis for a segmenter alone)")
@@ -113,6 +115,8 @@ class OnlineTracker:
                     seg = self.model.segment(images)
                     if self.association == "minvis":
                         out, state = minvis_step(seg, state)
+                    elif self.association == "pgt":
+                        out, state = self.query_tracker.step(seg, state)
                     else:
                         out, state = self.model.tracker.step(seg["pred_embds"], seg["mask_features"], state)
                         out = snap_to_segmenter(out, seg, float(self.cfg.TEST.SNAP_IOU))
