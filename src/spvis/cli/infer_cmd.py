@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--config", help="config YAML (default: the one saved beside the weights)")
     parser.add_argument("--mode", choices=("online", "offline"), default="online",
                         help="online: frame by frame, flat memory; offline: adds the temporal refiner")
-    parser.add_argument("--tracker", choices=("learned", "minvis"),
+    parser.add_argument("--tracker", choices=("learned", "minvis", "pgt"),
                         help="online association: learned (the trained tracker, default TEST.TRACKER) or minvis "
                              "(segmenter + Hungarian matching of query embeddings between frames; works with "
                              "segmenter-only weights)")

@@ -107,6 +107,8 @@ SCHEMA: dict = {
                 "APPEARANCE": Key("query", "TEST.TRACKER pgt: appearance of a detection: query (its decoder "
                                            "embedding) | pooled (mask features averaged in its mask)",
                                   choices=("query", "pooled")),
+                "APPEARANCE_WEIGHT": Key(1.0, "TEST.TRACKER pgt: weight of 1 - cosine(track memory, detection "
+                                              "appearance) in the association cost"),
                 "MOTION": Key(True, "TEST.TRACKER pgt: propagate each track's mask and centre by its velocity"),
                 "REID_RADIUS": Key(0.25, "TEST.TRACKER pgt: a sleeping track is re-identified within this "
                                          "fraction of the frame diagonal of its predicted position"),

@@ -53,6 +53,7 @@ class QueryTrackerOptions:
     memory_rate: float = 0.15
     memory_sim_gate: float = 0.5
     appearance: str = "query"
+    appearance_weight: float = 1.0
 
     @classmethod
     def from_config(cls, cfg) -> "QueryTrackerOptions":
@@ -61,7 +62,7 @@ class QueryTrackerOptions:
                    iou_weight=p.IOU_WEIGHT, motion=p.MOTION, assoc_sim_thr=p.ASSOC_SIM_THR,
                    reid_sim_thr=p.REID_SIM_THR, reid_radius=p.REID_RADIUS, sleep_frames=p.SLEEP_FRAMES,
                    kill_frames=p.KILL_FRAMES, memory_rate=p.MEMORY_RATE, memory_sim_gate=p.MEMORY_SIM_GATE,
-                   appearance=p.APPEARANCE)
+                   appearance=p.APPEARANCE, appearance_weight=p.APPEARANCE_WEIGHT)
 
 
 @dataclass
@@ -195,7 +196,7 @@ class QueryTracker:
         propagated = shift_masks(state.masks, state.velocity * steps) if opts.motion else state.masks
         sim = state.stable @ det_embeds.t()  # (N, D) cosine (unit vectors)
         iou = mask_iou_matrix(propagated, det_masks)  # (N, D)
-        cost = (1 - sim) + opts.iou_weight * (1 - iou)
+        cost = opts.appearance_weight * (1 - sim) + opts.iou_weight * (1 - iou)
         sleeping = (state.missing >= opts.sleep_frames)[:, None]  # (N, 1)
         diagonal = float(np.hypot(*size))
         distance = torch.cdist(predicted, det_centres) / diagonal  # (N, D)
