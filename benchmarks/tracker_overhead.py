@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from online_memory import CONFIG, PGT_OVERRIDES, synthetic_frames  # noqa: E402
 
 from spvis.config import load_config  # noqa: E402
-from spvis.engine.streaming import FramePreprocessor  # noqa: E402
 from spvis.engine.video_results import encode_frame_masks  # noqa: E402
 from spvis.modeling.meta_arch import SPVISModel  # noqa: E402
 from spvis.modeling.postprocess import masks_to_original  # noqa: E402
@@ -34,11 +33,11 @@ def time_parts(cfg, frames: list[np.ndarray], warmup: int) -> dict[str, float]:
     """Median ms/frame of segmenter, tracker and output over ``frames`` (after ``warmup`` frames)."""
     torch.manual_seed(0)
     model = SPVISModel.from_config(cfg).eval()
-    preprocess = FramePreprocessor(cfg, torch.device("cpu"))
     times: dict[str, list[float]] = {"segmenter": [], "tracker": [], "output": []}
     state = None
     for index, frame in enumerate(frames):
-        images, image_size = preprocess(frame)
+        prepared = model.preprocessor(frame)
+        images, image_size = prepared.images, prepared.image_size
         t0 = time.perf_counter()
         seg = model.segment(images)
         t1 = time.perf_counter()

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spvis.config import get_cfg
+from spvis.modeling.preprocessing import Preprocessor
 from spvis.modeling.tracker import build_tracker
 
 TINY = dict(Q=6, C=16, K=3)
@@ -41,6 +42,7 @@ class FakeSegmenterModel(nn.Module):
         self.query_proj = nn.Linear(channels, channels)
         self.class_proj = nn.Linear(channels, cfg.MODEL.NUM_CLASSES + 1)
         self.tracker = build_tracker(cfg)
+        self.preprocessor = Preprocessor.from_config(cfg)
 
     def segment(self, images: torch.Tensor) -> dict:
         mask_features = self.pixel_proj(F.avg_pool2d(images, 4))  # (N, C, h, w)

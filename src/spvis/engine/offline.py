@@ -36,9 +36,10 @@ from spvis.data.rle import encode_mask
 from spvis.engine.frame_result import FrameResult, VideoResult
 from spvis.engine.precision import inference_autocast
 from spvis.engine.track_rescoring import soft_suppress_duplicates
-from spvis.engine.streaming import FramePreprocessor, check_frame, resized_shape
+from spvis.engine.streaming import check_frame
 from spvis.errors import SpvisError
 from spvis.modeling.postprocess import masks_to_original, vis_topk
+from spvis.modeling.preprocessing import Preprocessor, padded_size, resized_shape
 
 _GB = 1024**3
 
@@ -68,10 +69,10 @@ class Pass1Result:
     width: int
 
 
-def prepare_window(frames: list[np.ndarray], preprocess: FramePreprocessor) -> PreparedWindow:
-    """uint8 RGB frames (H, W, 3) -> resized, normalised, padded batch, exactly as the online engine does."""
-    images, sizes = zip(*(preprocess(frame) for frame in frames))
-    return PreparedWindow(images=torch.cat(images), image_size=sizes[0], frames=frames)
+def prepare_window(frames: list[np.ndarray], preprocess: Preprocessor) -> PreparedWindow:
+    """uint8 RGB frames (H, W, 3) -> resized, normalised, padded batch (the model's preprocessor)."""
+    prepared = preprocess(np.stack(frames))
+    return PreparedWindow(images=prepared.images, image_size=prepared.image_size, frames=frames)
 
 
 def _windows(frames: Iterable[np.ndarray], size: int, limit: int | None = None) -> Iterator[list[np.ndarray]]:
@@ -90,9 +91,8 @@ def _windows(frames: Iterable[np.ndarray], size: int, limit: int | None = None) 
 
 def padded_input_size(cfg, height: int, width: int) -> tuple[int, int]:
     """(Hp, Wp) of the network input for a (height, width) video."""
-    h, w = resized_shape(height, width, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
-    div = max(cfg.MODEL.SIZE_DIVISIBILITY, 1)
-    return math.ceil(h / div) * div, math.ceil(w / div) * div
+    resized = resized_shape(height, width, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
+    return padded_size(*resized, cfg.MODEL.SIZE_DIVISIBILITY)
 
 
 def mask_feature_bytes(cfg, height: int, width: int) -> int:
@@ -104,7 +104,7 @@ def mask_feature_bytes(cfg, height: int, width: int) -> int:
 
 @torch.no_grad()
 def run_pass1(model, frames: Iterable[np.ndarray], *, height: int, width: int, window_size: int,
-              cache_frames: int, preprocess: FramePreprocessor, source_name: str = "<frames>") -> Pass1Result:
+              cache_frames: int, preprocess: Preprocessor, source_name: str = "<frames>") -> Pass1Result:
     """Segmenter + tracker frame by frame; keeps queries, the tracker logit sum and up to ``cache_frames`` features."""
     tracker, refiner = model.tracker, model.refiner
     state = None
@@ -214,7 +214,7 @@ def run_offline(
                                                max_memory_gb=budget, window_size=window_size)
     seg_window = cfg.TEST.WINDOW_SIZE  # pass-1 segmenter batch; window_size only sets the pass-2 decoding window
     device = next(model.parameters()).device
-    preprocess = FramePreprocessor(cfg, device)
+    preprocess = model.preprocessor
     name = str(getattr(source, "name", "<frames>"))
     was_training = model.training
     model.eval()
@@ -237,7 +237,7 @@ def run_offline(
                        truncated=bool(getattr(source, "truncated", False)), error=getattr(source, "error", None))
 
 
-def _refine_and_decode(model, cfg, source, preprocess: FramePreprocessor, *, height: int, width: int,
+def _refine_and_decode(model, cfg, source, preprocess: Preprocessor, *, height: int, width: int,
                        seg_window: int, cache_frames: int, decode_window: int,
                        frame_callback: Callable[[FrameResult], None] | None, name: str):
     """Pass 1, the refiner over the whole video, the top-k choice and pass 2 -> (RLEs per entry, scores,
@@ -267,7 +267,7 @@ def _refine_and_decode(model, cfg, source, preprocess: FramePreprocessor, *, hei
 
 
 def run_pass2(model, source, first: Pass1Result, selected: Tensor, selected_present: Tensor,
-              preprocess: FramePreprocessor, *, decode_window: int,
+              preprocess: Preprocessor, *, decode_window: int,
               frame_callback: Callable[[FrameResult], None] | None, scores: Tensor, labels: Tensor,
               track_ids: Tensor) -> list[list[dict | None]]:
     """Decode the k selected entries' masks window by window and RLE-encode them.
@@ -317,7 +317,7 @@ def first_entry_per_track(track_ids: Tensor) -> np.ndarray:
     return first
 
 
-def _window_features(model, preprocess: FramePreprocessor, first: Pass1Result, start: int, stop: int,
+def _window_features(model, preprocess: Preprocessor, first: Pass1Result, start: int, stop: int,
                      window_frames: list[np.ndarray] | None) -> Tensor:
     """Mask features (Tw, Cm, h, w) of frames [start, stop): from the cache, else recomputed."""
     cached = first.feature_cache

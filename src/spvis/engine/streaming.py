@@ -12,8 +12,6 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
 from spvis.data.rle import rle_area
 from spvis.engine.frame_result import FrameResult, VideoResult
@@ -23,42 +21,6 @@ from spvis.errors import DataFormatError, SpvisError
 from spvis.modeling.minvis import minvis_step
 from spvis.modeling.pgt.snap import snap_to_segmenter
 from spvis.modeling.postprocess import masks_to_original
-
-
-def resized_shape(height: int, width: int, short: int, max_size: int) -> tuple[int, int]:
-    """detectron2 ResizeShortestEdge output (h, w): shortest side ``short``, longest at most ``max_size``."""
-    scale = short / min(height, width)
-    new_h, new_w = (short, scale * width) if height < width else (scale * height, short)
-    if max(new_h, new_w) > max_size:
-        rescale = max_size / max(new_h, new_w)
-        new_h, new_w = new_h * rescale, new_w * rescale
-    return int(new_h + 0.5), int(new_w + 0.5)
-
-
-class FramePreprocessor:
-    """uint8 RGB (H, W, 3) -> normalised, zero-padded (1, 3, Hp, Wp), as DVIS's test mapper + model do."""
-
-    def __init__(self, cfg, device: torch.device):
-        self.short = cfg.INPUT.MIN_SIZE_TEST
-        self.max_size = cfg.INPUT.MAX_SIZE_TEST
-        self.divisibility = cfg.MODEL.SIZE_DIVISIBILITY
-        self.mean = torch.tensor(cfg.MODEL.PIXEL_MEAN, dtype=torch.float32, device=device).view(3, 1, 1)
-        self.std = torch.tensor(cfg.MODEL.PIXEL_STD, dtype=torch.float32, device=device).view(3, 1, 1)
-        self.device = device
-
-    def __call__(self, frame: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Returns (images (1, 3, Hp, Wp), (h, w) resized size before padding)."""
-        height, width = frame.shape[:2]
-        new_h, new_w = resized_shape(height, width, self.short, self.max_size)
-        if (new_h, new_w) != (height, width):
-            # PIL bilinear, as detectron2's ResizeTransform does for uint8 images
-            frame = np.asarray(Image.fromarray(frame).resize((new_w, new_h), Image.BILINEAR))
-        image = torch.from_numpy(np.array(frame, copy=True)).to(self.device).permute(2, 0, 1).float()
-        image = (image - self.mean) / self.std  # (3, h, w)
-        pad_h = (-new_h) % self.divisibility
-        pad_w = (-new_w) % self.divisibility
-        image = F.pad(image, (0, pad_w, 0, pad_h), value=0.0)
-        return image.unsqueeze(0), (new_h, new_w)
 
 
 def check_frame(frame: np.ndarray, index: int, expected: tuple[int, int] | None, source: str) -> None:
@@ -91,7 +53,6 @@ class OnlineTracker:
         self.score_thr = score_thr
         self.keep_frames = keep_frames
         self.device = next(model.parameters()).device
-        self.preprocess = FramePreprocessor(cfg, self.device)
         self.accumulator = TrackAccumulator()
         self.frame_size: tuple[int, int] | None = None
 
@@ -108,15 +69,15 @@ class OnlineTracker:
             for index, frame in enumerate(frames):
                 check_frame(frame, index, self.frame_size, source)
                 self.frame_size = frame.shape[:2]
-                images, image_size = self.preprocess(frame)
+                prepared = self.model.preprocessor(frame)  # (1, 3, Hp, Wp): the model's one preprocessor
                 with inference_autocast(self.cfg, self.device):
-                    seg = self.model.segment(images)
+                    seg = self.model.segment(prepared.images)
                     if self.association == "minvis":
                         out, state = minvis_step(seg, state)
                     else:
                         out, state = self.model.tracker.step(seg["pred_embds"], seg["mask_features"], state)
                         out = snap_to_segmenter(out, seg, float(self.cfg.TEST.SNAP_IOU))
-                yield self._frame_result(index, frame, images.shape[-2:], image_size, out)
+                yield self._frame_result(index, frame, prepared.padded_size, prepared.image_size, out)
         finally:
             self.model.train(was_training)
 
