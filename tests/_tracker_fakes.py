@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spvis.config import get_cfg
+from spvis.modeling.inference import OnlineInferenceMixin
 from spvis.modeling.preprocessing import Preprocessor
 from spvis.modeling.tracker import build_tracker
 
@@ -31,8 +32,9 @@ def tiny_cfg(**pgt):
     return cfg
 
 
-class FakeSegmenterModel(nn.Module):
-    """``segment(images)`` -> pred_embds from Q fixed image regions, mask_features from a 1x1 conv."""
+class FakeSegmenterModel(OnlineInferenceMixin, nn.Module):
+    """``segment(images)`` -> pred_embds from Q fixed image regions, mask_features from a 1x1 conv; the model's
+    online inference (``init_state`` / ``track_frame``) comes from the mixin, as for SPVISModel."""
 
     def __init__(self, cfg):
         super().__init__()

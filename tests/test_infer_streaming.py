@@ -11,6 +11,7 @@ from pycocotools import mask as mask_utils
 from _tracker_fakes import FakeSegmenterModel, tiny_cfg, single_thread  # noqa: F401 (autouse fixture)
 from spvis.engine.streaming import OnlineTracker
 from spvis.errors import DataFormatError, SpvisError
+from spvis.modeling.inference import OnlineInferenceMixin
 from spvis.modeling.postprocess import vis_topk
 from spvis.modeling.preprocessing import Preprocessor, resized_shape
 
@@ -110,7 +111,7 @@ class _ScriptedTracker(nn.Module):
         return {"pred_logits": logits, "pred_masks": masks, "track_ids": ids}, t
 
 
-class _ScriptedModel(nn.Module):
+class _ScriptedModel(OnlineInferenceMixin, nn.Module):
     def __init__(self, tracker):
         super().__init__()
         self.tracker = tracker

@@ -10,8 +10,9 @@ from torch import nn
 
 from spvis.config import get_cfg
 from spvis.data.rle import decode_rle
-from spvis.engine.offline import plan_windows, prepare_window, run_offline
+from spvis.engine.offline import plan_windows, run_offline
 from spvis.errors import SpvisError
+from spvis.modeling.inference import OfflineInferenceMixin
 from spvis.modeling.postprocess import masks_to_original, vis_topk
 from spvis.modeling.preprocessing import Preprocessor
 from spvis.modeling.refiner import TemporalRefiner
@@ -55,7 +56,7 @@ class FakeTracker(nn.Module):
         return torch.tanh(self.mix(frame_embeds))
 
 
-class FakeModel(nn.Module):
+class FakeModel(OfflineInferenceMixin, nn.Module):
     def __init__(self, with_refiner=True):
         super().__init__()
         torch.manual_seed(0)
@@ -106,7 +107,7 @@ def _decoded(result):
 def _direct(model, cfg, frames):
     """Everything in memory at once: the reference the bounded engine must reproduce."""
     model.eval()
-    prep = prepare_window(frames, model.preprocessor)
+    prep = model.preprocessor(np.stack(frames))
     seg = model.segment(prep.images)
     state, inst, logits = None, [], []
     for t in range(len(frames)):

@@ -2,9 +2,10 @@
 
 Training: ``model(batch, iteration=i, max_iter=n)`` takes the clip dicts of ``spvis.data.clip_dataset`` and
 returns the weighted loss dict of the stage named by ``cfg.STAGE``, computed by the stage criterion the model
-was built with (``spvis.modeling.stages.stage_criterion``). Inference: ``model.preprocessor(frames)`` resizes,
-normalises and pads frames (the one preprocessor, shared with training), ``model.segment(images)`` runs the
-per-frame segmenter on them; streaming/offline video inference lives in ``spvis.engine``.
+was built with (``spvis.modeling.stages.stage_criterion``). Inference is the model's too (``spvis.modeling.inference``):
+``init_state`` / ``track_frame`` online, ``init_offline_state`` / ``encode_frames`` / ``select_tracks`` /
+``decode_masks`` offline, all through the one ``Preprocessor``; ``model.segment(images)`` runs the per-frame
+segmenter on normalised, padded images. The engines in ``spvis.engine`` only feed frames and write results.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 
 from spvis.errors import ConfigError
 from spvis.modeling.backbone import build_backbone
+from spvis.modeling.inference import OfflineInferenceMixin, OnlineInferenceMixin
 from spvis.modeling.mask_former_head import MaskFormerHead
 from spvis.modeling.preprocessing import Preprocessor, padded_size
 from spvis.modeling.stages.stage_criterion import StageCriterion, build_stage_criterion
@@ -25,7 +27,7 @@ from spvis.modeling.stages.stage_criterion import StageCriterion, build_stage_cr
 STAGE_TRAINED_CHILDREN = {"segmenter": ("backbone", "sem_seg_head"), "tracker": ("tracker",), "refiner": ("refiner",)}
 
 
-class SPVISModel(nn.Module):
+class SPVISModel(OnlineInferenceMixin, OfflineInferenceMixin, nn.Module):
     """The whole video instance segmentation model; children use the official checkpoint names (the
     ``preprocessor`` holds only non-persistent buffers: no checkpoint keys)."""
 
