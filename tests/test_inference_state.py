@@ -48,8 +48,12 @@ LIFECYCLE = {"MODEL.TRACKER.PGT.MEMORY": True, "MODEL.TRACKER.PGT.LIFECYCLE": Tr
              "MODEL.TRACKER.PGT.BIRTH_SCORE_THR": 0.0, "MODEL.TRACKER.PGT.MEMORY_SCORE_THR": 0.0}
 
 
-@pytest.mark.parametrize("overrides", [{}, {"TEST.TRACKER": "minvis"}, {"TEST.SNAP_IOU": 0.3}, LIFECYCLE],
-                         ids=["learned", "minvis", "snap", "pgt-lifecycle"])
+QUERY_PGT = {"TEST.TRACKER": "pgt", "MODEL.TRACKER.PGT.DET_SCORE_THR": 0.0,
+             "MODEL.TRACKER.PGT.BIRTH_SCORE_THR": 0.0}
+
+
+@pytest.mark.parametrize("overrides", [{}, {"TEST.TRACKER": "minvis"}, {"TEST.SNAP_IOU": 0.3}, LIFECYCLE, QUERY_PGT],
+                         ids=["learned", "minvis", "snap", "pgt-lifecycle", "pgt-queries"])
 def test_step_equals_stream_frame_for_frame(overrides):
     segmenter, frames = _segmenter(**overrides), _frames()
     state = segmenter.init_state()
@@ -61,7 +65,8 @@ def test_step_equals_stream_frame_for_frame(overrides):
     assert any(len(r.track_ids) for r in stepped)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"TEST.TRACKER": "minvis"}, LIFECYCLE], ids=["learned", "minvis", "pgt"])
+@pytest.mark.parametrize("overrides", [{}, {"TEST.TRACKER": "minvis"}, LIFECYCLE, QUERY_PGT],
+                         ids=["learned", "minvis", "pgt-lifecycle", "pgt-queries"])
 def test_a_saved_state_resumes_the_video_exactly(overrides):
     """Save after 3 frames (torch.save of state_dict(), read back with weights_only=True), restore, and continue:
     the same results as the uninterrupted run, which keeps going on its own state."""

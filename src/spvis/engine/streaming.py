@@ -20,6 +20,7 @@ from spvis.engine.precision import autocast_name
 from spvis.engine.video_results import RLEEncoder, TrackAccumulator
 from spvis.errors import DataFormatError, SpvisError
 from spvis.modeling.inference import HostFrame, OnlineState
+from spvis.modeling.pgt.query_tracker import QueryTrackerOptions
 
 
 def check_frame(frame: np.ndarray, index: int, expected: tuple[int, int] | None, source: str) -> None:
@@ -33,11 +34,13 @@ def check_frame(frame: np.ndarray, index: int, expected: tuple[int, int] | None,
 
 
 def online_state(model: torch.nn.Module, cfg, association: str | None = None) -> OnlineState:
-    """The model's online state for one video with the config's TEST.TRACKER (or ``association``), TEST.SNAP_IOU
-    and TEST.HALF."""
+    """The model's online state for one video with the config's TEST.TRACKER (or ``association``), TEST.SNAP_IOU,
+    TEST.HALF and MODEL.TRACKER.PGT (TEST.TRACKER=pgt)."""
     device = next(model.parameters()).device
-    return model.init_state(association=association or cfg.TEST.TRACKER, snap_iou=float(cfg.TEST.SNAP_IOU),
-                            autocast=autocast_name(cfg, device))
+    association = association or cfg.TEST.TRACKER
+    pgt_options = QueryTrackerOptions.from_config(cfg) if association == "pgt" else None
+    return model.init_state(association=association, snap_iou=float(cfg.TEST.SNAP_IOU),
+                            autocast=autocast_name(cfg, device), pgt_options=pgt_options)
 
 
 def frame_result(host: HostFrame, score_thr: float, frame: np.ndarray | None = None) -> FrameResult:

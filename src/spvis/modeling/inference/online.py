@@ -7,7 +7,8 @@ model serves many videos at once, and a state can be saved and restored (``Onlin
 
 Host transfers per frame: the alignment costs (one, from the second frame on; MinVIS the same), one more with
 TEST.SNAP_IOU > 0 (the snap IoUs), the lifecycle's per-slot values with PGT track books; the frame's results are
-then one more (``TrackedFrame.to_host``). The built-in model (learned tracker, no snap) makes two.
+then one more (``TrackedFrame.to_host``). The built-in model (learned tracker, no snap) makes two. TEST.TRACKER=pgt
+(``spvis.modeling.pgt.query_tracker``) emits only the tracks seen on the frame and still syncs per detection.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from spvis.errors import SpvisError
 from spvis.modeling.inference.emission import TrackedFrame, emit_frame
 from spvis.modeling.inference.state import ASSOCIATIONS, AUTOCAST_DTYPES, OnlineState, autocast_context
 from spvis.modeling.minvis import minvis_step
+from spvis.modeling.pgt.query_tracker import QueryTracker, QueryTrackerOptions
 from spvis.modeling.pgt.snap import snap_to_segmenter
 
 
@@ -28,17 +30,22 @@ class OnlineInferenceMixin:
     """``init_state`` / ``track_frame`` for a model with ``preprocessor`` (spvis.modeling.preprocessing.Preprocessor),
     ``segment(images) -> dict`` and ``tracker`` (None for a segmenter alone: MinVIS association only)."""
 
-    def init_state(self, *, association: str = "learned", snap_iou: float = 0.0, autocast: str = "") -> OnlineState:
-        """A fresh state for one video. ``association``: learned | minvis; ``snap_iou``: TEST.SNAP_IOU (learned
-        only); ``autocast``: '' | bf16 | fp16, the precision the network runs in (``engine.precision``)."""
+    def init_state(self, *, association: str = "learned", snap_iou: float = 0.0, autocast: str = "",
+                   pgt_options: QueryTrackerOptions | None = None) -> OnlineState:
+        """A fresh state for one video. ``association``: learned | minvis | pgt; ``snap_iou``: TEST.SNAP_IOU (learned
+        only); ``autocast``: '' | bf16 | fp16, the precision the network runs in (``engine.precision``);
+        ``pgt_options``: the pgt association's (MODEL.TRACKER.PGT; defaults when None)."""
         if association not in ASSOCIATIONS:
-            raise SpvisError(f"unknown association {association!r} (choose learned or minvis)")
+            raise SpvisError(f"unknown association {association!r} (choose learned, minvis or pgt)")
         if association == "learned" and getattr(self, "tracker", None) is None:
             raise SpvisError("online inference with the learned tracker needs a tracker: these weights/config have "
                              "MODEL.TRACKER.ENABLED False (use --tracker minvis for a segmenter alone)")
         if autocast not in AUTOCAST_DTYPES:
             raise SpvisError(f"unknown autocast precision {autocast!r} (choose one of {sorted(AUTOCAST_DTYPES)})")
-        return OnlineState(association=association, snap_iou=float(snap_iou), autocast=autocast)
+        if association == "pgt" and pgt_options is None:
+            pgt_options = QueryTrackerOptions()
+        return OnlineState(association=association, snap_iou=float(snap_iou), autocast=autocast,
+                           pgt_options=pgt_options)
 
     @torch.no_grad()
     def track_frame(self, state: OnlineState, frame: np.ndarray | Tensor) -> TrackedFrame:
@@ -64,6 +71,9 @@ class OnlineInferenceMixin:
         (B, Q), ...}); advances ``state.association_state``."""
         if state.association == "minvis":
             out, state.association_state = minvis_step(seg, state.association_state)
+            return out
+        if state.association == "pgt":  # tracks over the segmenter's confident queries: M tracks, not Q slots
+            out, state.association_state = QueryTracker(state.pgt_options).step(seg, state.association_state)
             return out
         out, state.association_state = self.tracker.step(seg["pred_embds"], seg["mask_features"],
                                                          state.association_state)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-ASSOCIATIONS = ("learned", "minvis")
+ASSOCIATIONS = ("learned", "minvis", "pgt")
 AUTOCAST_DTYPES = {"": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 _CLASS, _ARRAY, _TUPLE = "__class__", "__ndarray__", "__tuple__"
 
@@ -27,8 +27,9 @@ _CLASS, _ARRAY, _TUPLE = "__class__", "__ndarray__", "__tuple__"
 class OnlineState:
     """One video's online inference state; ``SPVISModel.init_state`` makes it, ``track_frame`` advances it."""
 
-    association: str  # learned (the trained tracker) | minvis (segmenter + Hungarian on query embeddings)
+    association: str  # learned (the trained tracker) | minvis (segmenter + Hungarian on query embeddings) | pgt
     snap_iou: float = 0.0  # TEST.SNAP_IOU: tracks emit the segmenter query they overlap by this IoU (0 = off)
+    pgt_options: Any = None  # QueryTrackerOptions of TEST.TRACKER=pgt (MODEL.TRACKER.PGT)
     autocast: str = ""  # '' (float32) | bf16 | fp16: the network runs under this autocast
     frame_index: int = 0  # frames tracked so far (the next frame's index)
     frame_size: tuple[int, int] | None = None  # (H, W) of the video, set by its first frame
@@ -64,11 +65,12 @@ def _state_classes() -> dict[str, type]:
     from spvis.modeling.minvis import MinVISState
     from spvis.modeling.pgt.lifecycle import LifecycleRules, SleepingTrack, TrackBook
     from spvis.modeling.pgt.memory import TrackMemory
+    from spvis.modeling.pgt.query_tracker import QueryTrackerOptions, QueryTrackState
     from spvis.modeling.rcp import CausalRCPState
     from spvis.modeling.tracker import TrackerState
 
     classes = (OnlineState, TrackerState, MinVISState, TrackMemory, TrackBook, SleepingTrack, LifecycleRules,
-               CausalRCPState)
+               CausalRCPState, QueryTrackerOptions, QueryTrackState)
     return {cls.__name__: cls for cls in classes}
 
 
