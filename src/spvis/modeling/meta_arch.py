@@ -61,11 +61,13 @@ class SPVISModel(OnlineInferenceMixin, OfflineInferenceMixin, nn.Module):
                    preprocessor=Preprocessor.from_config(cfg), stage=cfg.STAGE, criterion=build_stage_criterion(cfg))
 
     def frozen_children(self) -> list[nn.Module]:
-        """The parts this stage does not train (none for an unknown stage name: nothing is assumed)."""
+        """The parts with weights this stage does not train (none for an unknown stage name: nothing is assumed); the
+        weightless preprocessor is no part of it and follows the model's mode."""
         trained = STAGE_TRAINED_CHILDREN.get(self.stage)
         if trained is None:
             return []
-        return [module for name, module in self.named_children() if name not in trained]
+        return [module for name, module in self.named_children()
+                if name not in trained and next(module.parameters(), None) is not None]
 
     def train(self, mode: bool = True) -> "SPVISModel":
         """As nn.Module.train, but the stage's frozen parts stay in eval mode (DVIS runs them in eval: with
