@@ -31,7 +31,7 @@ def test_training_and_inference_see_the_same_pixels(short, max_size):
     as online / offline inference prepares it."""
     frame = _frame()
     tf = sample_clip_transform(None, 60, 80, min_sizes=[short], max_size=max_size)
-    trained = torch.from_numpy(apply_image(frame, tf)).permute(2, 0, 1)[None]  # (1, 3, h, w) uint8, as the loader
+    trained = torch.from_numpy(np.array(apply_image(frame, tf))).permute(2, 0, 1)[None]  # (1, 3, h, w), as the loader
     pre = Preprocessor(pixel_mean=MEAN, pixel_std=STD, size_divisibility=32, min_size_test=short,
                        max_size_test=max_size)
     prepared = pre(frame)
