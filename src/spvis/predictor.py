@@ -2,20 +2,25 @@
 
 One object holds a model and its config and offers what the CLI does: ``stream`` (online, a FrameResult
 per frame, flat memory), ``predict`` (one video, online or offline, a VideoResult), ``predict_dataset``
-(every video of a YouTube-VIS json) and ``save_pretrained`` (a model folder with a model card).
+(every video of a YouTube-VIS json) and ``save_pretrained`` (a model folder with a model card); and, SAM 2 style,
+an explicit state: ``state = segmenter.init_state()``, then ``segmenter.step(state, frame)`` per frame (the same
+FrameResults as ``stream``; ``state.state_dict()`` / ``OnlineState.from_state_dict`` save and restore a video).
 """
 
 from __future__ import annotations
 
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from spvis.engine.frame_result import FrameResult, VideoResult
 from spvis.engine.inference import BUILTIN_WEIGHTS, class_names_for, iter_jobs, load_model, run_video
 from spvis.errors import SpvisError
+
+if TYPE_CHECKING:
+    from spvis.modeling.inference import OnlineState
 
 BUILTIN_MODELS = {"demo": BUILTIN_WEIGHTS}
 
@@ -61,6 +66,22 @@ class VideoSegmenter:
             name, src = str(src), open_frame_source(src, max_frames=max_frames)
         engine = OnlineTracker(self.model, self.cfg, score_thr=score_thr)
         yield from engine.stream(islice(iter(src), max_frames), source=name)
+
+    def init_state(self) -> "OnlineState":
+        """A fresh online state for one video (TEST.TRACKER, TEST.SNAP_IOU and the precision of this segmenter);
+        ``step`` advances it. ``state.state_dict()`` is plain tensors and numbers for ``torch.save``;
+        ``OnlineState.from_state_dict(torch.load(path, weights_only=True))`` restores it."""
+        from spvis.engine.streaming import online_state
+
+        return online_state(self.model, self.cfg)
+
+    def step(self, state: "OnlineState", frame: np.ndarray, *, score_thr: float = 0.5) -> FrameResult:
+        """Track one (H, W, 3) uint8 RGB frame of the state's video: its FrameResult (tracks scoring >=
+        ``score_thr`` on it), equal to what ``stream`` yields for that frame. The state advances in place."""
+        from spvis.engine.streaming import check_frame, frame_result
+
+        check_frame(frame, state.frame_index, None if state.frame_size is None else tuple(state.frame_size), "<frame>")
+        return frame_result(self.model.track_frame(state, frame).to_host(), score_thr)
 
     def predict(self, src: str | Path, *, mode: str = "online", max_memory_gb: float | None = None,
                 allow_truncated: bool = False) -> VideoResult:
