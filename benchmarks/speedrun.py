@@ -58,13 +58,12 @@ def segmenter_frame_entries(model, cfg, job, video_id: int) -> list[dict]:
     frame, scored by the frame's class probabilities, as one-frame result entries (per-frame mask AP of the
     segmenter, independent of any association)."""
     from spvis.data.rle import encode_mask
-    from spvis.engine.streaming import FramePreprocessor
     from spvis.modeling.postprocess import class_probabilities, masks_to_original, topk_instances
 
-    preprocess = FramePreprocessor(cfg, next(model.parameters()).device)
     entries = []
     for f, frame in enumerate(job.source):
-        images, size = preprocess(frame)
+        prepared = model.preprocessor(frame)
+        images, size = prepared.images, prepared.image_size
         seg = model.segment(images)
         scores, labels, queries = topk_instances(class_probabilities(seg["pred_logits"][0].float()),
                                                  int(cfg.TEST.MAX_NUM))
