@@ -15,6 +15,7 @@ import pytest
 from spvis.cli import infer_cmd
 from spvis.cli.main import main
 from spvis.errors import SpvisError
+from _tracker_fakes import single_thread  # noqa: F401 (autouse fixture)
 from test_reliability import (REPO, _hidden, _infer_argv, _logged_videos, _one_error_line, dataset,  # noqa: F401
                               reference, weights)
 
