@@ -31,8 +31,11 @@ def register(subparsers: Any) -> None:
                     "OUT/results.json and one OUT/<video>.mp4 overlay per video.")
     parser.add_argument("--input", required=True, help="video file, folder of frames, or YTVIS-format json")
     parser.add_argument("--image-root", help="frame root of a dataset json (YouTube-VIS layout)")
-    parser.add_argument("--weights", help="model weights (.safetensors written by spvis; default: the built-in "
-                                          "demo model, trained on the procedural benchmark)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--weights", help="model weights (.safetensors written by spvis, or a model folder; default: "
+                                         "the built-in demo model, which knows only `spvis synth` shapes)")
+    which.add_argument("--model", help="a zoo model by name (`spvis models`): official weights are downloaded, "
+                                       "verified and converted on first use, then cached under $SPVIS_HOME")
     parser.add_argument("--config", help="config YAML (default: the one saved beside the weights)")
     parser.add_argument("--mode", choices=("online", "offline"), default="online",
                         help="online: frame by frame, flat memory; offline: adds the temporal refiner")
@@ -191,12 +194,22 @@ def infer(args: argparse.Namespace) -> int:
     previous = refuse_used_output(args, out_dir, outputs)
     log = ResultsLog(out_dir / RESULTS_LOG_NAME)
     done = read_finished(args, log, videos)
-    model, cfg = load_model(args.weights, args.config, [*device_overrides(args), *args.overrides])
+    weights = args.weights
+    if args.model:
+        from spvis.zoo.resolve import resolve_model
+
+        weights = str(resolve_model(args.model))
+    model, cfg = load_model(weights, args.config, [*device_overrides(args), *args.overrides])
     if args.tracker is not None:
         cfg.TEST.TRACKER = args.tracker
     if args.mode == "offline" and cfg.TEST.TRACKER == "minvis":
         raise SpvisError("--tracker minvis is an online association (the refiner needs the learned tracker); "
                          "use --mode online")
+    from spvis.engine.domain_check import domain_warning
+
+    warning = domain_warning(cfg, args.input)
+    if warning:
+        print(f"spvis infer: warning: {warning}", file=sys.stderr)
     if args.exist_ok:
         remove_files(previous)
     out_dir.mkdir(parents=True, exist_ok=True)
