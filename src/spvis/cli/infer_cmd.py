@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from spvis.cli.device_args import add_device_arguments, device_overrides
+from spvis.cli.device_args import add_device_arguments, apply_threads, device_overrides
 from spvis.engine.inference import VideoJob, iter_jobs, load_model, run_video  # noqa: F401 (tests patch these)
 from spvis.engine.results_log import RESULTS_LOG_NAME, ResultsLog
 
@@ -186,6 +186,7 @@ def infer(args: argparse.Namespace) -> int:
     from spvis.utils.atomic_io import check_output_dir, refuse_overwriting_inputs
 
     check_arguments(args)
+    apply_threads(args)
     out_dir = check_output_dir(args.out)
     videos = planned_videos(args.input, args.image_root)
     outputs = planned_outputs(args, out_dir, videos)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from spvis.cli.device_args import positive_int
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -20,6 +22,9 @@ def register(subparsers: Any) -> None:
                         help="continue from the last checkpoint in OUTPUT_DIR (optimizer, schedule, RNG included)")
     parser.add_argument("--num-gpus", "--num-processes", dest="num_processes", type=int, default=1,
                         help="local processes to start (DDP; one per GPU, or gloo on CPU); not with torchrun")
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help="torch threads per training process on CPU (sets SOLVER.CPU_THREADS; the synth "
+                             "recipes use 1)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     parser.set_defaults(func=run)
 
@@ -27,4 +32,5 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from spvis.engine.launch import train
 
-    return train(args.config, list(args.overrides), resume=args.resume, num_processes=args.num_processes)
+    overrides = list(args.overrides) + ([f"SOLVER.CPU_THREADS={args.threads}"] if args.threads else [])
+    return train(args.config, overrides, resume=args.resume, num_processes=args.num_processes)
