@@ -54,7 +54,8 @@ class VideoSegmenter:
     def stream(self, src: str | Path | Iterable[np.ndarray], *, score_thr: float = 0.5,
                max_frames: int | None = None) -> Iterator[FrameResult]:
         """Online results frame by frame; ``src`` is a video file, a frame folder or an iterable of
-        (H, W, 3) uint8 RGB arrays. Tracks scoring below ``score_thr`` on a frame are left out of it."""
+        (H, W, 3) uint8 RGB arrays. Tracks scoring below ``score_thr`` on a frame are left out of it. Each
+        FrameResult keeps its frame and the class names, so ``result.plot()`` draws it."""
         from spvis.data import open_frame_source
         from spvis.engine.streaming import OnlineTracker
 
@@ -64,8 +65,11 @@ class VideoSegmenter:
             if not Path(src).exists():
                 raise SpvisError(f"{src}: no such video file or frame folder")
             name, src = str(src), open_frame_source(src, max_frames=max_frames)
-        engine = OnlineTracker(self.model, self.cfg, score_thr=score_thr)
-        yield from engine.stream(islice(iter(src), max_frames), source=name)
+        engine = OnlineTracker(self.model, self.cfg, score_thr=score_thr, keep_frames=True)  # for .plot()
+        names = self.names
+        for result in engine.stream(islice(iter(src), max_frames), source=name):
+            result.names = names
+            yield result
 
     def predict(self, src: str | Path, *, mode: str = "online", max_memory_gb: float | None = None) -> VideoResult:
         """One video (file or frame folder) end to end: benchmark-format entries, one per track and class."""
@@ -78,15 +82,18 @@ class VideoSegmenter:
         return run_video(self.model, self.cfg, job, mode=mode, out_dir=None, score_thr=0.0, max_frames=None,
                          max_memory_gb=max_memory_gb)
 
+    def iter_dataset(self, json_path: str | Path, image_root: str | Path | None = None, *,
+                     mode: str = "online") -> Iterator[VideoResult]:
+        """Every video of a YouTube-VIS/OVIS json, one VideoResult at a time (``VISEvaluator.process`` takes
+        ``video.video_id, video.entries``)."""
+        self._warn_domain(json_path)
+        for job in iter_jobs(str(json_path), None if image_root is None else str(image_root), self.cfg):
+            yield run_video(self.model, self.cfg, job, mode=mode, out_dir=None, score_thr=0.0, max_frames=None)
+
     def predict_dataset(self, json_path: str | Path, image_root: str | Path | None = None, *,
                         mode: str = "online") -> list[dict]:
         """Every video of a YouTube-VIS/OVIS json; the entries of a results.json (``spvis.evaluate`` scores it)."""
-        self._warn_domain(json_path)
-        entries: list[dict] = []
-        for job in iter_jobs(str(json_path), None if image_root is None else str(image_root), self.cfg):
-            entries.extend(run_video(self.model, self.cfg, job, mode=mode, out_dir=None, score_thr=0.0,
-                                     max_frames=None).entries)
-        return entries
+        return [entry for video in self.iter_dataset(json_path, image_root, mode=mode) for entry in video.entries]
 
     def _warn_domain(self, src: Any) -> None:
         """One stderr line, once per segmenter, when a synthetic-shapes model meets other input (domain_check)."""

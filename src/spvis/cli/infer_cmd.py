@@ -21,6 +21,7 @@ from spvis.engine.inference import VideoJob, iter_jobs, load_model, run_video  #
 from spvis.engine.results_log import RESULTS_LOG_NAME, ResultsLog
 
 RESULTS_NAME = "results.json"
+MASKS_DIR = "masks"  # --save-masks: OUT/masks/<video>/<frame>.png
 FOREIGN_RESULTS = ("metrics.json",)  # results of another command that mark --out as used, never removed here
 
 
@@ -29,7 +30,8 @@ def register(subparsers: Any) -> None:
         "infer", help="segment and track instances in a video, frame folder or dataset json",
         description="Run a model on VIDEO.mp4, a FRAME_DIR or a DATASET_JSON (with --image-root). Writes "
                     "OUT/results.json and one OUT/<video>.mp4 overlay per video.")
-    parser.add_argument("--input", required=True, help="video file, folder of frames, or YTVIS-format json")
+    parser.add_argument("--input", required=True, help="video file, folder of frames, YTVIS-format json, or a live "
+                                                       "source: rtsp://..., http(s)://....mp4, webcam:0")
     parser.add_argument("--image-root", help="frame root of a dataset json (YouTube-VIS layout)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--weights", help="model weights (.safetensors written by spvis, or a model folder; default: "
@@ -53,6 +55,9 @@ def register(subparsers: Any) -> None:
                              "0 recomputes the segmenter per window instead of caching")
     parser.add_argument("--window-size", type=int, help="offline: frames decoded per window (default TEST.WINDOW_SIZE)")
     parser.add_argument("--no-overlay", action="store_true", help="skip the overlay videos")
+    parser.add_argument("--save-masks", action="store_true",
+                        help="also write OUT/masks/<video>/<frame>.png: one 16-bit PNG per frame whose pixels are "
+                             "1 + the track ids of the overlay's instances (0 = background)")
     again = parser.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
                        help="continue the run in --out: skip the videos already in OUT/results.jsonl")
@@ -69,6 +74,8 @@ def planned_outputs(args: argparse.Namespace, out_dir: Path, videos: list[tuple[
     outputs = [out_dir / RESULTS_NAME, out_dir / RESULTS_LOG_NAME]
     if not args.no_overlay:
         outputs += [out_dir / f"{name}.mp4" for _, name in videos]
+    if getattr(args, "save_masks", False):  # a video's id maps already there mark --out as used, like its overlay
+        outputs += [png for _, name in videos for png in sorted((out_dir / MASKS_DIR / name).glob("*.png"))]
     return outputs
 
 
@@ -78,7 +85,9 @@ def check_arguments(args: argparse.Namespace) -> None:
 
     if args.max_frames is not None and args.max_frames < 1:
         raise SpvisError(f"--max-frames must be at least 1, got {args.max_frames}")
-    if not Path(args.input).exists():
+    from spvis.data.live import is_live
+
+    if not is_live(args.input) and not Path(args.input).exists():
         raise SpvisError(f"{args.input}: no such file or folder (--input)")
     if not 0.0 <= args.score_thr <= 1.0:  # also false for nan
         raise SpvisError(f"--score-thr must be a number in [0, 1], got {args.score_thr}")
@@ -136,7 +145,8 @@ def run_one_video(args: argparse.Namespace, model: Any, cfg: Any, job: VideoJob,
     try:
         result = run_video(model, cfg, job, mode=args.mode, out_dir=None if args.no_overlay else out_dir,
                            score_thr=args.score_thr, max_frames=args.max_frames,
-                           max_memory_gb=args.max_memory_gb, window_size=args.window_size)
+                           max_memory_gb=args.max_memory_gb, window_size=args.window_size,
+                           mask_dir=out_dir / MASKS_DIR if args.save_masks else None)
     except SpvisError as exc:
         if not is_dataset:
             raise
@@ -174,8 +184,11 @@ def run_all_videos(args: argparse.Namespace, model: Any, cfg: Any, out_dir: Path
 def run(args: argparse.Namespace) -> int:
     from spvis.utils.signals import sigterm_raises
 
+    from spvis.data.live import is_live, stop_live_on_sigint
+
     with sigterm_raises():  # SIGTERM cleans up (temp files, partial overlay) as Ctrl-C does
-        return infer(args)
+        with stop_live_on_sigint(is_live(args.input)):  # first Ctrl-C ends a live stream; its results are written
+            return infer(args)
 
 
 def infer(args: argparse.Namespace) -> int:
@@ -217,5 +230,6 @@ def infer(args: argparse.Namespace) -> int:
     order = run_all_videos(args, model, cfg, out_dir, log, done)
     entries = [entry for video_id in order for entry in done[video_id]]
     write_results(out_dir / RESULTS_NAME, entries)
-    print(f"wrote {out_dir / RESULTS_NAME} ({len(entries)} entries)")
+    named = "" if Path(args.input).suffix.lower() == ".json" else f"; video_id {videos[0][0]} is {videos[0][1]}"
+    print(f"wrote {out_dir / RESULTS_NAME} ({len(entries)} entries{named})")
     return 0

@@ -163,8 +163,13 @@ def open_frame_source(path_or_video_record: Any, image_root: str | Path | None =
                       max_frames: int | None = None) -> FrameSource:
     """A lazy frame source for a video file, a frame folder (sorted jpg/png) or a ``VideoRecord``/video dict.
 
-    ``image_root`` is the folder that a record's ``file_names`` are relative to.
+    ``image_root`` is the folder that a record's ``file_names`` are relative to. A URL (rtsp, rtmp, http(s)) or
+    ``webcam:N`` gives a ``spvis.data.live.LiveSource``.
     """
+    from spvis.data.live import LiveSource, is_live
+
+    if is_live(path_or_video_record):
+        return LiveSource(path_or_video_record, max_frames=max_frames)
     record = path_or_video_record
     if isinstance(record, dict) and "file_names" in record:
         record = VideoRecord(int(record.get("id", 0)), list(record["file_names"]), int(record["height"]),

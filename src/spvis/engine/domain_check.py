@@ -43,7 +43,9 @@ def _is_synth_json(path: Path) -> bool:
 
 def is_synthetic_input(src: Any) -> bool:
     """Whether ``src`` (a path; anything else counts as not synthetic) is ``spvis synth`` data."""
-    if not isinstance(src, (str, Path)):
+    from spvis.data.live import is_live
+
+    if not isinstance(src, (str, Path)) or is_live(str(src)):
         return False
     path = Path(src)
     if path.suffix.lower() == ".json":

@@ -229,8 +229,8 @@ def run_offline(
     entries = [
         {"video_id": vid,
          "category_id": int(category_ids[int(lab)]) if category_ids is not None else int(lab) + 1,
-         "score": float(score), "segmentations": segs}
-        for score, lab, segs in zip(scores.tolist(), labels.tolist(), segmentations)
+         "score": float(score), "segmentations": segs, "track_id": int(track)}  # -> entry_track_ids
+        for score, lab, segs, track in zip(scores.tolist(), labels.tolist(), segmentations, track_ids.tolist())
     ]
     entries = soft_suppress_duplicates(entries, track_ids.tolist(), float(cfg.TEST.TRACK_NMS_IOU))
     return VideoResult(video_id=vid, num_frames=first.num_frames, height=height, width=width, entries=entries,
