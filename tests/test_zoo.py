@@ -223,7 +223,11 @@ def test_models_lists_the_registry_as_json(zoo, capsys):
     assert m2f["url"].startswith("https://dl.fbaipublicfiles.com/") and m2f["overrides"] == ["TEST.TRACKER=minvis"]
     for entry in entries.values():
         assert {"name", "task", "dataset", "backbone", "mode", "reported_ap", "source", "licence", "size"} <= set(entry)
-    assert main(["models"]) == 0 and "mask2former-coco-swinl" in capsys.readouterr().out
+    assert main(["models"]) == 0
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if line.startswith("mask2former-coco-swinl "))
+    assert "dl.fbaipublicfiles.com" in row and "CC BY-NC 4.0" in row and "download on first use" in row
+    assert "pan.baidu.com (by hand)" in next(line for line in table.splitlines() if line.startswith("dvis-online-r50"))
     assert main(["models", "demo"]) == 0
     card = capsys.readouterr().out
     assert "| 5 | cyan_cross |" in card and "spvis synth" in card

@@ -32,6 +32,18 @@ def status(entry: Any) -> str:
     return "manual download" if entry.kind == "manual" else "download on first use"
 
 
+def short_source(entry: Any) -> str:
+    """Where the file comes from, in a table cell: the package, a Hub repo or the download host."""
+    from urllib.parse import urlsplit
+
+    if entry.kind == "builtin":
+        return "package"
+    if entry.kind == "hub":
+        return f"hf:{entry.repo_id}"
+    host = urlsplit(entry.url.split(" or ")[0]).hostname or entry.url
+    return f"{host} (by hand)" if entry.kind == "manual" else host
+
+
 def run(args: argparse.Namespace) -> int:
     from spvis.zoo.registry import get_entry, list_entries
 
@@ -42,11 +54,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{**entry.to_dict(), "status": status(entry)} for entry in entries], indent=1))
         return 0
-    rows = [("name", "task", "dataset", "backbone", "mode", "AP*", "licence", "size", "status")]
+    rows = [("name", "task", "dataset", "backbone", "mode", "AP*", "source", "licence", "size", "status")]
     for entry in entries:
         ap = f"{entry.reported_ap:.1f}" if entry.reported_ap is not None else "-"
         rows.append((entry.name, entry.task.split(" (")[0], entry.dataset.split(" (")[0], entry.backbone, entry.mode,
-                     ap, entry.licence.split(" (")[0], entry.size or "-", status(entry)))
+                     ap, short_source(entry), entry.licence.split(" (")[0], entry.size or "-", status(entry)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
