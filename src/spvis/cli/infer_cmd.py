@@ -162,10 +162,16 @@ def run_all_videos(args: argparse.Namespace, model: Any, cfg: Any, out_dir: Path
     """Run every video not in ``done``, logging each as it finishes; returns the video ids in input order."""
     from spvis.errors import SpvisError
 
+    from spvis.engine.domain_check import domain_warning
+
     is_dataset = Path(args.input).suffix.lower() == ".json"
     order: list[int] = []
     try:
         for job in iter_jobs(args.input, args.image_root, cfg, args.max_frames):
+            if not order:  # once the input opened: an input that fails to open is one error line, nothing else
+                warning = domain_warning(cfg, args.input)
+                if warning:
+                    print(f"spvis infer: warning: {warning}", file=sys.stderr)
             order.append(job.video_id)
             if job.video_id in done:
                 continue
@@ -219,11 +225,6 @@ def infer(args: argparse.Namespace) -> int:
     if args.mode == "offline" and cfg.TEST.TRACKER == "minvis":
         raise SpvisError("--tracker minvis is an online association (the refiner needs the learned tracker); "
                          "use --mode online")
-    from spvis.engine.domain_check import domain_warning
-
-    warning = domain_warning(cfg, args.input)
-    if warning:
-        print(f"spvis infer: warning: {warning}", file=sys.stderr)
     if args.exist_ok:
         remove_files(previous)
     out_dir.mkdir(parents=True, exist_ok=True)
