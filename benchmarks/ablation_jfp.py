@@ -44,7 +44,8 @@ def train_refiner(args: argparse.Namespace, switches: dict, out_dir: Path) -> Pa
     weights = out_dir / "model_final.safetensors"
     if not weights.exists():
         steps = max(1, int(args.iters * 0.8))
-        spvis("train", "--config", args.config, f"MODEL.WEIGHTS={args.tracker_weights}",
+        # no final weights: any run in out_dir was cut short, and this one replaces it
+        spvis("train", "--overwrite", "--config", args.config, f"MODEL.WEIGHTS={args.tracker_weights}",
               f"MODEL.REFINER.SIM={switches['SIM']}", f"MODEL.REFINER.RCP={switches['RCP']}",
               f"SOLVER.MAX_ITER={args.iters}", f"SOLVER.STEPS=[{steps}]", f"SEED={args.seed}",
               f"DATASETS.TRAIN=[{args.data / 'train.json'}]", "DATASETS.TEST=[]", f"OUTPUT_DIR={out_dir}")

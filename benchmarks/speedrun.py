@@ -3,8 +3,9 @@
 Time to accuracy is the measure (as in the CIFAR-10 speedruns): every recipe change is judged by validation
 accuracy at a fixed CPU budget. The run trains one stage with ``spvis train`` (checkpoints every
 ``--eval-every`` steps), then scores every checkpoint on a small fixed validation set with the cheap proxy:
-segmenter + MinVIS association online (no learned tracker needed), reporting video AP, per-frame mask AP (every
-frame a one-frame video, each track's piece keeping the track's score), HOTA's DetA / AssA and IDSW. Training
+segmenter + MinVIS association online (no learned tracker needed), reporting video AP, HOTA's DetA / AssA, IDF1
+and IDSW, and the segmenter's own per-frame mask AP (``frameAP``: its top-k predictions of every frame, scored by
+that frame's class probabilities, every frame a one-frame video): per-frame quality apart from association. Training
 minutes are the logged step times only (evaluation excluded); take them on an otherwise idle machine.
 
     python benchmarks/speedrun.py --out output/speedrun/base --iters 1500 --eval-every 250 --seed 0 \
@@ -26,16 +27,17 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VAL = ["datasets/val_101", "datasets/val_202"]
-COLUMNS = ("AP", "frameAP", "DetA", "AssA", "HOTA", "IDSW")
+COLUMNS = ("AP", "frameAP", "DetA", "AssA", "HOTA", "IDF1", "IDSW")
 
 
-def per_frame_split(gt: dict, entries: list[dict]) -> tuple[dict, list[dict]]:
-    """(GT, results) with every frame of every video as its own one-frame video: per-frame mask AP by the
-    video AP code. A prediction's piece in a frame keeps the track's score and class."""
-    videos, annotations, results, new_id = [], [], [], {}
+def per_frame_split(gt: dict) -> tuple[dict, dict[tuple[int, int], int]]:
+    """The GT with every frame of every video as its own one-frame video (per-frame mask AP by the video AP
+    code), and the map (video id, frame) -> one-frame video id."""
+    videos, annotations, new_id = [], [], {}
     for v in gt["videos"]:
         for f in range(v["length"]):
             new_id[(v["id"], f)] = len(new_id) + 1
@@ -47,39 +49,64 @@ def per_frame_split(gt: dict, entries: list[dict]) -> tuple[dict, list[dict]]:
                 annotations.append({"id": len(annotations) + 1, "video_id": new_id[(a["video_id"], f)],
                                     "category_id": a["category_id"], "iscrowd": a.get("iscrowd", 0),
                                     "segmentations": [seg], "areas": [a["areas"][f]], "bboxes": [None]})
-    for e in entries:
-        for f, seg in enumerate(e["segmentations"]):
-            if seg is not None and (e["video_id"], f) in new_id:
-                results.append({"video_id": new_id[(e["video_id"], f)], "category_id": e["category_id"],
-                                "score": e["score"], "segmentations": [seg]})
-    return {"videos": videos, "annotations": annotations, "categories": gt["categories"]}, results
+    return {"videos": videos, "annotations": annotations, "categories": gt["categories"]}, new_id
 
 
-def score_weights(weights: str, sets: list[str], overrides: list[str]) -> dict[str, float]:
-    """Segmenter + MinVIS online on the valid split of every set, pooled over the sets (x100; IDSW summed)."""
+@torch.no_grad()
+def segmenter_frame_entries(model, cfg, job, video_id: int) -> list[dict]:
+    """The segmenter alone on every frame of a video: its own top-k (TEST.MAX_NUM) query x class predictions per
+    frame, scored by the frame's class probabilities, as one-frame result entries (per-frame mask AP of the
+    segmenter, independent of any association)."""
+    from spvis.data.rle import encode_mask
+    from spvis.engine.streaming import FramePreprocessor
+    from spvis.modeling.postprocess import class_probabilities, masks_to_original, topk_instances
+
+    preprocess = FramePreprocessor(cfg, next(model.parameters()).device)
+    entries = []
+    for f, frame in enumerate(job.source):
+        images, size = preprocess(frame)
+        seg = model.segment(images)
+        scores, labels, queries = topk_instances(class_probabilities(seg["pred_logits"][0].float()),
+                                                 int(cfg.TEST.MAX_NUM))
+        masks = masks_to_original(seg["pred_masks"][0, queries].float(), tuple(images.shape[-2:]), size,
+                                  frame.shape[:2]).numpy()
+        for score, label, mask in zip(scores.tolist(), labels.tolist(), masks):
+            entries.append({"video_id": video_id, "frame": f, "category_id": job.category_ids[label]
+                            if job.category_ids else label + 1, "score": score, "rle": encode_mask(mask)})
+    return entries
+
+
+def score_weights(weights: str, sets: list[str], overrides: list[str], mode: str = "online") -> dict[str, float]:
+    """Segmenter + MinVIS (or what ``overrides`` set, e.g. TEST.TRACKER=learned) in ``mode`` on the valid split of
+    every set, pooled over the sets (x100; IDSW summed)."""
     from spvis.engine.inference import iter_jobs, load_model, run_video
     from spvis.evaluation import evaluate
 
     model, cfg = load_model(weights, None, ["TEST.TRACKER=minvis", *overrides])
     gt_all: dict = {"videos": [], "annotations": [], "categories": None}
     entries: list[dict] = []
+    frame_preds: list[dict] = []
     offset = 0
     for folder in sets:
         gt = json.loads((Path(folder) / "valid.json").read_text())
         gt_all["categories"] = gt["categories"]
         for job in iter_jobs(str(Path(folder) / "valid.json"), str(Path(folder) / "valid" / "JPEGImages"), cfg):
-            result = run_video(model, cfg, job, mode="online", out_dir=None, score_thr=0.0, max_frames=None)
+            result = run_video(model, cfg, job, mode=mode, out_dir=None, score_thr=0.0, max_frames=None)
             entries.extend(dict(e, video_id=e["video_id"] + offset) for e in result.entries)
+            frame_preds.extend(segmenter_frame_entries(model, cfg, job, job.video_id + offset))
         gt_all["videos"] += [dict(v, id=v["id"] + offset) for v in gt["videos"]]
         gt_all["annotations"] += [dict(a, id=a["id"] + offset * 1000, video_id=a["video_id"] + offset)
                                   for a in gt["annotations"]]
         offset += max(v["id"] for v in gt["videos"]) + 1
     metrics = evaluate(gt_all, entries)
-    frame_gt, frame_entries = per_frame_split(gt_all, entries)
-    frame_metrics = evaluate(frame_gt, frame_entries)
+    frame_gt, frame_ids = per_frame_split(gt_all)
+    frame_metrics = evaluate(frame_gt, [{"video_id": frame_ids[(p["video_id"], p["frame"])],
+                                         "category_id": p["category_id"], "score": p["score"],
+                                         "segmentations": [p["rle"]]} for p in frame_preds])
     pooled = metrics["tracking"]["pooled"]
     return {"AP": 100 * metrics["AP"], "frameAP": 100 * frame_metrics["AP"], "DetA": 100 * pooled["DetA"],
-            "AssA": 100 * pooled["AssA"], "HOTA": 100 * pooled["HOTA"], "IDSW": float(pooled["IDSW"])}
+            "AssA": 100 * pooled["AssA"], "HOTA": 100 * pooled["HOTA"], "IDF1": 100 * pooled["IDF1"],
+            "IDSW": float(pooled["IDSW"])}
 
 
 def training_minutes(out: Path) -> dict[int, float]:
@@ -115,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--opts", nargs="*", default=[], help="training config overrides KEY=VALUE")
     parser.add_argument("--sets", nargs="+", default=DEFAULT_VAL, help="validation folders (valid.json)")
     parser.add_argument("--test-opts", nargs="*", default=[], help="inference overrides for scoring")
+    parser.add_argument("--mode", default="online", choices=("online", "offline"), help="inference mode for scoring")
     parser.add_argument("--eval-only", action="store_true", help="score the checkpoints of an existing run")
     parser.add_argument("--resume", action="store_true", help="continue a stopped run before scoring")
     args = parser.parse_args(argv)
@@ -131,19 +159,23 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     minutes = training_minutes(out)
     rows = []
-    print(f"run {out}; validation sets: {' '.join(args.sets)}; segmenter + MinVIS online")
+    print(f"run {out}; validation sets: {' '.join(args.sets)}; {args.mode}, "
+          f"{' '.join(args.test_opts) or 'segmenter + MinVIS'}")
     print(f"| step | images | train min | {' | '.join(COLUMNS)} |")
     print("|---:|---:|---:|" + "---:|" * len(COLUMNS))
     from spvis.engine.checkpointing import load_training_checkpoint
 
     for iteration, path in checkpoints(out):
-        ims = int(load_training_checkpoint(path)["sampler"]["global_batch"]) * iteration
+        data = load_training_checkpoint(path)
+        inp = yaml.safe_load(data["config"])["INPUT"]
+        frames = int(inp["SAMPLING_FRAME_NUM"]) * int(inp["SAMPLING_NUM_CLIPS"])
+        ims = int(data["sampler"]["global_batch"]) * frames * iteration
         with tempfile.TemporaryDirectory() as tmp:
             from spvis.engine.checkpointing import export_training_checkpoint
 
             weights = export_training_checkpoint(path, Path(tmp) / "w.safetensors")
             started = time.perf_counter()
-            scores = score_weights(str(weights), args.sets, args.test_opts)
+            scores = score_weights(str(weights), args.sets, args.test_opts, args.mode)
         row = {"step": iteration, "images": ims, "train_min": round(minutes.get(iteration, float("nan")), 2),
                **{k: round(v, 2) for k, v in scores.items()}, "score_s": round(time.perf_counter() - started, 1)}
         rows.append(row)

@@ -1,7 +1,8 @@
 """Tracker ms/frame as a fraction of the segmenter's, baseline DVIS tracker vs full PGT, same model.
 
 Times three parts of each online frame separately: segmenter (``model.segment``), tracker
-(``tracker.step``: matching + layers + heads + PGT bookkeeping) and output (mask resize + RLE). First
+(``tracker.step``: matching + layers + heads + PGT bookkeeping) and output (masks at the frame's size packed with
+the slots' results, the one host transfer, RLE of the held tracks: what ``OnlineTracker`` does per frame). First
 ``--warmup`` frames are not timed. Reference: DVIS says tracker + refiner are ~1.7 % of the segmenter's
 FLOPs; on 2 cores the official tiny bundle's tracker takes ~96 ms/frame next to a ~2.5 s R50 segmenter.
 
@@ -23,10 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from online_memory import CONFIG, PGT_OVERRIDES, synthetic_frames  # noqa: E402
 
 from spvis.config import load_config  # noqa: E402
-from spvis.engine.streaming import FramePreprocessor  # noqa: E402
-from spvis.engine.video_results import encode_frame_masks  # noqa: E402
+from spvis.engine.video_results import encode_column_major  # noqa: E402
+from spvis.modeling.inference.emission import emit_frame  # noqa: E402
 from spvis.modeling.meta_arch import SPVISModel  # noqa: E402
-from spvis.modeling.postprocess import masks_to_original  # noqa: E402
 
 
 @torch.no_grad()
@@ -34,19 +34,17 @@ def time_parts(cfg, frames: list[np.ndarray], warmup: int) -> dict[str, float]:
     """Median ms/frame of segmenter, tracker and output over ``frames`` (after ``warmup`` frames)."""
     torch.manual_seed(0)
     model = SPVISModel.from_config(cfg).eval()
-    preprocess = FramePreprocessor(cfg, torch.device("cpu"))
     times: dict[str, list[float]] = {"segmenter": [], "tracker": [], "output": []}
     state = None
     for index, frame in enumerate(frames):
-        images, image_size = preprocess(frame)
+        prepared = model.preprocessor(frame)
         t0 = time.perf_counter()
-        seg = model.segment(images)
+        seg = model.segment(prepared.images)
         t1 = time.perf_counter()
         out, state = model.tracker.step(seg["pred_embds"], seg["mask_features"], state)
         t2 = time.perf_counter()
-        held = out["track_ids"][0] >= 0
-        masks = masks_to_original(out["pred_masks"][0, held], images.shape[-2:], image_size, frame.shape[:2])
-        encode_frame_masks(masks.numpy())
+        host = emit_frame(out["track_ids"][0], out["pred_logits"][0], out["pred_masks"][0], prepared, index).to_host()
+        encode_column_major(host.column_major_masks(host.track_ids >= 0))
         t3 = time.perf_counter()
         if index >= warmup:
             for key, value in zip(times, (t1 - t0, t2 - t1, t3 - t2)):

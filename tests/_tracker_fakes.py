@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from spvis.config import get_cfg
+from spvis.modeling.inference import OnlineInferenceMixin
+from spvis.modeling.preprocessing import Preprocessor
 from spvis.modeling.tracker import build_tracker
 
 TINY = dict(Q=6, C=16, K=3)
@@ -30,8 +32,9 @@ def tiny_cfg(**pgt):
     return cfg
 
 
-class FakeSegmenterModel(nn.Module):
-    """``segment(images)`` -> pred_embds from Q fixed image regions, mask_features from a 1x1 conv."""
+class FakeSegmenterModel(OnlineInferenceMixin, nn.Module):
+    """``segment(images)`` -> pred_embds from Q fixed image regions, mask_features from a 1x1 conv; the model's
+    online inference (``init_state`` / ``track_frame``) comes from the mixin, as for SPVISModel."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -41,6 +44,7 @@ class FakeSegmenterModel(nn.Module):
         self.query_proj = nn.Linear(channels, channels)
         self.class_proj = nn.Linear(channels, cfg.MODEL.NUM_CLASSES + 1)
         self.tracker = build_tracker(cfg)
+        self.preprocessor = Preprocessor.from_config(cfg)
 
     def segment(self, images: torch.Tensor) -> dict:
         mask_features = self.pixel_proj(F.avg_pool2d(images, 4))  # (N, C, h, w)

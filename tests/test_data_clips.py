@@ -16,9 +16,10 @@ from spvis.data.coco import load_coco_instances
 from spvis.data.loader import InfiniteClipSampler, build_train_loader
 from spvis.data.rle import decode_rle, encode_mask
 from spvis.data.sampling import monotonic_angles, select_frames
-from spvis.data.transforms import apply_image, apply_masks, resize_shortest_edge, sample_clip_transform
+from spvis.data.transforms import apply_image, apply_masks, sample_clip_transform
 from spvis.data.ytvis import load_video_dataset
 from spvis.errors import DataFormatError, SpvisError
+from spvis.modeling.preprocessing import resized_shape
 
 DATA = Path(__file__).parent / "data"
 DAVIS_JSON = DATA / "davis_mini" / "ytvis_gt.json"
@@ -80,8 +81,8 @@ def test_monotonic_angles():
 
 # ------------------------------------------------------------------ transforms
 def test_resize_shortest_edge_rounds_like_detectron2():
-    assert resize_shortest_edge(480, 854, 360, 1333) == (360, 641)
-    assert resize_shortest_edge(480, 854, 480, 768) == (432, 768)  # longest edge capped
+    assert resized_shape(480, 854, 360, 1333) == (360, 641)
+    assert resized_shape(480, 854, 480, 768) == (432, 768)  # longest edge capped
 
 
 def test_transform_is_clip_consistent_and_flips_masks():

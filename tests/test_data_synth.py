@@ -114,7 +114,7 @@ def test_cli_synth_bad_arguments(tmp_path, capsys, args, message):
 def test_cli_synth_out_is_a_file(tmp_path, capsys):
     (tmp_path / "taken").write_text("x")
     assert main(["synth", "--out", str(tmp_path / "taken"), "--videos", "1", "--no-progress"]) == 2
-    assert "taken: --out must be a folder" in capsys.readouterr().err
+    assert f"--out {tmp_path / 'taken'}: {tmp_path / 'taken'} exists and is not a folder" in capsys.readouterr().err
 
 
 def test_occlusion_labels_use_the_ovis_vocabulary_and_evaluate(tmp_path):

@@ -306,12 +306,13 @@ def _eval_args(tmp_path: Path) -> list[str]:
     return ["eval", "--gt", str(gt), "--pred", str(pred)]
 
 
-def test_eval_out_folder_gets_metrics_json(tmp_path, capsys):
+def test_eval_out_that_is_a_folder_is_refused(tmp_path, capsys):
     folder = tmp_path / "metrics_dir"
     folder.mkdir()
-    assert main(_eval_args(tmp_path) + ["--out", str(folder)]) == 0
-    capsys.readouterr()
-    assert json.loads((folder / "metrics.json").read_text())["AP"] >= 0
+    argv = _eval_args(tmp_path) + ["--out", str(folder)]
+    before = _files(tmp_path)
+    _one_line_error(capsys, argv, f"--out {folder}", "is a folder")
+    assert _files(tmp_path) == before and not any(folder.iterdir())
 
 
 @pytest.mark.parametrize("kind", ["parent_is_file", "zip_is_folder"])
@@ -331,17 +332,25 @@ def test_eval_unwritable_out_fails_before_evaluating(tmp_path, capsys, kind):
     assert _files(tmp_path) == before
 
 
-@pytest.mark.parametrize("cmd", ["infer", "report", "split"])
+def _out_argv(tmp_path: Path, cmd: str, out: Path) -> list[str]:
+    """The command line of ``cmd`` writing to ``out`` (a folder, or eval's metrics file)."""
+    gt = _write(tmp_path / "gt.json", _gt())
+    pred = _write(tmp_path / "results.json", _results())
+    return {"infer": ["infer", "--input", str(gt), "--out", str(out)],
+            "report": ["report", "--gt", str(gt), "--pred", str(pred), "--out", str(out)],
+            "split": ["data", "split", str(gt), "--val-fraction", "0.5", "--out", str(out)],
+            "synth": ["synth", "--out", str(out), "--videos", "2", "--frames", "2", "--size", "32x32", "--no-progress"],
+            "eval": ["eval", "--gt", str(gt), "--pred", str(pred), "--out", str(out)]}[cmd]
+
+
+@pytest.mark.parametrize("cmd", ["infer", "report", "split", "synth"])
 def test_out_that_is_an_existing_file(tmp_path, capsys, cmd):
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
-    gt = _write(tmp_path / "gt.json", _gt())
-    pred = _write(tmp_path / "results.json", _results())
-    argv = {"infer": ["infer", "--input", str(gt), "--out", str(blocker)],
-            "report": ["report", "--gt", str(gt), "--pred", str(pred), "--out", str(blocker)],
-            "split": ["data", "split", str(gt), "--val-fraction", "0.5", "--out", str(blocker)]}[cmd]
+    argv = _out_argv(tmp_path, cmd, blocker)
+    before = _files(tmp_path)
     _one_line_error(capsys, argv, f"--out {blocker}", "exists and is not a folder")
-    assert blocker.read_text() == "x"
+    assert blocker.read_text() == "x" and _files(tmp_path) == before
 
 
 def test_read_only_output_folder_is_one_line(tmp_path, capsys, monkeypatch):
@@ -359,15 +368,39 @@ def test_read_only_output_folder_is_one_line(tmp_path, capsys, monkeypatch):
     assert _files(tmp_path) == before
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_read_only_output_folder_is_refused_up_front(tmp_path, capsys):
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """An empty folder no one may write into: mode 0555 for a normal user; for root, which ignores mode bits, the
+    immutable attribute (chattr +i), which binds root too. Skipped where neither holds."""
+    import shutil
+    import subprocess
+
     ro = tmp_path / "ro"
     ro.mkdir()
-    ro.chmod(0o555)
-    try:
-        _one_line_error(capsys, _eval_args(tmp_path) + ["--out", str(ro / "m.json")], "not writable")
-    finally:
+    if os.geteuid() != 0:
+        ro.chmod(0o555)
+        yield ro
         ro.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(ro)], capture_output=True).returncode != 0:
+        pytest.skip("running as root, which writes into chmod-read-only folders, and chattr +i (which binds root) "
+                    "is not available on this file system")
+    try:
+        yield ro
+    finally:
+        subprocess.run([chattr, "-i", str(ro)], check=True)
+
+
+@pytest.mark.parametrize("cmd, inside", [("infer", True), ("infer", False), ("eval", True), ("split", True),
+                                         ("split", False), ("synth", True)],
+                         ids=["infer", "infer-itself", "eval", "split", "split-itself", "synth"])
+def test_read_only_output_folder_is_refused_up_front(tmp_path, capsys, read_only_folder, cmd, inside):
+    out = read_only_folder / ("m.json" if cmd == "eval" else "out") if inside else read_only_folder
+    argv = _out_argv(tmp_path, cmd, out)
+    before = _files(tmp_path)
+    _one_line_error(capsys, argv, f"--out {out}", f"folder {read_only_folder} is not writable")
+    assert _files(tmp_path) == before and not any(read_only_folder.iterdir())
 
 
 @pytest.mark.parametrize("thr", ["1.5", "-1", "nan"])

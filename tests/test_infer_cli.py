@@ -59,9 +59,14 @@ def test_infer_writes_results_and_overlay(fake_run, tmp_path):
         assert sum(1 for _ in container.decode(video=0)) == 6
 
 
-def test_truncated_video_keeps_frames_read(fake_run, tmp_path, capsys):
+def test_truncated_video_is_an_error_unless_allowed(fake_run, tmp_path, capsys):
     argv = fake_run(FakeSource(6, truncated_after=4))
-    assert main(argv + ["--no-overlay"]) == 0
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("spvis infer: error: clip.mp4: truncated after frame 4") and "--allow-truncated" in err[-1]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # no overlay, no results
+    argv = fake_run(FakeSource(6, truncated_after=4))
+    assert main(argv + ["--no-overlay", "--allow-truncated"]) == 0
     assert "truncated after frame 4" in capsys.readouterr().err
     entries = json.loads((tmp_path / "out" / "results.json").read_text())
     assert entries and all(len(e["segmentations"]) == 4 for e in entries)

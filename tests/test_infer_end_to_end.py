@@ -115,7 +115,7 @@ def test_offline_mode_without_refiner_is_one_line(weights, tmp_path, test_data_d
     assert code == 2 and "refiner" in capsys.readouterr().err
 
 
-def test_truncated_mp4_keeps_the_frames_read(weights, tmp_path, capsys):
+def test_truncated_mp4_is_an_error_unless_allowed(weights, tmp_path, capsys):
     rng = np.random.default_rng(0)
     path = tmp_path / "clip.mp4"
     with av.open(str(path), "w", options={"movflags": "faststart"}) as container:  # index first: truncation keeps it
@@ -130,7 +130,12 @@ def test_truncated_mp4_keeps_the_frames_read(weights, tmp_path, capsys):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     out = tmp_path / "out"
-    assert main(["infer", "--input", str(path), "--weights", str(weights), "--out", str(out), "--no-overlay"]) == 0
+    assert main(["infer", "--input", str(path), "--weights", str(weights), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"spvis infer: error: {path}: video ends after ") and "--allow-truncated" in err[-1]
+    assert not out.exists() or not any(out.iterdir())  # not scored as a complete video, no partial overlay
+    assert main(["infer", "--input", str(path), "--weights", str(weights), "--out", str(out), "--no-overlay",
+                 "--allow-truncated"]) == 0
     assert "truncated" in capsys.readouterr().err
     entries = json.loads((out / "results.json").read_text())
     read = len(entries[0]["segmentations"])

@@ -9,9 +9,11 @@ from torch import nn
 from pycocotools import mask as mask_utils
 
 from _tracker_fakes import FakeSegmenterModel, tiny_cfg, single_thread  # noqa: F401 (autouse fixture)
-from spvis.engine.streaming import OnlineTracker, resized_shape
+from spvis.engine.streaming import OnlineTracker
 from spvis.errors import DataFormatError, SpvisError
+from spvis.modeling.inference import OnlineInferenceMixin
 from spvis.modeling.postprocess import vis_topk
+from spvis.modeling.preprocessing import Preprocessor, resized_shape
 
 
 def _frames(count: int, height: int = 50, width: int = 70, seed: int = 0) -> list[np.ndarray]:
@@ -54,7 +56,7 @@ def test_video_entries_equal_official_rule_on_whole_clip_logits():
     list(engine.stream(frames))
     entries = engine.video_result(1).entries
     with torch.no_grad():
-        images = torch.cat([engine.preprocess(f)[0] for f in frames])
+        images = model.preprocessor(np.stack(frames)).images
         seg = model.segment(images)
         out, _ = model.tracker(seg["pred_embds"].unsqueeze(0), seg["mask_features"].unsqueeze(0))
     scores, labels, _ = vis_topk(out["pred_logits"][0].mean(0), cfg.TEST.MAX_NUM)
@@ -109,10 +111,11 @@ class _ScriptedTracker(nn.Module):
         return {"pred_logits": logits, "pred_masks": masks, "track_ids": ids}, t
 
 
-class _ScriptedModel(nn.Module):
+class _ScriptedModel(OnlineInferenceMixin, nn.Module):
     def __init__(self, tracker):
         super().__init__()
         self.tracker = tracker
+        self.preprocessor = Preprocessor.from_config(_scripted_cfg())
 
     def segment(self, images):
         return {"pred_embds": torch.zeros(1, self.tracker.num_slots, 4), "mask_features": torch.zeros(1, 4, *images.shape[-2:])}

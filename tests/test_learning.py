@@ -35,6 +35,10 @@ import pytest
 from spvis.cli.main import main
 from spvis.data.synth import generate_synthetic_dataset
 
+# 300 + 60 training iterations of the real model: out of the default run; CI runs them once, under
+# ATEN_CPU_CAPABILITY=avx2 OMP_NUM_THREADS=1 (.ci/run)
+pytestmark = pytest.mark.slow
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "synth"
 TINY = ["MODEL.DEVICE=cpu", "MODEL.NUM_CLASSES=3", "MODEL.BACKBONE.WIDTH=8", "MODEL.PIXEL_DECODER.CONV_DIM=32",
         "MODEL.PIXEL_DECODER.MASK_DIM=32", "MODEL.PIXEL_DECODER.ENC_LAYERS=1", "MODEL.PIXEL_DECODER.ENC_FFN=64",

@@ -78,3 +78,47 @@ def test_first_ctrl_c_stops_live_sources_second_interrupts(served_mp4):
 def test_unreachable_webcam_is_an_error():
     with pytest.raises(SpvisError, match="webcam:99: cannot open the stream"):
         LiveSource("webcam:99")
+
+
+class _StopAfter:
+    """A live source whose user presses Ctrl-C (``request_stop``) once ``n`` frames were read."""
+
+    def __init__(self, source: LiveSource, n: int):
+        self.source, self.n = source, n
+
+    def __getattr__(self, name: str):
+        return getattr(self.source, name)
+
+    def __iter__(self):
+        for count, frame in enumerate(self.source, 1):
+            yield frame
+            if count == self.n:
+                self.source.request_stop()
+
+
+def test_a_stopped_live_stream_keeps_its_results_but_a_lost_one_needs_allow_truncated(served_mp4):
+    """infer refuses a video that breaks off unless --allow-truncated; a stream the user stopped did not break."""
+    from spvis.engine.inference import VideoJob, load_model, run_video
+
+    _server, url = served_mp4
+    model, cfg = load_model(None, None, ["MODEL.DEVICE=cpu"])
+    job = VideoJob(1, "clip", _StopAfter(LiveSource(url), 2), None, [])
+    result = run_video(model, cfg, job, mode="online", out_dir=None, score_thr=0.0, max_frames=None)
+    assert result.num_frames == 2 and result.truncated and "stopped after 2 frames" in result.error
+    lost = LiveSource(url)
+    read = lost._frames
+
+    def two_then_lost():  # the connection drops after two frames (reconnects spent)
+        for count, frame in enumerate(read(), 1):
+            yield frame
+            if count == 2:
+                lost._stop(f"{url}: stream lost after 2 frames (test)")
+                return
+
+    lost._frames = two_then_lost
+    with pytest.raises(SpvisError, match=r"stream lost after 2 frames \(test\); .*--allow-truncated"):
+        run_video(model, cfg, VideoJob(1, "clip", lost, None, []), mode="online", out_dir=None, score_thr=0.0,
+                  max_frames=None)
+    kept = run_video(model, cfg, VideoJob(1, "clip", lost, None, []), mode="online", out_dir=None, score_thr=0.0,
+                     max_frames=None, allow_truncated=True)
+    assert kept.num_frames == 2 and kept.truncated

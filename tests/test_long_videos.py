@@ -113,6 +113,7 @@ def _run_long_video(root: Path, weights: Path, frames: int) -> None:
     assert metrics["AP"] == pytest.approx(1.0) and metrics["tracking"]["pooled"]["IDF1"] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_600_frame_video_through_check_infer_eval_and_overlays(tmp_path, tiny_weights):
     _run_long_video(tmp_path, tiny_weights, 600)
 

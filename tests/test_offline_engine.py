@@ -10,10 +10,11 @@ from torch import nn
 
 from spvis.config import get_cfg
 from spvis.data.rle import decode_rle
-from spvis.engine.offline import plan_windows, prepare_window, run_offline
-from spvis.engine.streaming import FramePreprocessor
+from spvis.engine.offline import plan_windows, run_offline
 from spvis.errors import SpvisError
+from spvis.modeling.inference import OfflineInferenceMixin
 from spvis.modeling.postprocess import masks_to_original, vis_topk
+from spvis.modeling.preprocessing import Preprocessor
 from spvis.modeling.refiner import TemporalRefiner
 
 Q, C, K = 6, 16, 4
@@ -55,12 +56,11 @@ class FakeTracker(nn.Module):
         return torch.tanh(self.mix(frame_embeds))
 
 
-class FakeModel(nn.Module):
+class FakeModel(OfflineInferenceMixin, nn.Module):
     def __init__(self, with_refiner=True):
         super().__init__()
         torch.manual_seed(0)
-        self.register_buffer("pixel_mean", torch.tensor([123.675, 116.28, 103.53]), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor([58.395, 57.12, 57.375]), persistent=False)
+        self.preprocessor = Preprocessor.from_config(_cfg())
         self.seg = FakeSegmenter()
         self.tracker = FakeTracker()
         self.refiner = TemporalRefiner(num_classes=K, hidden_dim=C, nheads=2, dim_feedforward=32,
@@ -107,7 +107,7 @@ def _decoded(result):
 def _direct(model, cfg, frames):
     """Everything in memory at once: the reference the bounded engine must reproduce."""
     model.eval()
-    prep = prepare_window(frames, FramePreprocessor(cfg, torch.device("cpu")))
+    prep = model.preprocessor(np.stack(frames))
     seg = model.segment(prep.images)
     state, inst, logits = None, [], []
     for t in range(len(frames)):

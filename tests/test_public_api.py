@@ -1,13 +1,26 @@
 """The package top level is the public API: every name resolves, and the README's example runs."""
 
+import importlib
+import inspect
+
 import numpy as np
+import pytest
 
 import spvis
 
 
-def test_every_public_name_resolves():
-    for name in spvis.__all__:
-        assert getattr(spvis, name) is not None
+def test_every_public_name_is_the_object_its_module_defines():
+    assert spvis.__all__ == sorted(spvis._EXPORTS) + ["__version__"] and dir(spvis) == sorted(spvis.__all__)
+    for name, module in spvis._EXPORTS.items():
+        assert getattr(spvis, name) is getattr(importlib.import_module(module), name), name
+    assert isinstance(spvis.__version__, str) and spvis.__version__.count(".") == 2
+    assert inspect.isclass(spvis.VideoSegmenter) and issubclass(spvis.SpvisError, Exception)
+    assert spvis.BUILTIN_WEIGHTS.is_file()
+    # the documented keywords of the entry points (README "Python API")
+    assert {"resume", "overwrite", "num_processes"} <= set(inspect.signature(spvis.train).parameters)
+    assert {"device", "half"} <= set(inspect.signature(spvis.load).parameters)
+    with pytest.raises(AttributeError, match="module 'spvis' has no attribute 'nope'"):
+        spvis.nope  # noqa: B018
 
 
 def test_readme_example_tracks_a_synthetic_video(tmp_path):
@@ -19,9 +32,24 @@ def test_readme_example_tracks_a_synthetic_video(tmp_path):
     frames = list(spvis.open_frame_source(dataset.videos[0], image_root=dataset.image_root))
     results = list(tracker.stream(frames))
     assert [r.frame_index for r in results] == [0, 1, 2, 3]
-    assert all(r.masks.shape[-2:] == (96, 128) for r in results)
-    # the demo model finds the objects: every frame has at least one confident track
-    assert all(len(r.track_ids) > 0 and np.all(r.scores >= 0) for r in results)
+    for r in results:
+        n = len(r.track_ids)
+        assert n > 0 and r.masks.shape == (n, 96, 128) and r.masks.dtype == bool
+        assert r.scores.shape == r.labels.shape == (n,) and len(set(r.track_ids.tolist())) == n
+        assert np.all((r.scores > 0) & (r.scores <= 1)) and r.scores.max() >= 0.5
+    # the demo model finds the red disc (the video's only object of its class) in every frame, with its class
+    # and one track id throughout
+    from spvis.data.rle import decode_rle
+
+    disc = next(t for t in dataset.tracks(dataset.videos[0].id) if dataset.dataset_to_contiguous_id[t.category_id] == 0)
+    found = []
+    for r in results:
+        gt = decode_rle(disc.segmentations[r.frame_index])
+        ious = [(gt & m).sum() / (gt | m).sum() for m in r.masks]
+        best = int(np.argmax(ious))
+        assert ious[best] > 0.9 and r.labels[best] == 0, (r.frame_index, ious)
+        found.append(int(r.track_ids[best]))
+    assert len(set(found)) == 1
 
 
 def test_load_stream_predict_and_save_pretrained(tmp_path):

@@ -66,7 +66,8 @@ def reference(weights, dataset, tmp_path_factory) -> bytes:
         assert main(_infer_argv(weights, dataset, out)) == 0
     finally:
         torch.set_num_threads(previous)
-    assert sorted(p.name for p in out.iterdir()) == ["1.mp4", "2.mp4", "3.mp4", "results.json", "results.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["1.mp4", "2.mp4", "3.mp4", "results.json", "results.jsonl",
+                                                   "results.settings.json"]
     return (out / "results.json").read_bytes()
 
 
@@ -147,7 +148,7 @@ def test_error_in_video_2_keeps_video_1_and_resume_gives_the_same_bytes(weights,
     line = _one_error_line(capsys)
     assert "video 2: frame 1: simulated decoder failure" in line and "--resume" in line
     assert _logged_videos(out) == [1]
-    assert sorted(p.name for p in out.iterdir()) == ["1.mp4", "results.jsonl"]  # no results.json, no temp file
+    assert sorted(p.name for p in out.iterdir()) == ["1.mp4", "results.jsonl", "results.settings.json"]  # no results.json, no temp file
     ran = []
     monkeypatch.setattr(infer_cmd, "run_video",
                         lambda model, cfg, job, **kw: ran.append(job.video_id) or real(model, cfg, job, **kw))
@@ -176,7 +177,7 @@ def test_signal_mid_video_leaves_no_temp_file_and_resume_gives_the_same_bytes(we
     monkeypatch.setattr(overlay, "draw_overlay", draw_then_signal)
     assert main(_infer_argv(weights, dataset, out)) == code
     assert ("terminated" if signum == signal.SIGTERM else "interrupted") in capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == ["1.mp4", "results.jsonl"] and _logged_videos(out) == [1]
+    assert sorted(p.name for p in out.iterdir()) == ["1.mp4", "results.jsonl", "results.settings.json"] and _logged_videos(out) == [1]
     monkeypatch.setattr(overlay, "draw_overlay", real_draw)
     with open(out / "results.jsonl", "a") as log:
         log.write('{"video_id": 2, "entries": [{"video_id": 2, "categ')

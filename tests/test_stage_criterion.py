@@ -18,6 +18,51 @@ from test_tracker_stage import _clip_targets
 from test_train_fakes import TinyClipModel, make_synth, tiny_cfg as engine_cfg
 
 
+def _plain_state(model: torch.nn.Module) -> dict:
+    """Every plain attribute (not a parameter, buffer or child module) of every submodule, by value, and every
+    buffer except norm running statistics: what a schedule hidden on the model would have to change. Comparing
+    names only would miss a value written into an existing attribute (DVIS's ``self.iter``)."""
+    import copy
+    import inspect
+
+    def by_value(value):  # a helper object (the tracker's noiser) compares by its attributes, not its identity
+        if hasattr(value, "__dict__") and not isinstance(value, type) and not inspect.isroutine(value):
+            return type(value).__name__, {k: by_value(v) for k, v in vars(value).items()}
+        return value.detach().clone() if isinstance(value, torch.Tensor) else copy.deepcopy(value)
+
+    state = {}
+    for prefix, module in model.named_modules():
+        for name, value in vars(module).items():
+            if not name.startswith("_") and not isinstance(value, (torch.nn.Module, torch.Tensor)):
+                state[f"{prefix}.{name}"] = by_value(value)
+        for name, buffer in module.named_buffers(recurse=False):
+            if name not in ("running_mean", "running_var", "num_batches_tracked"):
+                state[f"{prefix}.{name}"] = buffer.detach().clone()
+    return state
+
+
+def _same_state(before, after) -> bool:
+    if isinstance(before, dict):
+        return isinstance(after, dict) and before.keys() == after.keys() and all(
+            _same_state(v, after[k]) for k, v in before.items())
+    if isinstance(before, tuple):
+        return isinstance(after, tuple) and len(before) == len(after) and all(map(_same_state, before, after))
+    if isinstance(before, torch.Tensor):
+        return isinstance(after, torch.Tensor) and torch.equal(before, after)
+    return before == after
+
+
+def test_plain_state_sees_a_value_written_into_a_submodule():
+    _, model = _tracker_setup()
+    before = _plain_state(model)
+    assert _same_state(before, _plain_state(model))
+    model.tracker.noiser.ratio = model.tracker.noiser.ratio + 0.1  # an existing attribute, a new value
+    assert not _same_state(before, _plain_state(model))
+    model.tracker.noiser.ratio -= 0.1
+    model.tracker.step_seen = 3  # a new attribute deep in the model
+    assert not _same_state(before, _plain_state(model))
+
+
 def _tracker_setup():
     cfg = tiny_cfg()
     cfg.STAGE = "tracker"
@@ -45,7 +90,8 @@ def test_tracker_schedules_follow_the_iteration_passed_in(monkeypatch):
     real_should_noise = model.tracker.noiser.should_noise
     monkeypatch.setattr(model.tracker.noiser, "should_noise",
                         lambda ratio=None: noise_seen.append(ratio) or real_should_noise(ratio))
-    attributes, keys = set(vars(model)), set(model.state_dict())
+    state = _plain_state(model)
+    keys = set(model.state_dict())
     configured = model.tracker.noiser.ratio
     images = torch.randn(4, 3, 32, 32)
     for iteration in (0, 10, 60):
@@ -55,8 +101,8 @@ def test_tracker_schedules_follow_the_iteration_passed_in(monkeypatch):
         criterion(model, images, [_clip_targets(4)], 4, iteration, 100)
         assert bool(guided_calls) == criterion.guided(iteration, 100), iteration
         assert noise_seen and set(noise_seen) == {criterion.noise_ratio(iteration, 100)}, (iteration, noise_seen)
-    # the schedule reached the tracker as an argument: no attribute on the model was set or changed
-    assert set(vars(model)) == attributes and set(model.state_dict()) == keys
+    # the schedule reached the tracker as an argument: no attribute anywhere in the model was set or changed
+    assert _same_state(state, _plain_state(model)) and set(model.state_dict()) == keys
     assert model.tracker.noiser.ratio == configured
     assert not hasattr(model, "train_progress")
 
@@ -74,14 +120,14 @@ def test_refiner_guided_matching_follows_the_iteration_passed_in():
     with torch.no_grad():
         tracker_logits = model.tracker.classify(torch.tanh(model.tracker.mix(
             model.sem_seg_head(images)["pred_embds"].reshape(2, T, *model.sem_seg_head.queries.shape))))
-    attributes = set(vars(model))
+    state = _plain_state(model)
     for iteration in (2, 3):
         seen.clear()
         criterion(model, images, targets, T, iteration, 10)
         on_tracker = torch.allclose(seen[0], tracker_logits.mean(1))  # the frozen tracker's video-level logits
         assert on_tracker == criterion.guided(iteration, 10), iteration
         assert len(seen) == (1 if on_tracker else 2)  # guided: one matching for both layers; else one per layer
-    assert set(vars(model)) == attributes
+    assert _same_state(state, _plain_state(model))
 
 
 def test_model_owns_its_stage_criterion_without_checkpoint_keys():

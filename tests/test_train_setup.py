@@ -43,7 +43,7 @@ def test_a_missing_dataset_says_how_to_make_it(tmp_path, monkeypatch, capsys):
 
 def test_num_gpus_fits_clips_per_device_or_refuses_before_spawning(monkeypatch, capsys):
     spawned = {}
-    monkeypatch.setattr(launch, "_launch_local", lambda config, overrides, resume, n: spawned.update(o=overrides))
+    monkeypatch.setattr(launch, "_launch_local", lambda config, overrides, resume, n, *_: spawned.update(o=overrides))
     stream = ["DATASETS.TRAIN=[synth:target]"]
     assert launch.train("synth/segmenter.yaml", stream, num_processes=2) is None
     assert spawned["o"] == [*stream, "SOLVER.CLIPS_PER_DEVICE=4"]  # recipe: batch 8, 8 clips per device

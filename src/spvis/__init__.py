@@ -22,6 +22,7 @@ _EXPORTS = {
     "load": "spvis.predictor",
     "list_models": "spvis.predictor",
     "VideoSegmenter": "spvis.predictor",
+    "OnlineState": "spvis.modeling.inference",
     "train": "spvis.engine.launch",
     "load_model": "spvis.engine.inference",
     "iter_jobs": "spvis.engine.inference",

@@ -2,7 +2,9 @@
 
 One object holds a model and its config and offers what the CLI does: ``stream`` (online, a FrameResult
 per frame, flat memory), ``predict`` (one video, online or offline, a VideoResult), ``predict_dataset``
-(every video of a YouTube-VIS json) and ``save_pretrained`` (a model folder with a model card).
+(every video of a YouTube-VIS json) and ``save_pretrained`` (a model folder with a model card); and, SAM 2 style,
+an explicit state: ``state = segmenter.init_state()``, then ``segmenter.step(state, frame)`` per frame (the same
+FrameResults as ``stream``; ``state.state_dict()`` / ``OnlineState.from_state_dict`` save and restore a video).
 """
 
 from __future__ import annotations
@@ -10,13 +12,17 @@ from __future__ import annotations
 import sys
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from spvis.engine.frame_result import FrameResult, VideoResult
 from spvis.engine.inference import class_names_for, iter_jobs, load_model, run_video
 from spvis.errors import SpvisError
+
+if TYPE_CHECKING:
+    from spvis.modeling.inference import OnlineState
+
 
 def list_models() -> list[str]:
     """Zoo names ``spvis.load`` accepts besides paths (``spvis models`` shows what each one is)."""
@@ -71,29 +77,55 @@ class VideoSegmenter:
             result.names = names
             yield result
 
-    def predict(self, src: str | Path, *, mode: str = "online", max_memory_gb: float | None = None) -> VideoResult:
-        """One video (file or frame folder) end to end: benchmark-format entries, one per track and class."""
+    def init_state(self) -> "OnlineState":
+        """A fresh online state for one video (TEST.TRACKER, TEST.SNAP_IOU and the precision of this segmenter);
+        ``step`` advances it. ``state.state_dict()`` is plain tensors and numbers for ``torch.save``;
+        ``OnlineState.from_state_dict(torch.load(path, weights_only=True))`` restores it."""
+        from spvis.engine.streaming import online_state
+
+        return online_state(self.model, self.cfg)
+
+    def step(self, state: "OnlineState", frame: np.ndarray, *, score_thr: float = 0.5) -> FrameResult:
+        """Track one (H, W, 3) uint8 RGB frame of the state's video: its FrameResult (tracks scoring >=
+        ``score_thr`` on it), equal to what ``stream`` yields for that frame. The state advances in place."""
+        from spvis.engine.streaming import check_frame, frame_result
+
+        check_frame(frame, state.frame_index, None if state.frame_size is None else tuple(state.frame_size), "<frame>")
+        result = frame_result(self.model.track_frame(state, frame).to_host(), score_thr, frame)  # for .plot()
+        result.names = self.names
+        return result
+
+    def predict(self, src: str | Path, *, mode: str = "online", max_memory_gb: float | None = None,
+                allow_truncated: bool = False) -> VideoResult:
+        """One video (file or frame folder) end to end: benchmark-format entries, one per track and class.
+
+        A video that breaks off (a cut file, a bad frame) is an SpvisError naming the file, as in ``spvis infer``;
+        ``allow_truncated`` returns the frames before the break instead (``result.truncated`` / ``.error``)."""
         if mode not in ("online", "offline"):
             raise SpvisError(f"mode must be online or offline, got {mode!r}")
         if not Path(src).exists():
             raise SpvisError(f"{src}: no such video file or frame folder")
         self._warn_domain(src)
-        job = next(iter_jobs(str(src), None, self.cfg))
+        job = next(iter_jobs(str(src), None, self.cfg, None, allow_truncated))
         return run_video(self.model, self.cfg, job, mode=mode, out_dir=None, score_thr=0.0, max_frames=None,
-                         max_memory_gb=max_memory_gb)
+                         max_memory_gb=max_memory_gb, allow_truncated=allow_truncated)
 
     def iter_dataset(self, json_path: str | Path, image_root: str | Path | None = None, *,
-                     mode: str = "online") -> Iterator[VideoResult]:
+                     mode: str = "online", allow_truncated: bool = False) -> Iterator[VideoResult]:
         """Every video of a YouTube-VIS/OVIS json, one VideoResult at a time (``VISEvaluator.process`` takes
-        ``video.video_id, video.entries``)."""
+        ``video.video_id, video.entries``). ``allow_truncated`` as in ``predict``."""
         self._warn_domain(json_path)
-        for job in iter_jobs(str(json_path), None if image_root is None else str(image_root), self.cfg):
-            yield run_video(self.model, self.cfg, job, mode=mode, out_dir=None, score_thr=0.0, max_frames=None)
+        for job in iter_jobs(str(json_path), None if image_root is None else str(image_root), self.cfg, None,
+                             allow_truncated):
+            yield run_video(self.model, self.cfg, job, mode=mode, out_dir=None, score_thr=0.0, max_frames=None,
+                            allow_truncated=allow_truncated)
 
     def predict_dataset(self, json_path: str | Path, image_root: str | Path | None = None, *,
-                        mode: str = "online") -> list[dict]:
-        """Every video of a YouTube-VIS/OVIS json; the entries of a results.json (``spvis.evaluate`` scores it)."""
-        return [entry for video in self.iter_dataset(json_path, image_root, mode=mode) for entry in video.entries]
+                        mode: str = "online", allow_truncated: bool = False) -> list[dict]:
+        """Every video of a YouTube-VIS/OVIS json; the entries of a results.json (``spvis.evaluate`` scores it).
+        ``allow_truncated`` as in ``predict``."""
+        return [entry for video in self.iter_dataset(json_path, image_root, mode=mode, allow_truncated=allow_truncated)
+                for entry in video.entries]
 
     def _warn_domain(self, src: Any) -> None:
         """One stderr line, once per segmenter, when a synthetic-shapes model meets other input (domain_check)."""

@@ -7,13 +7,13 @@ and returns arrays named and shaped exactly as the bundle's ``outputs.npz`` (see
 
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np
 import torch
 
 from spvis.modeling.postprocess import masks_to_original, vis_topk
+from spvis.modeling.preprocessing import padded_size
 
 REFINER_KEYS = (
     "ref_logits", "ref_masks", "ref_embds", "final_offline_cls_in", "final_offline_aux_cls_in",
@@ -49,8 +49,7 @@ def produce(model, frames: np.ndarray, produced: Mapping[str, object], *, max_nu
     aux_cls_in = tracker_logits.mean(dim=0)
     scores, labels, ids = vis_topk(cls_in, max_num, aux_logits=aux_cls_in)
     height, width = frames.shape[1:3]
-    padded = (math.ceil(height / size_divisibility) * size_divisibility,
-              math.ceil(width / size_divisibility) * size_divisibility)
+    padded = padded_size(height, width, size_divisibility)
     final_masks = masks_to_original(masks[:, ids].transpose(0, 1), padded, (height, width), (height, width))
     return {
         "ref_logits": cls_in.cpu().numpy(),

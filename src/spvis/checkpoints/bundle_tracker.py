@@ -7,13 +7,13 @@ arrays named and shaped exactly as the bundle's ``outputs.npz`` (see its README)
 
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np
 import torch
 
 from spvis.modeling.postprocess import masks_to_original, vis_topk
+from spvis.modeling.preprocessing import padded_size
 
 TRACKER_KEYS = (
     "trk_logits", "trk_masks", "trk_embds", "trk_match_indices", "trk_frame_embds", "final_online_cls_in",
@@ -49,8 +49,7 @@ def produce(model, frames: np.ndarray, produced: Mapping[str, object], *, max_nu
     cls_in = logits.mean(dim=0)
     scores, labels, ids = vis_topk(cls_in, max_num)
     height, width = frames.shape[1:3]
-    padded = (math.ceil(height / size_divisibility) * size_divisibility,
-              math.ceil(width / size_divisibility) * size_divisibility)
+    padded = padded_size(height, width, size_divisibility)
     final_masks = masks_to_original(masks[:, ids].transpose(0, 1), padded, (height, width), (height, width))
     return {
         "trk_logits": logits.cpu().numpy(),

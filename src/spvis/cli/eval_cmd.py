@@ -29,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                       "<video>/<frame>.png (values 0..123)")
     parser.add_argument("--gt-masks", help="vps: the GT panomasksRGB folder (default: beside --gt)")
     parser.add_argument("--split", default="val", help="vss: the VSPW split to score (default val)")
-    parser.add_argument("--out", help="where to write metrics.json (default: metrics.json beside the --pred "
-                                      "file, or inside the --pred folder)")
+    parser.add_argument("--out", help="the metrics json file to write (default: metrics.json beside the --pred "
+                                      "file, or inside the --pred folder); an existing folder is refused")
     parser.add_argument("--track-score-thr", type=float, default=0.5,
                         help="tracking metrics count predictions with score >= this (default 0.5)")
     parser.add_argument("--per-category", action="store_true", help="print and store per-category metrics")
@@ -96,8 +96,6 @@ def run_segmentation(args: argparse.Namespace) -> int:
 
 
 def _metrics_path(out: str | None, default: Path) -> Path:
-    """Where metrics.json goes: ``--out`` (a file, or an existing folder to write metrics.json into) or ``default``."""
-    if not out:
-        return default
-    path = Path(out)
-    return path / "metrics.json" if path.is_dir() else path
+    """Where metrics.json goes: the ``--out`` file (an existing folder is refused by ``check_output_file``: the
+    name is the user's to choose, not ours to guess) or ``default``."""
+    return Path(out) if out else default

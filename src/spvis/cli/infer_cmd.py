@@ -18,6 +18,7 @@ from typing import Any
 
 from spvis.cli.device_args import add_device_arguments, apply_threads, device_overrides
 from spvis.engine.inference import VideoJob, iter_jobs, load_model, run_video  # noqa: F401 (tests patch these)
+from spvis.engine.infer_settings import SETTINGS_NAME
 from spvis.engine.results_log import RESULTS_LOG_NAME, ResultsLog
 
 RESULTS_NAME = "results.json"
@@ -41,10 +42,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--config", help="config YAML (default: the one saved beside the weights)")
     parser.add_argument("--mode", choices=("online", "offline"), default="online",
                         help="online: frame by frame, flat memory; offline: adds the temporal refiner")
-    parser.add_argument("--tracker", choices=("learned", "minvis"),
-                        help="online association: learned (the trained tracker, default TEST.TRACKER) or minvis "
+    parser.add_argument("--tracker", choices=("learned", "minvis", "pgt"),
+                        help="online association: learned (the trained tracker, default TEST.TRACKER), minvis "
                              "(segmenter + Hungarian matching of query embeddings between frames; works with "
-                             "segmenter-only weights)")
+                             "segmenter-only weights) or pgt (the segmenter's confident queries with a track memory, "
+                             "motion-propagated mask IoU and re-identification; options MODEL.TRACKER.PGT.*)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--score-thr", type=float, default=0.0,
                         help="drop result entries below this score; overlays show tracks scoring at least "
@@ -58,20 +60,26 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--save-masks", action="store_true",
                         help="also write OUT/masks/<video>/<frame>.png: one 16-bit PNG per frame whose pixels are "
                              "1 + the track ids of the overlay's instances (0 = background)")
+    parser.add_argument("--allow-truncated", action="store_true",
+                        help="a video that breaks off (a cut mp4, a missing, empty, cut, corrupt or mis-sized frame) "
+                             "keeps the frames before the break, with a warning, instead of being an error")
     again = parser.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
-                       help="continue the run in --out: skip the videos already in OUT/results.jsonl")
+                       help="continue the run in --out: skip the videos already in OUT/results.jsonl (refused when "
+                            "a result-changing setting differs from OUT/results.settings.json)")
     again.add_argument("--exist-ok", action="store_true",
                        help="--out may hold another run's results: remove this command's own outputs there "
-                            "(results.json, results.jsonl, the overlays it writes) and start over; other files stay")
+                            "(results.json, results.jsonl, results.settings.json, the overlays it writes) and start "
+                            "over; other files stay")
     add_device_arguments(parser)
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, interrupt_hint="rerun the same command with --resume to continue")
 
 
 def planned_outputs(args: argparse.Namespace, out_dir: Path, videos: list[tuple[int, str]]) -> list[Path]:
-    """Every file this run writes: results.json, results.jsonl and one overlay per video (unless --no-overlay)."""
-    outputs = [out_dir / RESULTS_NAME, out_dir / RESULTS_LOG_NAME]
+    """Every file this run writes: results.json, results.jsonl, results.settings.json and one overlay per video
+    (unless --no-overlay)."""
+    outputs = [out_dir / RESULTS_NAME, out_dir / RESULTS_LOG_NAME, out_dir / SETTINGS_NAME]
     if not args.no_overlay:
         outputs += [out_dir / f"{name}.mp4" for _, name in videos]
     if getattr(args, "save_masks", False):  # a video's id maps already there mark --out as used, like its overlay
@@ -130,6 +138,20 @@ def read_finished(args: argparse.Namespace, log: ResultsLog, videos: list[tuple[
     return done
 
 
+def run_settings(args: argparse.Namespace, cfg: Any, weights: str | None) -> dict[str, Any]:
+    """The result-changing settings of this run (spvis.engine.infer_settings says which and why); ``weights``:
+    the file the model was loaded from (--weights, --model's cached file, or None for the built-in model)."""
+    from spvis.checkpoints.io import weights_file
+    from spvis.engine.distributed import resolve_device
+    from spvis.engine.inference import BUILTIN_WEIGHTS
+    from spvis.engine.infer_settings import result_settings
+
+    return result_settings(input_path=args.input, image_root=args.image_root,
+                           weights_file=weights_file(weights or BUILTIN_WEIGHTS), mode=args.mode,
+                           score_thr=args.score_thr, max_frames=args.max_frames,
+                           device_type=resolve_device(str(cfg.MODEL.DEVICE)).type, cfg=cfg)
+
+
 def remove_files(paths: list[Path]) -> None:
     """Delete ``paths`` (--exist-ok: this command's own outputs of the previous run)."""
     for path in paths:
@@ -146,7 +168,8 @@ def run_one_video(args: argparse.Namespace, model: Any, cfg: Any, job: VideoJob,
         result = run_video(model, cfg, job, mode=args.mode, out_dir=None if args.no_overlay else out_dir,
                            score_thr=args.score_thr, max_frames=args.max_frames,
                            max_memory_gb=args.max_memory_gb, window_size=args.window_size,
-                           mask_dir=out_dir / MASKS_DIR if args.save_masks else None)
+                           mask_dir=out_dir / MASKS_DIR if args.save_masks else None,
+                           allow_truncated=args.allow_truncated)
     except SpvisError as exc:
         if not is_dataset:
             raise
@@ -158,8 +181,10 @@ def run_one_video(args: argparse.Namespace, model: Any, cfg: Any, job: VideoJob,
 
 
 def run_all_videos(args: argparse.Namespace, model: Any, cfg: Any, out_dir: Path, log: ResultsLog,
-                   done: dict[int, list[dict]]) -> list[int]:
-    """Run every video not in ``done``, logging each as it finishes; returns the video ids in input order."""
+                   done: dict[int, list[dict]], settings: dict[str, Any]) -> list[int]:
+    """Run every video not in ``done``, logging each as it finishes; returns the video ids in input order. The
+    settings record is written with the first finished video, so a run that finishes none leaves no file."""
+    from spvis.engine.infer_settings import record_settings
     from spvis.errors import SpvisError
 
     from spvis.engine.domain_check import domain_warning
@@ -167,7 +192,7 @@ def run_all_videos(args: argparse.Namespace, model: Any, cfg: Any, out_dir: Path
     is_dataset = Path(args.input).suffix.lower() == ".json"
     order: list[int] = []
     try:
-        for job in iter_jobs(args.input, args.image_root, cfg, args.max_frames):
+        for job in iter_jobs(args.input, args.image_root, cfg, args.max_frames, args.allow_truncated):
             if not order:  # once the input opened: an input that fails to open is one error line, nothing else
                 warning = domain_warning(cfg, args.input)
                 if warning:
@@ -176,6 +201,8 @@ def run_all_videos(args: argparse.Namespace, model: Any, cfg: Any, out_dir: Path
             if job.video_id in done:
                 continue
             entries = run_one_video(args, model, cfg, job, out_dir, is_dataset)
+            if not (out_dir / SETTINGS_NAME).is_file():
+                record_settings(out_dir / SETTINGS_NAME, settings)
             log.append(job.video_id, entries)
             done[job.video_id] = entries
     except SpvisError as exc:
@@ -199,10 +226,11 @@ def run(args: argparse.Namespace) -> int:
 
 def infer(args: argparse.Namespace) -> int:
     """``spvis infer``: check everything, run every video, then write results.json from results.jsonl."""
+    from spvis.engine.infer_settings import check_resume_settings
     from spvis.engine.inference import planned_videos
     from spvis.errors import SpvisError
     from spvis.evaluation.results_io import write_results
-    from spvis.utils.atomic_io import check_output_dir, refuse_overwriting_inputs
+    from spvis.utils.atomic_io import check_output_dir, refuse_overwriting_inputs, remove_stale_temp_files
 
     check_arguments(args)
     apply_threads(args)
@@ -225,10 +253,17 @@ def infer(args: argparse.Namespace) -> int:
     if args.mode == "offline" and cfg.TEST.TRACKER == "minvis":
         raise SpvisError("--tracker minvis is an online association (the refiner needs the learned tracker); "
                          "use --mode online")
+    settings = run_settings(args, cfg, weights)
+    if args.resume:
+        check_resume_settings(out_dir / SETTINGS_NAME, settings, log_has_videos=bool(done))
     if args.exist_ok:
         remove_files(previous)
+    stale = remove_stale_temp_files(outputs)
+    if stale:
+        print(f"spvis infer: removed {len(stale)} temporary files a killed run left in {out_dir}: "
+              + ", ".join(p.name for p in stale), file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
-    order = run_all_videos(args, model, cfg, out_dir, log, done)
+    order = run_all_videos(args, model, cfg, out_dir, log, done, settings)
     entries = [entry for video_id in order for entry in done[video_id]]
     write_results(out_dir / RESULTS_NAME, entries)
     named = "" if Path(args.input).suffix.lower() == ".json" else f"; video_id {videos[0][0]} is {videos[0][1]}"

@@ -83,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from spvis.utils.signals import SIGTERM_EXIT_CODE, Terminated
 
         terminated = isinstance(exc, Terminated)
-        print(f"spvis {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        hint = getattr(args, "interrupt_hint", None)  # how to continue, for commands that can (infer, train)
+        print(f"spvis {args.command}: {'terminated' if terminated else 'interrupted'}" + (f": {hint}" if hint else ""),
+              file=sys.stderr)
         return SIGTERM_EXIT_CODE if terminated else 130
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit

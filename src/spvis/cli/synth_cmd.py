@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spvis.utils.atomic_io import check_output_dir
+
+    check_output_dir(args.out)  # a file in the way or a read-only folder: one line before any video is drawn
     if args.task != "vis":
         return run_panoptic(args)
     from spvis.data.identity_stats import format_identity_line

@@ -99,6 +99,19 @@ SCHEMA: dict = {
                 "SLEEP_FRAMES": Key(3, "frames missing before a track sleeps"),
                 "KILL_FRAMES": Key(60, "frames missing before a sleeping track dies"),
                 "REID_SIM_THR": Key(0.6, "cosine similarity to revive a sleeping track", low=-1),
+                "DET_SCORE_THR": Key(0.3, "TEST.TRACKER pgt: a segmenter query is a detection from this class score"),
+                "DEDUP_IOU": Key(0.7, "TEST.TRACKER pgt: a detection overlapping a higher-scoring one by this mask "
+                                      "IoU is a duplicate (1 = keep all)"),
+                "IOU_WEIGHT": Key(1.0, "TEST.TRACKER pgt: weight of 1 - IoU(propagated track mask, query mask) "
+                                       "beside 1 - cosine in the association cost"),
+                "APPEARANCE": Key("query", "TEST.TRACKER pgt: appearance of a detection: query (its decoder "
+                                           "embedding) | pooled (mask features averaged in its mask)",
+                                  choices=("query", "pooled")),
+                "APPEARANCE_WEIGHT": Key(1.0, "TEST.TRACKER pgt: weight of 1 - cosine(track memory, detection "
+                                              "appearance) in the association cost"),
+                "MOTION": Key(True, "TEST.TRACKER pgt: propagate each track's mask and centre by its velocity"),
+                "REID_RADIUS": Key(0.25, "TEST.TRACKER pgt: a sleeping track is re-identified within this "
+                                         "fraction of the frame diagonal of its predicted position"),
             },
             "SIM": Key(False, "Spatial Interaction Module in the tracker layers"),
             "RCP": Key(False, "causal Refinement Compensator after the tracker layers"),
@@ -127,6 +140,8 @@ SCHEMA: dict = {
             "OVERSAMPLE_RATIO": Key(3.0, "PointRend oversampling"),
             "IMPORTANCE_SAMPLE_RATIO": Key(0.75, "fraction of points from the most uncertain"),
             "DEEP_SUPERVISION": Key(True, "losses on every auxiliary output"),
+            "CLIP_MATCHING": Key(False, "segmenter stage: match each clip's queries to its instances once for all "
+                                        "its frames (a query keeps its object across the clip), not per frame"),
             "REID_WEIGHT": Key(2.0, "DVIS++ reference contrastive loss weight (0 = off)"),
             "PRESERVE_WEIGHT": Key(1.0, "RCP preservation loss weight"),
             "CONTRAST_WEIGHT": Key(1.0, "RCP contrastive loss weight"),
@@ -192,9 +207,11 @@ SCHEMA: dict = {
     },
     "TEST": {
         "MODE": Key("online", "online | offline", choices=("online", "offline")),
-        "TRACKER": Key("learned", "online association: learned (the trained tracker) | minvis (segmenter + Hungarian "
-                                  "matching of query embeddings between frames, no tracker; the baseline)",
-                       choices=("learned", "minvis")),
+        "TRACKER": Key("learned", "online association: learned (the trained DVIS tracker) | minvis (segmenter + "
+                                  "Hungarian matching of query embeddings between frames, no tracker; the baseline) | "
+                                  "pgt (tracks over the segmenter's confident queries: memory, motion, sleep and "
+                                  "re-identification; MODEL.TRACKER.PGT)",
+                       choices=("learned", "minvis", "pgt")),
         "MAX_NUM": Key(10, "top-k results per video (10 YTVIS, 20 OVIS)", positive=True),
         "WINDOW_SIZE": Key(3, "frames per segmenter batch / refiner mask window", positive=True),
         "EVAL_PERIOD": Key(0, "iterations between evaluations (0 = only at the end)"),

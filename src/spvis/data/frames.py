@@ -3,8 +3,15 @@
 Every source has ``.name``, ``.num_frames`` (None when a stream does not say), ``.height``, ``.width``,
 ``.fps`` (None for image folders) and iterates uint8 RGB frames (H, W, 3) one at a time, so a 2,000-frame
 video is never held in memory. A video that breaks off mid-stream stops iterating and sets
-``.truncated = True`` and ``.error`` (one line); it never raises mid-stream. A source with no readable
-frame at all raises ``SpvisError`` when it is opened.
+``.truncated = True`` and ``.error`` (one line, naming the file); it never raises mid-stream: whether a cut video
+is an error is the caller's choice (``spvis infer`` refuses it unless ``--allow-truncated``). A stream ended on
+request (a live source's first Ctrl-C) is ``.truncated`` too, with ``.stopped = True``: cut short, not broken, so
+it is not an error. A source with no readable frame at all raises ``SpvisError`` when it is opened.
+
+Frame lists (folders, dataset records) are checked when opened, from headers and end markers
+(``spvis.data.frame_check``): a missing, empty, cut, zeroed or mis-sized frame raises ``SpvisError`` naming it,
+or with ``allow_truncated`` ends the video before it (``.truncated`` set). A video file's frame size is checked
+against the pixel budget from its stream header, before a frame is decoded.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from spvis.data.png_io import open_image
+from spvis.data.frame_check import check_frame_file
+from spvis.data.png_io import check_size, open_image
 from spvis.data.ytvis import VideoRecord
 from spvis.errors import DataFormatError, SpvisError
 
@@ -35,14 +43,16 @@ class FrameSource:
             num_frames = min(num_frames, max_frames)
         self.num_frames = num_frames
         self.height, self.width, self.fps = int(height), int(width), fps
+        self.cut: str | None = None  # why the source was cut short when opened (allow_truncated), else None
         self.truncated = False
+        self.stopped = False  # ended on request (see the module docstring)
         self.error: str | None = None
 
     def _frames(self) -> Iterator[np.ndarray]:
         raise TypeError(f"{type(self).__name__} does not implement _frames")
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        self.truncated, self.error = False, None
+        self.truncated, self.error, self.stopped = self.cut is not None, self.cut, False
         for index, frame in enumerate(self._frames()):
             if self.max_frames is not None and index >= self.max_frames:
                 return
@@ -69,6 +79,8 @@ class VideoFileSource(FrameSource):
                 if not container.streams.video:
                     raise SpvisError(f"{path}: no video stream in this file")
                 stream = container.streams.video[0]
+                if stream.codec_context.width and stream.codec_context.height:  # the budget before any decoding
+                    check_size(path, stream.codec_context.height, stream.codec_context.width, field="video stream")
                 num = int(stream.frames) or None  # 0 = the container does not say
                 fps = float(stream.average_rate) if stream.average_rate else None
                 first = next(container.decode(stream), None)
@@ -114,34 +126,28 @@ class VideoFileSource(FrameSource):
 
 
 class ImageSequenceSource(FrameSource):
-    """A list of image files of one size (a frame folder or a dataset record); checks headers when opened."""
+    """A list of image files of one size (a frame folder or a dataset record); every frame file is checked when
+    opened (header and end marker, not decoded: cheap even for thousands of frames). A bad frame raises, or with
+    ``allow_truncated`` ends the video before it (not the first frame: then nothing is left)."""
 
     def __init__(self, name: str, paths: list[Path], *, expect: tuple[int, int] | None = None,
-                 source: str | None = None, max_frames: int | None = None):
+                 source: str | None = None, max_frames: int | None = None, allow_truncated: bool = False):
         if max_frames is not None:
             paths = paths[:max_frames]
+        size, cut = None, None
+        for index, path in enumerate(paths):
+            frame_size, problem = _check_frame(path, expect, size, paths[0].name, source)
+            if problem is not None:
+                if not allow_truncated or index == 0:
+                    raise problem
+                paths, cut = paths[:index], f"{problem} (the video ends before it: --allow-truncated)"
+                break
+            size = size or frame_size
         self.paths, self.source = paths, source
-        size = None
-        for path in paths:  # header only: cheap even for thousands of frames
-            try:
-                with open_image(path) as im:
-                    w, h = im.size
-            except FileNotFoundError:
-                raise DataFormatError(source or path, f"frame file not found: {path}", field="file_names") from None
-            except OSError as exc:
-                raise DataFormatError(source or path, f"cannot read frame {path}: {_one_line(exc)}",
-                                      field="file_names") from None
-            if expect is not None and (h, w) != tuple(expect):
-                raise DataFormatError(source or path, f"frame {path} is {h}x{w}, expected {expect[0]}x{expect[1]}",
-                                      field="height/width")
-            if size is None:
-                size = (h, w)
-            elif (h, w) != size:
-                raise SpvisError(f"{path}: frame is {h}x{w} but the first frame {paths[0].name} is "
-                                 f"{size[0]}x{size[1]}; all frames of a video must have one size")
         if size is None:
             raise SpvisError(f"{source or name}: no frames")
         super().__init__(name, len(paths), size[0], size[1], None, max_frames)
+        self.cut = cut
 
     def _frames(self) -> Iterator[np.ndarray]:
         for count, path in enumerate(self.paths):
@@ -154,17 +160,40 @@ class ImageSequenceSource(FrameSource):
             yield frame
 
 
+def _check_frame(path: Path, expect: tuple[int, int] | None, size: tuple[int, int] | None, first: str,
+                 source: str | None) -> tuple[tuple[int, int] | None, SpvisError | None]:
+    """((height, width), None) of a whole frame file, else (None, the error naming it): missing, broken, not the
+    json's size (``expect``) or not the first frame's (``size``)."""
+    try:
+        h, w = check_frame_file(path)
+    except (FileNotFoundError, OSError) as exc:
+        reason = "not found" if isinstance(exc, FileNotFoundError) else _one_line(exc)
+        if source is None:  # a frame folder: the file is the whole story
+            return None, SpvisError(f"{path}: frame {reason}")
+        if isinstance(exc, FileNotFoundError):
+            return None, DataFormatError(source, f"frame file not found: {path}", field="file_names")
+        return None, DataFormatError(source, f"cannot read frame {path}: {reason}", field="file_names")
+    if expect is not None and (h, w) != tuple(expect):
+        return None, DataFormatError(source or path, f"frame {path} is {h}x{w}, expected {expect[0]}x{expect[1]}",
+                                     field="height/width")
+    if size is not None and (h, w) != size:
+        return None, SpvisError(f"{path}: frame is {h}x{w} but the first frame {first} is {size[0]}x{size[1]}; all "
+                                f"frames of a video must have one size")
+    return (h, w), None
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().replace("\n", " ")
     return text or type(exc).__name__
 
 
 def open_frame_source(path_or_video_record: Any, image_root: str | Path | None = None,
-                      max_frames: int | None = None) -> FrameSource:
+                      max_frames: int | None = None, *, allow_truncated: bool = False) -> FrameSource:
     """A lazy frame source for a video file, a frame folder (sorted jpg/png) or a ``VideoRecord``/video dict.
 
     ``image_root`` is the folder that a record's ``file_names`` are relative to. A URL (rtsp, rtmp, http(s)) or
-    ``webcam:N`` gives a ``spvis.data.live.LiveSource``.
+    ``webcam:N`` gives a ``spvis.data.live.LiveSource``. ``allow_truncated``: a bad frame of a frame list ends the
+    video before it instead of raising (see the module docstring).
     """
     from spvis.data.live import LiveSource, is_live
 
@@ -179,13 +208,14 @@ def open_frame_source(path_or_video_record: Any, image_root: str | Path | None =
         paths = [root / name for name in record.file_names]
         name = record.name or (Path(record.file_names[0]).parent.name if record.file_names else "") or str(record.id)
         return ImageSequenceSource(name, paths, expect=(record.height, record.width),
-                                   source=f"{root}: video {record.id}", max_frames=max_frames)
+                                   source=f"{root}: video {record.id}", max_frames=max_frames,
+                                   allow_truncated=allow_truncated)
     path = Path(path_or_video_record)
     if path.is_dir():
         frames = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not frames:
             raise SpvisError(f"{path}: folder holds no .jpg/.jpeg/.png frames")
-        return ImageSequenceSource(path.name, frames, max_frames=max_frames)
+        return ImageSequenceSource(path.name, frames, max_frames=max_frames, allow_truncated=allow_truncated)
     if not path.exists():
         raise SpvisError(f"{path}: no such video file or frame folder")
     if path.suffix.lower() in IMAGE_SUFFIXES:

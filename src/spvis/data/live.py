@@ -1,10 +1,11 @@
 """Live and remote video: ``rtsp://``, ``rtmp://``, ``http(s)://...`` and ``webcam:N``, decoded by PyAV.
 
 A live stream (rtsp / rtmp / webcam) that drops is reopened, at most ``RECONNECTS`` times with a growing
-pause, then it ends with ``truncated`` set and a one-line ``error``: the frames read so far are kept, as
-for a truncated file. An http(s) file is not reopened (it would start again from its first frame).
-``request_stop()`` (Ctrl-C in ``spvis infer``: ``stop_live_on_sigint``) ends the stream after the current frame,
-so the results so far are written; a second Ctrl-C interrupts at once.
+pause, then it ends with ``truncated`` set and a one-line ``error``, as a truncated file does (``spvis infer``
+refuses it unless ``--allow-truncated``, which keeps the frames read so far). An http(s) file is not reopened (it
+would start again from its first frame). ``request_stop()`` (Ctrl-C in ``spvis infer``: ``stop_live_on_sigint``)
+ends the stream after the current frame with ``stopped`` set as well: the video asked to end is not broken, so the
+results so far are written; a second Ctrl-C interrupts at once.
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class LiveSource(FrameSource):
                     while True:
                         if self._stop_requested:
                             self._stop(f"{self.url}: stopped after {count} frames (Ctrl-C)")
+                            self.stopped = True
                             return
                         try:
                             frame = next(decoded)

@@ -1,9 +1,10 @@
 """Clip-consistent geometric augmentation: one resize / crop / flip drawn per clip, applied to every frame.
 
 Follows the DVIS training recipe (reference §7): shortest edge chosen per clip from a list with a
-longest-edge limit; optional crop with probability 0.5 (pre-resize to a shortest edge from
-``CROP.PRE_RESIZE``, then an absolute-range crop); horizontal flip per clip. The crop is expressed in
-original pixel coordinates so each frame is cropped, then resized once.
+longest-edge limit (detectron2's rule, the test-time one); optional crop with probability 0.5 (pre-resize to a
+shortest edge from ``CROP.PRE_RESIZE``, then an absolute-range crop); horizontal flip per clip. The crop is
+expressed in original pixel coordinates so each frame is cropped, then resized once, by the model's resize
+(``spvis.modeling.preprocessing``: training and inference resize alike).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from spvis.modeling.preprocessing import resize_uint8_image, resized_shape
 
 
 @dataclass(frozen=True)
@@ -23,14 +26,6 @@ class ClipTransform:
     flip: bool
 
 
-def resize_shortest_edge(height: int, width: int, short: int, max_size: int) -> tuple[int, int]:
-    """Output (h, w) with the shortest edge at ``short`` unless the longest would exceed ``max_size``."""
-    scale = short / min(height, width)
-    if max(height, width) * scale > max_size:
-        scale = max_size / max(height, width)
-    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
-
-
 def sample_clip_transform(rng: np.random.Generator | None, height: int, width: int, *,
                           min_sizes: list[int], max_size: int, flip: bool = False, crop: bool = False,
                           crop_pre_sizes: list[int] | None = None,
@@ -39,7 +34,7 @@ def sample_clip_transform(rng: np.random.Generator | None, height: int, width: i
     box = (0, 0, height, width)
     if rng is not None and crop and crop_size and rng.random() < 0.5:
         pre_short = int(rng.choice(crop_pre_sizes or [min(height, width)]))
-        ph, pw = resize_shortest_edge(height, width, pre_short, 10 ** 9)
+        ph, pw = resized_shape(height, width, pre_short, 10 ** 9)
         lo, hi = int(crop_size[0]), int(crop_size[-1])
         ch = int(rng.integers(min(lo, ph), min(hi, ph) + 1))
         cw = int(rng.integers(min(lo, pw), min(hi, pw) + 1))
@@ -50,20 +45,17 @@ def sample_clip_transform(rng: np.random.Generator | None, height: int, width: i
         y1s, x1s = max(y0s + 1, int(round((y0 + ch) * sy))), max(x0s + 1, int(round((x0 + cw) * sx)))
         box = (y0s, x0s, min(y1s, height), min(x1s, width))
     short = int(rng.choice(min_sizes)) if rng is not None else int(min_sizes[0])
-    out_h, out_w = resize_shortest_edge(box[2] - box[0], box[3] - box[1], short, max_size)
+    out_h, out_w = resized_shape(box[2] - box[0], box[3] - box[1], short, max_size)
     do_flip = bool(rng is not None and flip and rng.random() < 0.5)
     return ClipTransform(box, out_h, out_w, do_flip)
 
 
 def apply_image(image: np.ndarray, tf: ClipTransform) -> np.ndarray:
-    """uint8 (H, W, 3) -> uint8 (out_h, out_w, 3): crop, bilinear resize, flip."""
-    import cv2
-
+    """uint8 (H, W, 3) -> uint8 (out_h, out_w, 3): crop, the model's resize (``spvis.modeling.preprocessing``), flip."""
     y0, x0, y1, x1 = tf.crop
     img = image[y0:y1, x0:x1]
     if img.shape[0] != tf.out_h or img.shape[1] != tf.out_w:
-        shrink = tf.out_h < img.shape[0]
-        img = cv2.resize(img, (tf.out_w, tf.out_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        img = resize_uint8_image(img, (tf.out_h, tf.out_w))
     if tf.flip:
         img = img[:, ::-1]
     return np.ascontiguousarray(img)

@@ -88,8 +88,11 @@ def planned_videos(input_path: str, image_root: str | None = None) -> list[tuple
     return [(SINGLE_VIDEO_ID, single_video_name(input_path))]
 
 
-def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | None = None) -> Iterator[VideoJob]:
-    """The videos named by --input: every video of a dataset json, or the one video / frame folder."""
+def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | None = None,
+              allow_truncated: bool = False) -> Iterator[VideoJob]:
+    """The videos named by --input: every video of a dataset json, or the one video / frame folder. Each video's
+    frame files are checked as it is opened (``spvis.data.frames``); ``allow_truncated`` ends a video before its
+    first bad frame instead of raising."""
     from spvis.data import load_video_dataset, open_frame_source
     from spvis.errors import SpvisError
 
@@ -106,22 +109,28 @@ def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | No
         for record in dataset.videos:
             # without --image-root, frames are found as `spvis data check` finds them (<stem>/JPEGImages first)
             source = open_frame_source(record, image_root=dataset.image_root or default_image_root(path),
-                                       max_frames=max_frames)
+                                       max_frames=max_frames, allow_truncated=allow_truncated)
             yield VideoJob(record.id, f"{record.id}", source, dataset.contiguous_to_dataset_id,
                            dataset.class_names)
         return
     if image_root is not None:
         raise SpvisError("--image-root is only used with a dataset json --input")
-    source = open_frame_source(input_path if is_live(input_path) else path, max_frames=max_frames)
+    live = is_live(input_path)
+    source = open_frame_source(input_path if live else path, max_frames=max_frames, allow_truncated=allow_truncated)
     yield VideoJob(SINGLE_VIDEO_ID, single_video_name(input_path), source, None, class_names_for(cfg),
-                   None if is_live(input_path) else str(path))
+                   None if live else str(path))
 
 
 def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, score_thr: float,
               max_frames: int | None, max_memory_gb: float | None = None, window_size: int | None = None,
-              mask_dir: Path | None = None):
+              mask_dir: Path | None = None, allow_truncated: bool = False):
     """Infer one video (online stream or offline engine), writing its overlay when ``out_dir`` is set and one
-    16-bit PNG id map per frame into ``mask_dir/<video>/`` when that is set (the overlay's instances)."""
+    16-bit PNG id map per frame into ``mask_dir/<video>/`` when that is set (the overlay's instances).
+
+    A video that breaks off (a cut mp4, a frame that does not decode, a live stream lost) is an SpvisError naming
+    the file, and its overlay is dropped, unless ``allow_truncated``: then the frames before the break are the video
+    (``result.truncated`` and ``result.error`` say so). A live stream ended on request (``source.stopped``: the
+    first Ctrl-C) is kept the same way without the flag."""
     from tqdm import tqdm
 
     from spvis.engine.streaming import OnlineTracker
@@ -167,6 +176,9 @@ def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, sco
             result = engine.video_result(job.video_id, category_ids=job.category_ids, score_thr=score_thr,
                                          truncated=bool(getattr(job.source, "truncated", False)),
                                          error=getattr(job.source, "error", None))
+        if result.truncated and not allow_truncated and not getattr(job.source, "stopped", False):
+            raise SpvisError(f"{result.error or job.name + ': the video breaks off'}; the video is incomplete (pass "
+                             f"--allow-truncated to keep the {result.num_frames} frames before the break)")
     except BaseException:
         if writer is not None:
             writer.abort()

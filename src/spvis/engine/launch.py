@@ -1,7 +1,8 @@
 """Training runs as a library call: one stage (cfg.STAGE) in this process or in N local processes.
 
-``train(config, overrides, resume=False, num_processes=1)`` is what ``spvis train`` calls;
-``torchrun --nproc_per_node N -m spvis train ...`` runs ``train_main`` once per rank instead.
+``train(config, overrides, resume=False, overwrite=False, num_processes=1)`` is what ``spvis train`` calls;
+``torchrun --nproc_per_node N -m spvis train ...`` runs ``train_main`` once per rank instead. Both refuse, before
+any work, an OUTPUT_DIR holding another run unless it is resumed or overwritten (``spvis.engine.run_dir``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from torch import nn
 
@@ -50,21 +51,41 @@ def build_evaluator(cfg: Any, ctx: Any) -> Any:
     return build_eval_hook(cfg, ctx)
 
 
-def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: bool = False) -> int:
+def _say(text: str) -> None:
+    print(f"spvis train: {text}", file=sys.stderr, flush=True)
+
+
+def check_train_frames(dataset: Any, *, allow_truncated: bool, say: Callable[[str], None] | None = None) -> None:
+    """Every training frame file checked from its header and end marker before the first step (a bad frame is a
+    one-line error naming it); with ``allow_truncated`` videos end before their first bad frame, each said. A
+    dataset without ``check_frames`` has no frame files to check (clips generated in memory)."""
+    check = getattr(dataset, "check_frames", None)
+    for note in check(allow_truncated=allow_truncated) if check is not None else []:
+        if say is not None:
+            say(f"warning: {note}")
+
+
+def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: bool = False,
+               overwrite: bool = False, allow_truncated: bool = False) -> int:
     """Train in this process (one rank of torchrun, or alone); returns the exit code (128 + signal when
-    a signal stopped the run after its checkpoint)."""
+    a signal stopped the run after its checkpoint). Every rank refuses a used OUTPUT_DIR; only rank 0, the one
+    that writes there, removes an earlier run's files under ``overwrite``."""
     from spvis.config import load_config
     from spvis.engine.distributed import init_distributed, shutdown_distributed
+    from spvis.engine.run_dir import prepare_output_dir
     from spvis.engine.trainer import Trainer, configure_threads, setup_reproducibility
 
     import torch
 
-    from spvis.engine.train_setup import check_dataset_files, describe_data, describe_start, fit_clips_per_device, open_log
+    from spvis.engine.train_setup import (TeeStream, check_dataset_files, describe_data, describe_start,
+                                          fit_clips_per_device, open_log)
 
     cfg = load_config(config, list(overrides))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cfg.merge_overrides(fit_clips_per_device(cfg, world, command=f"spvis train --config {config}"))
     check_dataset_files(cfg)
+    prepare_output_dir(cfg.OUTPUT_DIR, resume=resume, overwrite=overwrite,
+                       remove=int(os.environ.get("RANK", "0")) == 0, say=_say)
     ctx = init_distributed(cfg.MODEL.DEVICE)
     log = open_log(cfg, ctx)
     try:
@@ -76,6 +97,11 @@ def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: boo
         dataset = build_train_dataset(cfg)
         if ctx.is_main:
             print(describe_data(cfg, dataset), file=log, flush=True)
+        check_train_frames(dataset, allow_truncated=allow_truncated,
+                           say=(lambda text: print(f"spvis train: {text}", file=log, flush=True))
+                           if ctx.is_main else None)
+        if isinstance(log, TeeStream):
+            log.open_file()  # the checks passed: OUTPUT_DIR/log.txt from here on, with the lines above
         model = build_model(cfg)
         evaluator = build_evaluator(cfg, ctx)
         result = Trainer(cfg, model, dataset, ctx, evaluator=evaluator, resume=resume, log_stream=log).train()
@@ -88,10 +114,17 @@ def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: boo
         shutdown_distributed()
 
 
-def train(config: str | Path, overrides: Sequence[str] = (), resume: bool = False, num_processes: int = 1) -> int:
+def train(config: str | Path, overrides: Sequence[str] = (), resume: bool = False, num_processes: int = 1, *,
+          overwrite: bool = False, allow_truncated: bool = False) -> int:
     """Train the stage named by the config's STAGE; ``num_processes`` > 1 starts that many local DDP processes
-    (one per GPU, or gloo on CPU). Returns the exit code (0 when MAX_ITER was reached)."""
+    (one per GPU, or gloo on CPU). Returns the exit code (0 when MAX_ITER was reached).
+
+    An OUTPUT_DIR holding another run is refused before any work unless ``resume`` (continue it) or
+    ``overwrite`` (remove that run's own files first, listing them) is given. A missing, empty, cut, corrupt or
+    mis-sized training frame is an error before the first step unless ``allow_truncated`` (its video then ends
+    before it)."""
     from spvis.config import load_config
+    from spvis.engine.run_dir import prepare_output_dir
 
     from spvis.engine.train_setup import check_dataset_files, fit_clips_per_device
 
@@ -100,7 +133,7 @@ def train(config: str | Path, overrides: Sequence[str] = (), resume: bool = Fals
         raise SpvisError(f"num_processes (--num-gpus) must be at least 1, got {num_processes}")
     check_dataset_files(cfg)
     if num_processes == 1:
-        return train_main(config, overrides, resume=resume)
+        return train_main(config, overrides, resume=resume, overwrite=overwrite, allow_truncated=allow_truncated)
     if "WORLD_SIZE" in os.environ:
         raise SpvisError("--num-gpus cannot be combined with torchrun (torchrun already sets the processes)")
     fitted = fit_clips_per_device(cfg, num_processes, command=f"spvis train --config {config}")
@@ -108,7 +141,8 @@ def train(config: str | Path, overrides: Sequence[str] = (), resume: bool = Fals
         print(f"spvis train: {fitted[0]} (was {cfg.SOLVER.CLIPS_PER_DEVICE}) so that the global batch of "
               f"{cfg.SOLVER.IMS_PER_BATCH} splits over {num_processes} processes; same batch, more accumulation "
               f"steps", file=sys.stderr, flush=True)
-    return _launch_local(str(config), [*overrides, *fitted], resume, num_processes)
+    prepare_output_dir(cfg.OUTPUT_DIR, resume=resume, overwrite=overwrite, say=_say)  # before processes start
+    return _launch_local(str(config), [*overrides, *fitted], resume, num_processes, allow_truncated)
 
 
 def _free_port() -> int:
@@ -117,11 +151,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _worker(local_rank: int, world_size: int, port: int, config: str, overrides: list[str], resume: bool) -> None:
+def _worker(local_rank: int, world_size: int, port: int, config: str, overrides: list[str], resume: bool,
+            allow_truncated: bool = False) -> None:
     os.environ.update({"RANK": str(local_rank), "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(world_size),
                        "LOCAL_WORLD_SIZE": str(world_size), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     try:
-        code = train_main(config, overrides, resume=resume)
+        code = train_main(config, overrides, resume=resume, allow_truncated=allow_truncated)
     except SpvisError as exc:
         print(f"spvis train (rank {local_rank}): error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
@@ -129,12 +164,12 @@ def _worker(local_rank: int, world_size: int, port: int, config: str, overrides:
         raise SystemExit(code)
 
 
-def _launch_local(config: str, overrides: list[str], resume: bool, n: int) -> int:
+def _launch_local(config: str, overrides: list[str], resume: bool, n: int, allow_truncated: bool = False) -> int:
     import torch.multiprocessing as mp
 
     try:
-        mp.start_processes(_worker, args=(n, _free_port(), config, overrides, resume), nprocs=n, join=True,
-                           start_method="spawn")
+        mp.start_processes(_worker, args=(n, _free_port(), config, overrides, resume, allow_truncated), nprocs=n,
+                           join=True, start_method="spawn")
     except mp.ProcessExitedException as exc:
         if exc.exit_code == 2:
             raise SpvisError(f"training process {exc.error_index} failed (see its error above)") from None

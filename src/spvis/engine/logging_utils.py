@@ -19,6 +19,7 @@ from spvis.errors import ConfigError
 from spvis.utils.atomic_io import atomic_write_json, atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
+RUN_INFO_FILES = ("config.yaml", "env.json")  # written by write_run_info
 _AUX_SUFFIX = re.compile(r"_\d+$")
 
 
@@ -126,8 +127,9 @@ def write_run_info(output_dir: str | Path, cfg: Any, *, argv: list[str], world_s
     import torch
 
     out = Path(output_dir)
-    atomic_write_text(out / "config.yaml", cfg.dump())
-    atomic_write_json(out / "env.json", {
+    config_name, env_name = RUN_INFO_FILES
+    atomic_write_text(out / config_name, cfg.dump())
+    atomic_write_json(out / env_name, {
         "argv": list(argv), "python": platform.python_version(), "torch": torch.__version__,
         "platform": platform.platform(), "world_size": world_size,
         "cuda": torch.cuda.is_available(), "threads": torch.get_num_threads(),

@@ -1,4 +1,5 @@
-"""Inference precision: TEST.HALF runs the segmenter, tracker and refiner under autocast.
+"""Inference precision: TEST.HALF runs the segmenter, tracker and refiner under autocast (the model's inference
+state carries it: ``autocast_name`` -> ``SPVISModel.init_state(autocast=...)``).
 
 ``bf16`` works on CPU and CUDA, ``fp16`` on CUDA only; ``auto`` (what ``--half`` sets) is fp16 on CUDA and
 bf16 on CPU. Everything that leaves the network for numpy or scipy (matching costs, scores, masks) is cast
@@ -6,8 +7,6 @@ back to float32 first, so results code never sees a half-precision tensor.
 """
 
 from __future__ import annotations
-
-import contextlib
 
 import torch
 
@@ -29,9 +28,9 @@ def autocast_dtype(half: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if half == "bf16" else torch.float16
 
 
-def inference_autocast(cfg, device: torch.device) -> contextlib.AbstractContextManager:
-    """autocast for TEST.HALF on ``device``, or a no-op context in full precision."""
-    dtype = autocast_dtype(str(cfg.TEST.HALF), device)
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
+AUTOCAST_NAMES = {None: "", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def autocast_name(cfg, device: torch.device) -> str:
+    """TEST.HALF on ``device`` as the model's inference-state name: '' | bf16 | fp16."""
+    return AUTOCAST_NAMES[autocast_dtype(str(cfg.TEST.HALF), device)]

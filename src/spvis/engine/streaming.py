@@ -1,9 +1,11 @@
-"""Streaming online inference: segmenter + tracker frame by frame, flat memory, RLE as soon as made.
+"""Streaming online inference: feed frames to the model one at a time, write FrameResults and per-video entries.
 
-``OnlineTracker(model, cfg).stream(frames)`` yields one FrameResult per frame; afterwards
-``video_result(video_id)`` gives the per-video entries with the official top-k rule. Per frame only the
-RLEs of the tracks and per-track logit sums are kept (spvis.engine.video_results), so memory does not
-grow with video length beyond those RLEs.
+``OnlineTracker(model, cfg).stream(frames)`` yields one FrameResult per frame; afterwards ``video_result(video_id)``
+gives the per-video entries with the official top-k rule. The model does the work (``SPVISModel.init_state`` /
+``track_frame``: preprocessing, segmenter, association, masks at the frame's resolution, all on its device); this
+engine checks the frames, brings each tracked frame to the host in one transfer, files the tracks' RLEs (encoded on
+a worker thread, ``spvis.engine.video_results``) and keeps only those and per-track logit sums, so memory does not
+grow with video length beyond the RLEs.
 """
 
 from __future__ import annotations
@@ -12,56 +14,17 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
-from spvis.data.rle import rle_area
 from spvis.engine.frame_result import FrameResult, VideoResult
-from spvis.engine.precision import inference_autocast
-from spvis.engine.video_results import TrackAccumulator, encode_frame_masks
+from spvis.engine.precision import autocast_name
+from spvis.engine.video_results import RLEEncoder, TrackAccumulator
 from spvis.errors import DataFormatError, SpvisError
-from spvis.modeling.minvis import minvis_step
-from spvis.modeling.pgt.snap import snap_to_segmenter
-from spvis.modeling.postprocess import masks_to_original
-
-
-def resized_shape(height: int, width: int, short: int, max_size: int) -> tuple[int, int]:
-    """detectron2 ResizeShortestEdge output (h, w): shortest side ``short``, longest at most ``max_size``."""
-    scale = short / min(height, width)
-    new_h, new_w = (short, scale * width) if height < width else (scale * height, short)
-    if max(new_h, new_w) > max_size:
-        rescale = max_size / max(new_h, new_w)
-        new_h, new_w = new_h * rescale, new_w * rescale
-    return int(new_h + 0.5), int(new_w + 0.5)
-
-
-class FramePreprocessor:
-    """uint8 RGB (H, W, 3) -> normalised, zero-padded (1, 3, Hp, Wp), as DVIS's test mapper + model do."""
-
-    def __init__(self, cfg, device: torch.device):
-        self.short = cfg.INPUT.MIN_SIZE_TEST
-        self.max_size = cfg.INPUT.MAX_SIZE_TEST
-        self.divisibility = cfg.MODEL.SIZE_DIVISIBILITY
-        self.mean = torch.tensor(cfg.MODEL.PIXEL_MEAN, dtype=torch.float32, device=device).view(3, 1, 1)
-        self.std = torch.tensor(cfg.MODEL.PIXEL_STD, dtype=torch.float32, device=device).view(3, 1, 1)
-        self.device = device
-
-    def __call__(self, frame: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Returns (images (1, 3, Hp, Wp), (h, w) resized size before padding)."""
-        height, width = frame.shape[:2]
-        new_h, new_w = resized_shape(height, width, self.short, self.max_size)
-        if (new_h, new_w) != (height, width):
-            # PIL bilinear, as detectron2's ResizeTransform does for uint8 images
-            frame = np.asarray(Image.fromarray(frame).resize((new_w, new_h), Image.BILINEAR))
-        image = torch.from_numpy(np.array(frame, copy=True)).to(self.device).permute(2, 0, 1).float()
-        image = (image - self.mean) / self.std  # (3, h, w)
-        pad_h = (-new_h) % self.divisibility
-        pad_w = (-new_w) % self.divisibility
-        image = F.pad(image, (0, pad_w, 0, pad_h), value=0.0)
-        return image.unsqueeze(0), (new_h, new_w)
+from spvis.modeling.inference import HostFrame, OnlineState
+from spvis.modeling.pgt.query_tracker import QueryTrackerOptions
 
 
 def check_frame(frame: np.ndarray, index: int, expected: tuple[int, int] | None, source: str) -> None:
+    """DataFormatError naming ``source`` and the frame unless ``frame`` is uint8 (H, W, 3) of the ``expected`` size."""
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         got = getattr(frame, "shape", type(frame).__name__)
         raise DataFormatError(source, f"expected a uint8 (H, W, 3) RGB frame, got {got}", entry=f"frame {index}")
@@ -70,32 +33,37 @@ def check_frame(frame: np.ndarray, index: int, expected: tuple[int, int] | None,
                               f"frame's {expected[1]}x{expected[0]}", entry=f"frame {index}", field="size")
 
 
-# Slots upsampled to full resolution at once: bounds the per-frame float buffer to MASK_CHUNK x H x W x 4 bytes
-# (100 slots of a 1080p frame at once would be ~830 MB).
-MASK_CHUNK = 16
+def online_state(model: torch.nn.Module, cfg, association: str | None = None) -> OnlineState:
+    """The model's online state for one video with the config's TEST.TRACKER (or ``association``), TEST.SNAP_IOU,
+    TEST.HALF and MODEL.TRACKER.PGT (TEST.TRACKER=pgt)."""
+    device = next(model.parameters()).device
+    association = association or cfg.TEST.TRACKER
+    pgt_options = QueryTrackerOptions.from_config(cfg) if association == "pgt" else None
+    return model.init_state(association=association, snap_iou=float(cfg.TEST.SNAP_IOU),
+                            autocast=autocast_name(cfg, device), pgt_options=pgt_options)
+
+
+def frame_result(host: HostFrame, score_thr: float, frame: np.ndarray | None = None) -> FrameResult:
+    """The frame's tracks scoring >= ``score_thr`` with a non-empty mask, in slot order."""
+    shown = (host.track_ids >= 0) & (host.scores >= score_thr) & host.nonempty
+    return FrameResult(frame_index=host.frame_index, track_ids=host.track_ids[shown], labels=host.labels[shown],
+                       scores=host.scores[shown], masks=host.masks(shown), frame=frame)
 
 
 class OnlineTracker:
-    """Runs a model (``segment`` + ``tracker``) over a stream of frames, one frame at a time."""
+    """Runs a model over a stream of frames, one frame at a time (the model's ``init_state`` / ``track_frame``)."""
 
     def __init__(self, model: torch.nn.Module, cfg, *, score_thr: float = 0.5, keep_frames: bool = False,
                  association: str | None = None):
-        self.association = association or cfg.TEST.TRACKER
-        if self.association not in ("learned", "minvis"):
-            raise SpvisError(f"unknown association {self.association!r} (choose learned or minvis)")
-        if self.association == "learned" and getattr(model, "tracker", None) is None:
-            raise SpvisError("online inference with the learned tracker needs a tracker: these weights/config have "
-                             "MODEL.TRACKER.ENABLED False (use --tracker minvis for a segmenter alone)")
         self.model = model
         self.cfg = cfg
+        self.association = association or cfg.TEST.TRACKER
+        online_state(model, cfg, self.association)  # unknown association / no tracker: an error before any frame
         self.score_thr = score_thr
         self.keep_frames = keep_frames
-        self.device = next(model.parameters()).device
-        self.preprocess = FramePreprocessor(cfg, self.device)
         self.accumulator = TrackAccumulator()
         self.frame_size: tuple[int, int] | None = None
 
-    @torch.no_grad()
     def stream(self, frames: Iterable[np.ndarray], *, source: str = "<frames>") -> Iterator[FrameResult]:
         """Yield a FrameResult per frame; resets the per-video summaries first. The model runs in eval mode
         and gets its previous mode back when the stream ends or is closed (e.g. an eval hook in training)."""
@@ -103,54 +71,20 @@ class OnlineTracker:
         self.model.eval()
         self.accumulator = TrackAccumulator()
         self.frame_size = None
-        state = None
+        state = online_state(self.model, self.cfg, self.association)
+        encoder = RLEEncoder()
         try:
             for index, frame in enumerate(frames):
                 check_frame(frame, index, self.frame_size, source)
                 self.frame_size = frame.shape[:2]
-                images, image_size = self.preprocess(frame)
-                with inference_autocast(self.cfg, self.device):
-                    seg = self.model.segment(images)
-                    if self.association == "minvis":
-                        out, state = minvis_step(seg, state)
-                    else:
-                        out, state = self.model.tracker.step(seg["pred_embds"], seg["mask_features"], state)
-                        out = snap_to_segmenter(out, seg, float(self.cfg.TEST.SNAP_IOU))
-                yield self._frame_result(index, frame, images.shape[-2:], image_size, out)
+                host = self.model.track_frame(state, frame).to_host()  # the frame's one transfer
+                held = host.track_ids >= 0
+                self.accumulator.add_frame(index, host.track_ids[held], host.logits[held],
+                                           encoder.submit(host.column_major_masks(held)))
+                yield frame_result(host, self.score_thr, frame if self.keep_frames else None)
         finally:
+            encoder.close()
             self.model.train(was_training)
-
-    def _frame_result(self, index: int, frame: np.ndarray, padded: tuple[int, int], image_size: tuple[int, int],
-                      out: dict) -> FrameResult:
-        track_ids = out["track_ids"][0]  # (Q,)
-        held = torch.nonzero(track_ids >= 0).flatten()
-        logits = out["pred_logits"][0, held].float()  # (N, K+1)
-        ids_np = track_ids[held].cpu().numpy().astype(np.int64)
-        scores, labels = logits.softmax(-1)[:, :-1].max(-1)
-        wanted = (scores >= self.score_thr).cpu().numpy()
-        rles: list[dict] = []
-        shown_masks: list[np.ndarray] = []
-        shown = np.zeros(len(ids_np), dtype=bool)
-        for start in range(0, len(ids_np), MASK_CHUNK):
-            chunk = masks_to_original(out["pred_masks"][0, held[start:start + MASK_CHUNK]].float(), tuple(padded),
-                                      image_size, self.frame_size).cpu().numpy()  # (n, H, W) bool
-            chunk_rles = encode_frame_masks(chunk)
-            for offset, rle in enumerate(chunk_rles):
-                i = start + offset
-                if wanted[i] and rle_area(rle) > 0:  # area counts runs: no full-res scan
-                    shown[i] = True
-                    shown_masks.append(chunk[offset])
-            rles.extend(chunk_rles)
-        self.accumulator.add_frame(index, ids_np, logits.cpu().numpy(), rles)
-        height, width = self.frame_size
-        return FrameResult(
-            frame_index=index,
-            track_ids=ids_np[shown],
-            labels=labels.cpu().numpy().astype(np.int64)[shown],
-            scores=scores.cpu().numpy().astype(np.float32)[shown],
-            masks=np.stack(shown_masks) if shown_masks else np.zeros((0, height, width), dtype=bool),
-            frame=frame if self.keep_frames else None,
-        )
 
     def video_result(self, video_id: int | str, *, category_ids: Sequence[int] | None = None,
                      score_thr: float = 0.0, truncated: bool = False, error: str | None = None) -> VideoResult:

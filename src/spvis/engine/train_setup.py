@@ -54,26 +54,41 @@ def fit_clips_per_device(cfg: Any, processes: int, *, command: str) -> list[str]
 
 class TeeStream:
     """A text stream writing to the console and to a log file (line-buffered, appended across resumes).
-    ``isatty`` is False so progress comes as plain lines, which read well in both places."""
+    ``isatty`` is False so progress comes as plain lines, which read well in both places. Until ``open_file``
+    the log lines are held in memory, so a run refused during its checks (a bad training frame) leaves no
+    OUTPUT_DIR behind; ``open_file`` writes them first."""
 
     def __init__(self, console: TextIO, log_path: Path):
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.console, self.log = console, open(log_path, "a", encoding="utf-8", buffering=1)
+        self.console, self.log_path = console, log_path
+        self.log: TextIO | None = None
+        self.pending: list[str] = []
+
+    def open_file(self) -> None:
+        if self.log is None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self.log = open(self.log_path, "a", encoding="utf-8", buffering=1)
+            self.log.write("".join(self.pending))
+            self.pending = []
 
     def write(self, text: str) -> int:
         self.console.write(text)
-        self.log.write(text)
+        if self.log is None:
+            self.pending.append(text)
+        else:
+            self.log.write(text)
         return len(text)
 
     def flush(self) -> None:
         self.console.flush()
-        self.log.flush()
+        if self.log is not None:
+            self.log.flush()
 
     def isatty(self) -> bool:
         return False
 
     def close(self) -> None:
-        self.log.close()
+        if self.log is not None:
+            self.log.close()
 
 
 def describe_start(cfg: Any, config: str | Path, ctx: Any, *, resume: bool, threads: int) -> str:

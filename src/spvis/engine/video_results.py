@@ -4,10 +4,16 @@ Per track we keep a running sum of class logits, a frame count and one compresse
 track exists in; nothing else per frame survives. At the end the video-level logits (mean over the
 track's frames; for the DVIS baseline every slot lives on every frame, so this is DVIS's mean over T)
 go through the official top-k rule (spvis.modeling.postprocess).
+
+RLE encoding is off the critical path: ``RLEEncoder`` encodes a frame's masks on a worker thread while the next
+frame runs through the network (pycocotools holds the GIL, torch releases it), and ``TrackAccumulator`` takes the
+frame's RLEs as a future, filing them in frame order as they are done; at most ``MAX_PENDING_FRAMES`` frames wait.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -18,16 +24,39 @@ from pycocotools import mask as mask_utils
 from spvis.engine.track_rescoring import soft_suppress_duplicates
 from spvis.modeling.postprocess import class_probabilities, topk_instances
 
+MAX_PENDING_FRAMES = 4  # frames whose RLEs may still be encoding: bounds the masks held for the worker
 
-def encode_frame_masks(masks: np.ndarray) -> list[dict]:
-    """Compressed RLEs (json-ready str counts) of bool (N, H, W) masks, encoded in one pycocotools call."""
+
+def encode_column_major(masks: np.ndarray) -> list[dict]:
+    """Compressed RLEs (json-ready str counts) of bool (N, W, H) C-contiguous masks, i.e. each mask's pixels in
+    column-major order, the layout pycocotools reads: one call, no copy."""
     if masks.shape[0] == 0:
         return []
-    as_u8 = masks.view(np.uint8) if masks.dtype == np.bool_ else masks.astype(np.uint8)  # no copy for bool
-    rles = mask_utils.encode(np.asfortranarray(as_u8.transpose(1, 2, 0)))  # one transposing copy
+    as_u8 = masks.view(np.uint8) if masks.dtype == np.bool_ else masks.astype(np.uint8)
+    rles = mask_utils.encode(np.asfortranarray(as_u8.transpose(2, 1, 0)))  # (H, W, N) Fortran order: a view
     for rle in rles:
         rle["counts"] = rle["counts"].decode("ascii")
     return rles
+
+
+def encode_frame_masks(masks: np.ndarray) -> list[dict]:
+    """Compressed RLEs (json-ready str counts) of bool (N, H, W) masks, encoded in one pycocotools call."""
+    return encode_column_major(np.ascontiguousarray(masks.transpose(0, 2, 1)))  # one transposing copy
+
+
+class RLEEncoder:
+    """Encodes column-major masks on one worker thread; ``submit`` returns a future of the RLE list."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spvis-rle")
+
+    def submit(self, masks: np.ndarray) -> "Future[list[dict]]":
+        """Encode bool (N, W, H) masks (``encode_column_major``); the array must not change until it is done."""
+        return self._pool.submit(encode_column_major, masks)
+
+    def close(self) -> None:
+        """Finish the queued frames and stop the thread."""
+        self._pool.shutdown(wait=True)
 
 
 @dataclass
@@ -39,12 +68,15 @@ class TrackSummary:
     count: int = 0
     rles: list[dict | None] = field(default_factory=list)  # frames first_frame, first_frame + 1, ...
 
-    def add(self, frame_index: int, logits: np.ndarray, rle: dict) -> None:
+    def add_logits(self, logits: np.ndarray) -> None:
+        self.logit_sum += logits
+        self.count += 1
+
+    def add_rle(self, frame_index: int, rle: dict) -> None:
+        """File the track's RLE of ``frame_index`` (frames arrive in order)."""
         gap = frame_index - (self.first_frame + len(self.rles))
         self.rles.extend([None] * gap)  # frames where the track had no slot
         self.rles.append(rle)
-        self.logit_sum += logits
-        self.count += 1
 
 
 class TrackAccumulator:
@@ -53,18 +85,37 @@ class TrackAccumulator:
     def __init__(self) -> None:
         self.tracks: dict[int, TrackSummary] = {}
         self.num_frames = 0
+        self._pending: deque[tuple[int, list[int], Sequence[dict] | Future]] = deque()
 
-    def add_frame(self, frame_index: int, track_ids: np.ndarray, logits: np.ndarray, rles: Sequence[dict]) -> None:
-        """track_ids (N,), logits (N, K+1) of the tracks that hold a slot on this frame, one RLE each."""
-        for track_id, row, rle in zip(track_ids.tolist(), logits, rles):
+    def add_frame(self, frame_index: int, track_ids: np.ndarray, logits: np.ndarray,
+                  rles: Sequence[dict] | Future) -> None:
+        """track_ids (N,), logits (N, K+1) of the tracks that hold a slot on this frame, and their RLEs (a list,
+        or a future of it from ``RLEEncoder``)."""
+        ids = track_ids.tolist()
+        for track_id, row in zip(ids, logits):
             summary = self.tracks.get(track_id)
             if summary is None:
                 summary = self.tracks[track_id] = TrackSummary(frame_index, np.zeros(row.shape, np.float64))
-            summary.add(frame_index, row.astype(np.float64), rle)
+            summary.add_logits(row.astype(np.float64))
         self.num_frames = max(self.num_frames, frame_index + 1)
+        self._pending.append((frame_index, ids, rles))
+        self._file_rles(wait=len(self._pending) > MAX_PENDING_FRAMES)
+
+    def _file_rles(self, wait: bool) -> None:
+        """File the finished frames' RLEs in frame order; ``wait``: block until every pending frame is done."""
+        while self._pending:
+            frame_index, ids, rles = self._pending[0]
+            if isinstance(rles, Future):
+                if not wait and not rles.done():
+                    return
+                rles = rles.result()
+            self._pending.popleft()
+            for track_id, rle in zip(ids, rles):
+                self.tracks[track_id].add_rle(frame_index, rle)
 
     def video_logits(self) -> tuple[list[int], torch.Tensor]:
-        """Track ids and their mean logits (N, K+1) (float32, summed in float64)."""
+        """Track ids and their mean logits (N, K+1) (float32, summed in float64); files every pending RLE first."""
+        self._file_rles(wait=True)
         ids = sorted(self.tracks)
         if not ids:
             return [], torch.zeros(0, 1)

@@ -96,19 +96,21 @@ class SetCriterion(nn.Module):
         loss_mask, loss_dice = self.loss_masks(outputs, targets, indices, num_masks)
         return {"loss_ce": self.loss_labels(outputs, targets, indices), "loss_mask": loss_mask, "loss_dice": loss_dice}
 
-    def forward(self, outputs: dict, targets: list[dict], indices=None) -> dict[str, Tensor]:
+    def forward(self, outputs: dict, targets: list[dict], indices=None, matcher=None) -> dict[str, Tensor]:
         """outputs: pred_logits (B, Q, K+1), pred_masks (B, Q, T, h, w), aux_outputs; targets: labels, masks (N, T, H, W).
 
-        ``indices`` (fixed (pred, tgt) pairs per clip) skips matching on every prediction set.
+        ``indices`` (fixed (pred, tgt) pairs per clip) skips matching on every prediction set; ``matcher``
+        (``(outputs, targets) -> indices``) replaces the Hungarian matcher on every prediction set.
         """
         # Normalised by this micro-batch's own mask count. Mask2Former averages the count over ranks instead;
         # our trainer splits the global batch into micro-batches independently of the process count, and a
         # per-micro-batch count is what keeps N processes equal to one (and saves a collective per forward).
         num_masks = float(max(sum(len(t["labels"]) for t in targets), 1))
-        main_indices = self.matcher(outputs, targets) if indices is None else indices
+        match = matcher or self.matcher
+        main_indices = match(outputs, targets) if indices is None else indices
         losses = self._single(outputs, targets, main_indices, num_masks)
         if self.deep_supervision:
             for i, aux in enumerate(outputs.get("aux_outputs", [])):
-                aux_indices = self.matcher(aux, targets) if indices is None else indices
+                aux_indices = match(aux, targets) if indices is None else indices
                 losses.update({f"{k}_{i}": v for k, v in self._single(aux, targets, aux_indices, num_masks).items()})
         return losses

@@ -2,8 +2,10 @@
 
 Training: ``model(batch, iteration=i, max_iter=n)`` takes the clip dicts of ``spvis.data.clip_dataset`` and
 returns the weighted loss dict of the stage named by ``cfg.STAGE``, computed by the stage criterion the model
-was built with (``spvis.modeling.stages.stage_criterion``). Inference: ``model.segment(images)`` runs the
-per-frame segmenter on normalised, padded images; streaming/offline video inference lives in ``spvis.engine``.
+was built with (``spvis.modeling.stages.stage_criterion``). Inference is the model's too (``spvis.modeling.inference``):
+``init_state`` / ``track_frame`` online, ``init_offline_state`` / ``encode_frames`` / ``select_tracks`` /
+``decode_masks`` offline, all through the one ``Preprocessor``; ``model.segment(images)`` runs the per-frame
+segmenter on normalised, padded images. The engines in ``spvis.engine`` only feed frames and write results.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from __future__ import annotations
 import importlib
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spvis.errors import ConfigError
 from spvis.modeling.backbone import build_backbone
+from spvis.modeling.inference import OfflineInferenceMixin, OnlineInferenceMixin
 from spvis.modeling.mask_former_head import MaskFormerHead
-from spvis.modeling.preprocessing import normalize_and_pad, padded_size
+from spvis.modeling.preprocessing import Preprocessor, padded_size
 from spvis.modeling.stages.stage_criterion import StageCriterion, build_stage_criterion
 
 # The children each training stage trains; every other child is frozen: no gradients (engine.optim) and
@@ -25,20 +27,19 @@ from spvis.modeling.stages.stage_criterion import StageCriterion, build_stage_cr
 STAGE_TRAINED_CHILDREN = {"segmenter": ("backbone", "sem_seg_head"), "tracker": ("tracker",), "refiner": ("refiner",)}
 
 
-class SPVISModel(nn.Module):
-    """The whole video instance segmentation model; children use the official checkpoint names."""
+class SPVISModel(OnlineInferenceMixin, OfflineInferenceMixin, nn.Module):
+    """The whole video instance segmentation model; children use the official checkpoint names (the
+    ``preprocessor`` holds only non-persistent buffers: no checkpoint keys)."""
 
     def __init__(self, *, backbone: nn.Module, sem_seg_head: MaskFormerHead, tracker: nn.Module | None,
-                 refiner: nn.Module | None, pixel_mean: list[float], pixel_std: list[float],
-                 size_divisibility: int, stage: str = "segmenter", criterion: StageCriterion | None = None):
+                 refiner: nn.Module | None, preprocessor: Preprocessor, stage: str = "segmenter",
+                 criterion: StageCriterion | None = None):
         super().__init__()
+        self.preprocessor = preprocessor
         self.backbone = backbone
         self.sem_seg_head = sem_seg_head
         self.tracker = tracker
         self.refiner = refiner
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32), persistent=False)
-        self.size_divisibility = size_divisibility
         self.stage = stage
         # the stage's loss: a plain object, not a child module (no checkpoint keys, not moved by .to())
         self.criterion = criterion
@@ -57,16 +58,16 @@ class SPVISModel(nn.Module):
                 raise ConfigError("MODEL.REFINER.ENABLED needs MODEL.TRACKER.ENABLED (the refiner reads tracker output)")
             refiner = importlib.import_module("spvis.modeling.refiner").build_refiner(cfg)
         return cls(backbone=backbone, sem_seg_head=head, tracker=tracker, refiner=refiner,
-                   pixel_mean=list(cfg.MODEL.PIXEL_MEAN), pixel_std=list(cfg.MODEL.PIXEL_STD),
-                   size_divisibility=cfg.MODEL.SIZE_DIVISIBILITY, stage=cfg.STAGE,
-                   criterion=build_stage_criterion(cfg))
+                   preprocessor=Preprocessor.from_config(cfg), stage=cfg.STAGE, criterion=build_stage_criterion(cfg))
 
     def frozen_children(self) -> list[nn.Module]:
-        """The parts this stage does not train (none for an unknown stage name: nothing is assumed)."""
+        """The parts with weights this stage does not train (none for an unknown stage name: nothing is assumed); the
+        weightless preprocessor is no part of it and follows the model's mode."""
         trained = STAGE_TRAINED_CHILDREN.get(self.stage)
         if trained is None:
             return []
-        return [module for name, module in self.named_children() if name not in trained]
+        return [module for name, module in self.named_children()
+                if name not in trained and next(module.parameters(), None) is not None]
 
     def train(self, mode: bool = True) -> "SPVISModel":
         """As nn.Module.train, but the stage's frozen parts stay in eval mode (DVIS runs them in eval: with
@@ -78,11 +79,12 @@ class SPVISModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.pixel_mean.device
+        """The model's device (read from the preprocessor's buffers, as detectron2 does)."""
+        return self.preprocessor.pixel_mean.device
 
     def preprocess(self, images: Tensor) -> Tensor:
-        """uint8/float 0-255 RGB (N, 3, H, W) -> normalised (N, 3, Hp, Wp) padded to size_divisibility."""
-        return normalize_and_pad(images, self.pixel_mean, self.pixel_std, self.size_divisibility)
+        """uint8/float 0-255 RGB (N, 3, H, W) at the network's size -> normalised (N, 3, Hp, Wp), zero padded."""
+        return self.preprocessor.normalize_and_pad(images)
 
     def segment(self, images: Tensor) -> dict:
         """Per-frame segmenter on normalised, padded images (N, 3, Hp, Wp) -> head dict (see INTERFACES.md)."""
@@ -110,15 +112,14 @@ class SPVISModel(nn.Module):
         clip_len = int(batch[0]["frames"].shape[0])
         height = max(int(clip["frames"].shape[-2]) for clip in batch)
         width = max(int(clip["frames"].shape[-1]) for clip in batch)
-        hp, wp = padded_size(height, width, self.size_divisibility)
+        hp, wp = padded_size(height, width, self.preprocessor.size_divisibility)
         images, targets = [], []
         for clip in batch:
             frames = clip["frames"].to(self.device)  # (T, 3, H, W) uint8
             if frames.shape[0] != clip_len:
                 raise ValueError(f"clips in one batch must have the same length ({frames.shape[0]} != {clip_len})")
             h, w = frames.shape[-2:]
-            normalised = self.preprocess(frames)
-            images.append(F.pad(normalised, (0, wp - normalised.shape[-1], 0, hp - normalised.shape[-2])))
+            images.append(self.preprocessor.normalize_and_pad(frames, pad_to=(hp, wp)))
             masks = clip["masks"].to(self.device)  # (T, N, H, W) bool
             padded = torch.zeros((masks.shape[1], clip_len, hp, wp), dtype=torch.float32, device=self.device)
             padded[:, :, :h, :w] = masks.permute(1, 0, 2, 3).float()

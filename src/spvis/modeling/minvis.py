@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from spvis.modeling.pgt.matching import hungarian_match_indices
+from spvis.modeling.pgt.matching import alignment_costs, solve_alignments
 
 
 @dataclass
@@ -23,11 +23,6 @@ class MinVISState:
 
     frame_index: int
     last_embeds: Tensor  # (B, Q, C)
-
-
-def slot_assignment(previous: Tensor, current: Tensor) -> Tensor:
-    """Hungarian alignment: slot s (row of ``previous``) takes ``current[index[s]]``. (Q, C) x (Q, C) -> (Q,)."""
-    return torch.from_numpy(hungarian_match_indices(previous, current))
 
 
 def _gather(x: Tensor, index: Tensor) -> Tensor:
@@ -47,10 +42,10 @@ def minvis_step(seg: dict, state: MinVISState | None = None) -> tuple[dict, MinV
     embeds = seg["pred_embds"]
     batch, num_queries = embeds.shape[:2]
     if state is None:
-        index = torch.arange(num_queries).expand(batch, -1)
-    else:
-        index = torch.stack([slot_assignment(state.last_embeds[b], embeds[b]) for b in range(batch)])
-    index = index.to(embeds.device)
+        index = torch.arange(num_queries, device=embeds.device).expand(batch, -1)
+    else:  # Hungarian on every clip's costs, brought to the host in one transfer
+        costs = alignment_costs(state.last_embeds.transpose(0, 1), embeds.transpose(0, 1))  # (B, Q, Q)
+        index = solve_alignments(costs, "hungarian")
     aligned = _gather(embeds, index)
     out = {
         "pred_logits": _gather(seg["pred_logits"], index),

@@ -49,21 +49,30 @@ def vis_topk(cls_logits: Tensor, max_num: int, aux_logits: Tensor | None = None,
     return topk_instances(class_probabilities(cls_logits, aux_logits, combine), max_num)
 
 
+def mask_logits_to_frame(
+    mask_logits: Tensor,  # (N, h, w) stride-4 mask logits
+    padded_size: tuple[int, int],  # (Hp, Wp) padded network input
+    image_size: tuple[int, int],  # (Hi, Wi) resized input before padding
+    output_size: tuple[int, int],  # (H, W) original frame size
+) -> Tensor:
+    """Mask logits at the frame's resolution, float32 (N, H, W): bilinear to the padded size, crop the padding,
+    bilinear to the original size (detectron2's ``sem_seg_postprocess``)."""
+    x = mask_logits.unsqueeze(0).float()  # (1, N, h, w)
+    x = F.interpolate(x, size=padded_size, mode="bilinear", align_corners=False)
+    x = x[:, :, : image_size[0], : image_size[1]]
+    return F.interpolate(x, size=output_size, mode="bilinear", align_corners=False)[0]
+
+
 def masks_to_original(
     mask_logits: Tensor,  # (N, T, h, w) stride-4 mask logits (or (N, h, w) for one frame)
     padded_size: tuple[int, int],  # (Hp, Wp) padded network input
     image_size: tuple[int, int],  # (Hi, Wi) resized input before padding
     output_size: tuple[int, int],  # (H, W) original frame size
 ) -> Tensor:
-    """Bilinear to the padded size, crop the padding, bilinear to the original size, threshold at 0.
-
-    Returns bool with the same leading axes as ``mask_logits`` and (H, W) last.
-    """
+    """``mask_logits_to_frame`` thresholded at 0. Returns bool with the same leading axes as ``mask_logits`` and
+    (H, W) last."""
     lead = mask_logits.shape[:-2]
     if mask_logits.numel() == 0:  # no instances (e.g. no live track on this frame)
         return torch.zeros(*lead, *output_size, dtype=torch.bool, device=mask_logits.device)
-    x = mask_logits.reshape(1, -1, *mask_logits.shape[-2:]).float()  # (1, N*T, h, w)
-    x = F.interpolate(x, size=padded_size, mode="bilinear", align_corners=False)
-    x = x[:, :, : image_size[0], : image_size[1]]
-    x = F.interpolate(x, size=output_size, mode="bilinear", align_corners=False)
+    x = mask_logits_to_frame(mask_logits.reshape(-1, *mask_logits.shape[-2:]), padded_size, image_size, output_size)
     return (x > 0).reshape(*lead, *output_size)

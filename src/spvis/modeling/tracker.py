@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -274,12 +275,17 @@ class ReferringTracker(nn.Module):
                                    opts.reid_sim_thr, opts.assoc_sim_thr)
             state.books = [TrackBook(num_queries, rules) for _ in range(batch)]
         boundary = opts.clip_association and state.frame_index > 0 and state.frame_index % opts.clip_len == 0
-        for b, book in enumerate(state.books):
-            if boundary and state.last_masks is not None:
+        if boundary and state.last_masks is not None:
+            for b, book in enumerate(state.books):
                 book.reassociate(state.memory, b, state.last_masks[b], state.last_labels[b],
                                  out[:, b], binary[b], labels[b])
-            book.update(state.memory, b, visible[b].cpu().numpy(), scores[b].float().cpu().numpy(),
-                        labels[b].cpu().numpy(), out[:, b])
+        if state.books and self.pgt.lifecycle:
+            # every clip's per-slot values in one host transfer (labels < 2^24 are exact in float32)
+            host = torch.stack([visible.float(), scores.float(), labels.float(),
+                                state.memory.stable_valid.t().float()], 1).cpu().numpy()  # (B, 4, Q)
+            for b, book in enumerate(state.books):
+                book.update(state.memory, b, host[b, 0] > 0, host[b, 1], host[b, 2].astype(np.int64), out[:, b],
+                            stable_valid=host[b, 3] > 0)
         confident = visible.t().clone()  # (Q, B)
         if state.books:
             held = torch.stack([torch.as_tensor(book.slot_ids >= 0) for book in state.books])

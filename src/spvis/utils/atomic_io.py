@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,6 +113,29 @@ def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
         raise OutputError(f"{flag} {path}: is a folder; give a file name")
     _check_creatable_dir(path.parent, f"{flag} {path}")
     return path
+
+
+TEMP_RANDOM = r"[a-z0-9_]{8}"  # the random part ``tempfile.mkstemp`` puts in a name
+
+
+def stale_temp_files(path: str | os.PathLike) -> list[Path]:
+    """The hidden temporaries a killed atomic write of ``path`` can leave beside it: ``.<name>.<random>.tmp``
+    (``temp_file_beside``) and ``.<stem>.<random><suffix>`` (``spvis.viz.video_writer``). SIGKILL or a power cut
+    runs no cleanup, so the next run that writes ``path`` removes them (``remove_stale_temp_files``)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.(?:{re.escape(path.name)}\.{TEMP_RANDOM}\.tmp|{re.escape(path.stem)}\.{TEMP_RANDOM}"
+                         rf"{re.escape(path.suffix)})$")
+    return sorted(p for p in path.parent.iterdir() if pattern.match(p.name) and p.is_file())
+
+
+def remove_stale_temp_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Delete the stale temporaries of every path in ``paths`` (see ``stale_temp_files``); returns them."""
+    removed = [stale for path in paths for stale in stale_temp_files(path)]
+    for stale in removed:
+        stale.unlink(missing_ok=True)
+    return removed
 
 
 def finish_temp_file(tmp_name: str | os.PathLike, path: str | os.PathLike) -> None:

@@ -44,9 +44,11 @@ def associate(
     cost = (1 - cos) + IOU_WEIGHT * (1 - iou) + CLASS_WEIGHT * disagree
     # gate before solving, so a track that fits nowhere cannot take a slot another track fits
     cost = torch.where(cos >= sim_thr, cost, torch.full_like(cost, REJECTED_COST))
-    rows, cols = linear_sum_assignment(torch.nan_to_num(cost.float(), nan=REJECTED_COST).cpu().numpy())
+    # the cost and the similarities in one host transfer
+    host = torch.stack([torch.nan_to_num(cost.float(), nan=REJECTED_COST), cos.float()]).cpu().numpy()
+    cost_np, cos_np = host[0], host[1]
+    rows, cols = linear_sum_assignment(cost_np)
     chosen: dict[int, int | None] = {int(r): None for r in range(track_embeds.shape[0])}
-    cos_np = cos.float().cpu().numpy()
     for r, c in zip(rows, cols):
         if np.isfinite(cos_np[r, c]) and cos_np[r, c] >= sim_thr:
             chosen[int(r)] = int(c)

@@ -70,10 +70,12 @@ class TrackBook:
     ) -> None:
         """Clip boundary: move tracks with a stable embedding to the slot that now carries them.
 
-        prev_masks, cur_masks (Q, P) bool; prev_labels, cur_labels (Q,); cur_embeds (Q, C).
+        prev_masks, cur_masks (Q, P) bool; prev_labels, cur_labels (Q,); cur_embeds (Q, C). Two host transfers
+        (which slots have a memory and their labels; then the association costs), none per slot.
         """
         b = batch_index
-        has_memory = memory.stable_valid[:, b].cpu().numpy()
+        host = torch.stack([memory.stable_valid[:, b].long(), prev_labels.long()]).cpu().numpy()  # (2, Q)
+        has_memory, prev_labels_host = host[0].astype(bool), host[1]
         live = np.flatnonzero((self.slot_ids != NO_TRACK) & has_memory)
         if live.size == 0:
             return
@@ -93,7 +95,7 @@ class TrackBook:
             old_slot = int(live[row])
             if col is None:
                 self._put_to_sleep(int(self.slot_ids[old_slot]), memory.stable[old_slot, b],
-                                   int(prev_labels[old_slot]), int(self.missing[old_slot]))
+                                   int(prev_labels_host[old_slot]), int(self.missing[old_slot]))
                 continue
             new_slot = int(candidates[col])
             new_ids[new_slot] = self.slot_ids[old_slot]
@@ -109,15 +111,20 @@ class TrackBook:
         self.slot_ids, self.missing = new_ids, new_missing
 
     def update(self, memory: TrackMemory, batch_index: int, visible: np.ndarray, scores: np.ndarray,
-               labels: np.ndarray, cur_embeds: Tensor) -> None:
-        """Advance one frame: sleep, death, re-identification and birth. visible/scores/labels (Q,)."""
+               labels: np.ndarray, cur_embeds: Tensor, stable_valid: np.ndarray | None = None) -> None:
+        """Advance one frame: sleep, death, re-identification and birth. visible/scores/labels (Q,) on the host;
+        ``stable_valid`` (Q,) = ``memory.stable_valid[:, batch_index]`` on the host (read here when None: the
+        tracker passes it, brought over with the other per-slot values in one transfer). No per-slot sync; a
+        frame with both newborn slots and sleeping tracks makes one more transfer (their similarities)."""
         if not self.rules.enabled:
             return
         b, rules = batch_index, self.rules
+        if stable_valid is None:
+            stable_valid = memory.stable_valid[:, b].cpu().numpy()
         held = self.slot_ids != NO_TRACK
         self.missing = np.where(held & ~visible, self.missing + 1, 0)
         for slot in np.flatnonzero(held & (self.missing >= rules.sleep_frames)):
-            embed = memory.stable[slot, b] if bool(memory.stable_valid[slot, b]) else cur_embeds[slot]
+            embed = memory.stable[slot, b] if stable_valid[slot] else cur_embeds[slot]
             self._put_to_sleep(int(self.slot_ids[slot]), embed, int(labels[slot]), int(self.missing[slot]))
             self.slot_ids[slot] = NO_TRACK
             self.missing[slot] = 0
@@ -132,10 +139,10 @@ class TrackBook:
             sleepers = torch.stack([t.embed for t in self.sleeping])  # (S, C)
             candidates = cur_embeds[torch.as_tensor(newborn, device=cur_embeds.device)]  # (N, C)
             sims = F.cosine_similarity(candidates.unsqueeze(1), sleepers.unsqueeze(0), dim=-1)
-            sims = torch.nan_to_num(sims, nan=-1.0)
+            sims = torch.nan_to_num(sims, nan=-1.0).float().cpu().numpy()  # (N, S): one transfer
             # pairs under the threshold are gated out before solving (they must not displace good pairs)
-            cost = torch.where(sims >= rules.reid_sim_thr, 1 - sims, torch.full_like(sims, REJECTED_COST))
-            rows, cols = linear_sum_assignment(cost.float().cpu().numpy())
+            cost = np.where(sims >= rules.reid_sim_thr, 1 - sims, np.float32(REJECTED_COST))
+            rows, cols = linear_sum_assignment(cost)
             for r, c in zip(rows, cols):
                 if float(sims[r, c]) >= rules.reid_sim_thr:
                     revived[int(newborn[r])] = int(c)

@@ -19,30 +19,45 @@ def cosine_cost(ref: Tensor, cur: Tensor) -> Tensor:
     return torch.nan_to_num(cost, nan=0.0)
 
 
-def official_match_indices(ref: Tensor, cur: Tensor) -> np.ndarray:
-    """The gather index DVIS's ``match_embds`` computes: slot s takes ``cur[idx[s]]``.
+def official_indices(cost: np.ndarray) -> np.ndarray:
+    """The gather index DVIS's ``match_embds`` computes from a host cost (Q, Q): slot s takes ``cur[idx[s]]``.
 
     The official code solves the assignment on the transposed cost and keeps the *column* indices
     (for current query c, the slot it was assigned to) but then uses them as a gather index. That is
     the optimal alignment only for involutions; we keep the quirk so imported weights reproduce the
-    official outputs (see tests/data/dvis_official_tiny/README.md, "Tracker alignment").
-    ref, cur: (Q, C) -> (Q,) int64.
+    official outputs (see tests/data/dvis_official_tiny/README.md, "Tracker alignment"). -> (Q,) int64.
     """
-    cost = cosine_cost(ref.detach().float(), cur.detach().float()).float().cpu().numpy()  # autocast: bf16 matmul
     _, columns = linear_sum_assignment(cost.T)
     return columns.astype(np.int64)
 
 
-def hungarian_match_indices(ref: Tensor, cur: Tensor) -> np.ndarray:
-    """The optimal alignment as a gather index: slot s takes ``cur[idx[s]]``. ref, cur: (Q, C) -> (Q,) int64."""
-    cost = cosine_cost(ref.detach().float(), cur.detach().float()).float().cpu().numpy()  # autocast: bf16 matmul
+def hungarian_indices(cost: np.ndarray) -> np.ndarray:
+    """The optimal alignment of a host cost (Q, Q) as a gather index: slot s takes ``cur[idx[s]]``. -> (Q,) int64."""
     rows, columns = linear_sum_assignment(cost)
     index = np.empty(len(rows), dtype=np.int64)
     index[rows] = columns
     return index
 
 
-ALIGNMENTS = {"dvis": official_match_indices, "hungarian": hungarian_match_indices}
+ALIGNMENTS = {"dvis": official_indices, "hungarian": hungarian_indices}
+
+
+def alignment_costs(ref: Tensor, cur: Tensor) -> Tensor:
+    """Per-clip matching costs on the device, float32 (B, Q, Q), from ref, cur (Q, B, C) (rows = slots).
+
+    Each clip's cost is computed on its own (the same arithmetic for any B) and stacked, so the caller brings every
+    clip's cost to the host in one transfer. Inputs are cast to float32 first: under autocast the matmul would
+    otherwise run in bf16/fp16.
+    """
+    return torch.stack([cosine_cost(ref[:, b].detach().float(), cur[:, b].detach().float()).float()
+                        for b in range(cur.shape[1])])
+
+
+def solve_alignments(costs: Tensor, alignment: str = "dvis") -> Tensor:
+    """Gather indices (B, Q) int64 on the costs' device from costs (B, Q, Q): one host transfer for all clips."""
+    solve = ALIGNMENTS[alignment]
+    host = costs.cpu().numpy()  # the one transfer; scipy solves each clip on the host
+    return torch.from_numpy(np.stack([solve(cost) for cost in host])).to(costs.device)
 
 
 def match_batch(ref: Tensor, cur: Tensor, alignment: str = "dvis") -> Tensor:
@@ -53,9 +68,7 @@ def match_batch(ref: Tensor, cur: Tensor, alignment: str = "dvis") -> Tensor:
     DVIS matches batch element 0 only and applies its indices to every clip; we match each clip on its
     own, which is identical for B = 1 (inference) and correct for B > 1.
     """
-    solve = ALIGNMENTS[alignment]
-    rows = [torch.from_numpy(solve(ref[:, b], cur[:, b])) for b in range(cur.shape[1])]
-    return torch.stack(rows).to(cur.device)
+    return solve_alignments(alignment_costs(ref, cur), alignment)
 
 
 def gather_slots(embeds: Tensor, indices: Tensor) -> Tensor:

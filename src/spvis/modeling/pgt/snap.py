@@ -33,8 +33,9 @@ def snap_to_segmenter(track_out: dict, seg: dict, iou_thr: float) -> dict:
         return track_out
     logits, masks = track_out["pred_logits"].clone(), track_out["pred_masks"].clone()
     seg_logits, seg_masks = seg["pred_logits"].to(logits.dtype), seg["pred_masks"].to(masks.dtype)
-    for b in range(masks.shape[0]):
-        iou = mask_iou_matrix(masks[b] > 0, seg_masks[b] > 0).cpu().numpy()  # (Q, Q)
+    # every clip's (Q, Q) IoU in one host transfer; scipy solves each on the host
+    ious = torch.stack([mask_iou_matrix(masks[b] > 0, seg_masks[b] > 0) for b in range(masks.shape[0])]).cpu().numpy()
+    for b, iou in enumerate(ious):
         rows, cols = linear_sum_assignment(-iou)
         keep = iou[rows, cols] >= iou_thr
         slots = torch.as_tensor(rows[keep].astype(np.int64), device=masks.device)

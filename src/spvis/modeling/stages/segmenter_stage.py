@@ -1,10 +1,21 @@
-"""Stage 1 (MinVIS style): per-frame training of the segmenter; every frame is an image with its own matching."""
+"""Stage 1: training of the per-frame segmenter; every frame is an image with its own losses.
+
+Matching is per frame (MinVIS style) by default. With MODEL.LOSS.CLIP_MATCHING and clips of T > 1 frames, the
+queries are matched to the clip's instances once for the whole clip (the Mask2Former-VIS cost summed over its
+frames, class probabilities averaged), and that assignment is used in every frame (instances absent from a
+frame are no-object there). A query then has to keep its object from frame to frame: a segmenter trained for
+minutes per frame lets its query slots drift between objects, which splits the tracks of MinVIS-style
+association (slot = identity), while its per-frame quality is unchanged.
+"""
 
 from __future__ import annotations
 
+import torch
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from spvis.modeling.criterion import SetCriterion
+from spvis.modeling.matcher import MatchCost, match_costs
 
 
 def frame_targets(targets: list[dict], clip_len: int) -> list[dict]:
@@ -22,16 +33,52 @@ def _as_video(out: dict) -> dict:
     return {"pred_logits": out["pred_logits"], "pred_masks": out["pred_masks"].unsqueeze(2)}
 
 
+class ClipConsistentMatcher:
+    """``(per-frame outputs, per-frame targets) -> per-frame indices`` from one assignment per clip.
+
+    The per-frame outputs of B clips of T frames (pred_logits (B*T, Q, K+1), pred_masks (B*T, Q, 1, h, w),
+    frames of a clip consecutive) are matched to the clip targets (masks (N, T, H, W), empty where absent) with
+    the clip's mean class probabilities and all its frames' masks; frame t of clip b then pairs slot s with the
+    frame target of instance i wherever i is present in t.
+    """
+
+    def __init__(self, clip_targets: list[dict], clip_len: int, cost: MatchCost):
+        self.clip_targets, self.clip_len, self.cost = clip_targets, int(clip_len), cost
+
+    @torch.no_grad()
+    def __call__(self, outputs: dict, frame_targets_: list[dict]) -> list[tuple[Tensor, Tensor]]:
+        t = self.clip_len
+        logits = outputs["pred_logits"]
+        b, q = logits.shape[0] // t, logits.shape[1]
+        clip_logits = logits.float().softmax(-1).view(b, t, q, -1).mean(1).log()  # (B, Q, K+1) log mean prob
+        masks = outputs["pred_masks"][:, :, 0]  # (B*T, Q, h, w)
+        clip_masks = masks.reshape(b, t, q, *masks.shape[-2:]).transpose(1, 2)  # (B, Q, T, h, w)
+        costs = match_costs(clip_logits, clip_masks, [c["labels"] for c in self.clip_targets],
+                            [c["masks"] for c in self.clip_targets], self.cost)
+        indices = []
+        for clip, cost in zip(self.clip_targets, costs):
+            slots, ids = linear_sum_assignment(cost) if cost.shape[1] else ([], [])
+            present = clip["present"].cpu()  # (N, T)
+            for frame in range(t):
+                # column of instance i among the instances present in this frame (frame_targets' order)
+                column = torch.cumsum(present[:, frame].long(), 0) - 1
+                pairs = [(int(s), int(column[i])) for s, i in zip(slots, ids) if bool(present[i, frame])]
+                indices.append((torch.as_tensor([p for p, _ in pairs], dtype=torch.int64),
+                                torch.as_tensor([c for _, c in pairs], dtype=torch.int64)))
+        return indices
+
+
 class SegmenterCriterion:
     """Stage 1 loss: the set loss of every frame against the instances present in it (no schedules)."""
 
-    def __init__(self, criterion: SetCriterion):
+    def __init__(self, criterion: SetCriterion, clip_matching: bool = False):
         self.criterion = criterion
+        self.clip_matching = bool(clip_matching)
 
     @classmethod
     def from_config(cls, cfg) -> "SegmenterCriterion":
         """MODEL.LOSS weights, one aux prediction set per decoder layer (MODEL.DECODER.DEC_LAYERS)."""
-        return cls(SetCriterion.from_config(cfg))
+        return cls(SetCriterion.from_config(cfg), clip_matching=cfg.MODEL.LOSS.CLIP_MATCHING)
 
     def __call__(self, model: nn.Module, images: Tensor, targets: list[dict], clip_len: int, iteration: int,
                  max_iter: int) -> dict[str, Tensor]:
@@ -39,5 +86,8 @@ class SegmenterCriterion:
         out = model.segment(images)
         outputs = _as_video(out)
         outputs["aux_outputs"] = [_as_video(aux) for aux in out["aux_outputs"]]
-        losses = self.criterion(outputs, frame_targets(targets, clip_len))
+        matcher = None
+        if self.clip_matching and clip_len > 1:
+            matcher = ClipConsistentMatcher(targets, clip_len, self.criterion.matcher.cost)
+        losses = self.criterion(outputs, frame_targets(targets, clip_len), matcher=matcher)
         return self.criterion.weighted(losses)
