@@ -70,3 +70,18 @@ def test_builtin_recipes_resolve_from_any_directory(tmp_path, monkeypatch):
     cfg = load_config("synth/segmenter.yaml")
     assert cfg.STAGE == "segmenter" and cfg.MODEL.BACKBONE.NAME == "tiny"
     assert load_config("configs/ovis/dvis_online_R50.yaml").MODEL.NUM_CLASSES == 25
+
+
+def test_packaged_config_names_work_as_base(tmp_path):
+    """A user's yaml can start from a shipped recipe by name, from any folder."""
+    from spvis.config import load_config
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("_BASE_: synth/segmenter.yaml\nSOLVER: {MAX_ITER: 7}\n")
+    cfg = load_config(mine)
+    assert cfg.STAGE == "segmenter" and cfg.SOLVER.MAX_ITER == 7 and cfg.MODEL.NUM_CLASSES == 6
+    (tmp_path / "prefixed.yaml").write_text("_BASE_: configs/synth/tracker.yaml\n")
+    assert load_config(tmp_path / "prefixed.yaml").STAGE == "tracker"
+    (tmp_path / "missing.yaml").write_text("_BASE_: synth/nope.yaml\n")
+    with pytest.raises(ConfigError, match=r"synth/nope\.yaml: config file not found"):
+        load_config(tmp_path / "missing.yaml")

@@ -60,3 +60,25 @@ def test_eval_bad_input_is_one_line_exit_2(tmp_path, capsys):
     assert not (tmp_path / "m.json").exists()
     code = main(["eval", "--gt", str(tmp_path / "nope.json"), "--pred", str(bad)])
     assert code == 2 and "ground-truth file not found" in capsys.readouterr().err
+
+
+def test_per_category_marks_classes_without_gt_or_predictions_as_trackeval_counts_them(tmp_path, capsys):
+    """TrackEval's Evaluator averages every GT category, empty ones as 0 (ignore_empty_classes=False): class_avg
+    keeps that (it equals TrackEval, test above), and the table shows such classes as - with the average
+    over the others beside it."""
+    gt = json.loads((DATA / "blobs_gt.json").read_text())
+    gt["categories"].append({"id": 99, "name": "unused"})
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    assert main(["eval", "--gt", str(tmp_path / "gt.json"), "--pred", str(DATA / "blobs_results.json"),
+                 "--per-category", "--out", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    per_class = metrics["tracking"]["per_category"]
+    assert per_class["99"]["empty"] and per_class["99"]["HOTA"] == 0.0
+    assert not any(v["empty"] for k, v in per_class.items() if k != "99")
+    row = next(line for line in out.splitlines() if line.startswith("99 unused"))
+    assert row.split()[2:] == ["-", "-", "-", "-", "-"]
+    kept = [v["HOTA"] for k, v in per_class.items() if k != "99"]
+    assert f"over the other {len(kept)}: HOTA {100 * sum(kept) / len(kept):.1f}" in out
+    n = len(per_class)
+    assert metrics["tracking"]["class_avg"]["HOTA"] == pytest.approx(sum(kept) / n)  # empty counted as 0

@@ -110,7 +110,8 @@ def _reference_stream(model, cfg, frames, score_thr: float):
         accumulator.add_frame(index, ids, logits.numpy(), rles)
         results.append(FrameResult(index, ids[shown], labels.numpy().astype(np.int64)[shown],
                                    scores.numpy().astype(np.float32)[shown], masks[shown]))
-    return results, accumulator.entries(1, max_num=cfg.TEST.MAX_NUM, nms_iou=float(cfg.TEST.TRACK_NMS_IOU))
+    entries = accumulator.entries(1, max_num=cfg.TEST.MAX_NUM, nms_iou=float(cfg.TEST.TRACK_NMS_IOU))
+    return results, [{k: v for k, v in e.items() if k != "track_id"} for e in entries]  # VideoResult's fields
 
 
 @pytest.fixture(scope="module")

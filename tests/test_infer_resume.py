@@ -71,7 +71,7 @@ def test_resume_with_other_weights_at_the_same_path_is_refused(weights, dataset,
     state[name] = state[name] + 1  # retrained in place
     save_file(state, str(moved))
     assert main(_infer_argv(moved, dataset, half_done, "--no-overlay", "--resume")) == 2
-    assert "--weights (weights) was 'sha256:" in _one_error_line(capsys)
+    assert "--weights/--model (weights) was 'sha256:" in _one_error_line(capsys)
 
 
 def test_resume_with_the_same_settings_finishes_and_a_log_without_settings_is_refused(weights, dataset, half_done,

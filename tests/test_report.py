@@ -279,6 +279,13 @@ def test_cli_report_and_one_line_errors_like_eval(synthetic_case, tmp_path, caps
     page = (out / "index.html").read_text()
     assert "--image-root" in page and "data:image/jpeg" not in page  # no thumbnails without an image root
     assert f'data-value="{evaluate(gt, pred, track_score_thr=0.2)["tracking"]["pooled"]["IDF1"]!r}"' in page
+    # a second report into the same folder is refused unless asked for (as infer refuses a used --out)
+    (out / "index.html").write_text("mine")
+    assert main(["report", "--gt", gt, "--pred", pred, "--out", str(out)]) == 2
+    assert "already holds an index.html" in capsys.readouterr().err and (out / "index.html").read_text() == "mine"
+    assert main(["report", "--gt", gt, "--pred", pred, "--out", str(out), "--overwrite"]) == 0
+    assert (out / "index.html").read_text() != "mine"
+    capsys.readouterr()
     bad_json = tmp_path / "bad.json"
     bad_json.write_text("[{")
     wrong_video = tmp_path / "wrong.json"

@@ -36,6 +36,7 @@ _EXPORTS = {
     "load_video_dataset": "spvis.data",
     "generate_synthetic_dataset": "spvis.data.synth",
     "evaluate": "spvis.evaluation",
+    "VISEvaluator": "spvis.evaluation",
     "analyze": "spvis.report.error_costs",
     "write_results": "spvis.evaluation",
     "load_config": "spvis.config",

@@ -9,6 +9,7 @@ FrameResults as ``stream``; ``state.state_dict()`` / ``OnlineState.from_state_di
 
 from __future__ import annotations
 
+import sys
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
@@ -16,36 +17,40 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from spvis.engine.frame_result import FrameResult, VideoResult
-from spvis.engine.inference import BUILTIN_WEIGHTS, class_names_for, iter_jobs, load_model, run_video
+from spvis.engine.inference import class_names_for, iter_jobs, load_model, run_video
 from spvis.errors import SpvisError
 
 if TYPE_CHECKING:
     from spvis.modeling.inference import OnlineState
 
-BUILTIN_MODELS = {"demo": BUILTIN_WEIGHTS}
-
 
 def list_models() -> list[str]:
-    """Names ``spvis.load`` accepts besides paths."""
-    return sorted(BUILTIN_MODELS)
+    """Zoo names ``spvis.load`` accepts besides paths (``spvis models`` shows what each one is)."""
+    from spvis.zoo.registry import list_entries
+
+    return [entry.name for entry in list_entries() if entry.loadable]
 
 
 def load(src: str | Path = "demo", *, device: str = "auto", half: bool = False,
          overrides: Sequence[str] = ()) -> "VideoSegmenter":
-    """A VideoSegmenter from a .safetensors file, a model folder or a built-in name (``list_models()``).
+    """A VideoSegmenter from a .safetensors file, a model folder or a zoo name (``spvis models``): official
+    weights are downloaded, verified and converted on first use and cached under ``$SPVIS_HOME``.
 
     ``device``: cpu | cuda | cuda:N | auto; ``half``: bf16 autocast on CPU, fp16 on CUDA (TEST.HALF=auto)."""
-    weights = BUILTIN_MODELS.get(str(src), src)
+    from spvis.zoo.resolve import resolve_model
+
+    weights = resolve_model(src)
     model, cfg = load_model(weights, None, [f"MODEL.DEVICE={device}", *(["TEST.HALF=auto"] if half else []),
                                             *overrides])
-    return VideoSegmenter(model, cfg)
+    return VideoSegmenter(model, cfg, source=str(src))
 
 
 class VideoSegmenter:
     """A trained model ready for inference: segment, track and (offline) refine videos."""
 
-    def __init__(self, model: Any, cfg: Any):
-        self.model, self.cfg = model, cfg
+    def __init__(self, model: Any, cfg: Any, *, source: str = ""):
+        self.model, self.cfg, self.source = model, cfg, source
+        self._warned = False
 
     @property
     def names(self) -> list[str]:
@@ -55,17 +60,22 @@ class VideoSegmenter:
     def stream(self, src: str | Path | Iterable[np.ndarray], *, score_thr: float = 0.5,
                max_frames: int | None = None) -> Iterator[FrameResult]:
         """Online results frame by frame; ``src`` is a video file, a frame folder or an iterable of
-        (H, W, 3) uint8 RGB arrays. Tracks scoring below ``score_thr`` on a frame are left out of it."""
+        (H, W, 3) uint8 RGB arrays. Tracks scoring below ``score_thr`` on a frame are left out of it. Each
+        FrameResult keeps its frame and the class names, so ``result.plot()`` draws it."""
         from spvis.data import open_frame_source
         from spvis.engine.streaming import OnlineTracker
 
+        self._warn_domain(src)
         name = "<frames>"
         if isinstance(src, (str, Path)):
             if not Path(src).exists():
                 raise SpvisError(f"{src}: no such video file or frame folder")
             name, src = str(src), open_frame_source(src, max_frames=max_frames)
-        engine = OnlineTracker(self.model, self.cfg, score_thr=score_thr)
-        yield from engine.stream(islice(iter(src), max_frames), source=name)
+        engine = OnlineTracker(self.model, self.cfg, score_thr=score_thr, keep_frames=True)  # for .plot()
+        names = self.names
+        for result in engine.stream(islice(iter(src), max_frames), source=name):
+            result.names = names
+            yield result
 
     def init_state(self) -> "OnlineState":
         """A fresh online state for one video (TEST.TRACKER, TEST.SNAP_IOU and the precision of this segmenter);
@@ -81,7 +91,9 @@ class VideoSegmenter:
         from spvis.engine.streaming import check_frame, frame_result
 
         check_frame(frame, state.frame_index, None if state.frame_size is None else tuple(state.frame_size), "<frame>")
-        return frame_result(self.model.track_frame(state, frame).to_host(), score_thr)
+        result = frame_result(self.model.track_frame(state, frame).to_host(), score_thr, frame)  # for .plot()
+        result.names = self.names
+        return result
 
     def predict(self, src: str | Path, *, mode: str = "online", max_memory_gb: float | None = None,
                 allow_truncated: bool = False) -> VideoResult:
@@ -93,20 +105,36 @@ class VideoSegmenter:
             raise SpvisError(f"mode must be online or offline, got {mode!r}")
         if not Path(src).exists():
             raise SpvisError(f"{src}: no such video file or frame folder")
+        self._warn_domain(src)
         job = next(iter_jobs(str(src), None, self.cfg, None, allow_truncated))
         return run_video(self.model, self.cfg, job, mode=mode, out_dir=None, score_thr=0.0, max_frames=None,
                          max_memory_gb=max_memory_gb, allow_truncated=allow_truncated)
+
+    def iter_dataset(self, json_path: str | Path, image_root: str | Path | None = None, *,
+                     mode: str = "online", allow_truncated: bool = False) -> Iterator[VideoResult]:
+        """Every video of a YouTube-VIS/OVIS json, one VideoResult at a time (``VISEvaluator.process`` takes
+        ``video.video_id, video.entries``). ``allow_truncated`` as in ``predict``."""
+        self._warn_domain(json_path)
+        for job in iter_jobs(str(json_path), None if image_root is None else str(image_root), self.cfg, None,
+                             allow_truncated):
+            yield run_video(self.model, self.cfg, job, mode=mode, out_dir=None, score_thr=0.0, max_frames=None,
+                            allow_truncated=allow_truncated)
 
     def predict_dataset(self, json_path: str | Path, image_root: str | Path | None = None, *,
                         mode: str = "online", allow_truncated: bool = False) -> list[dict]:
         """Every video of a YouTube-VIS/OVIS json; the entries of a results.json (``spvis.evaluate`` scores it).
         ``allow_truncated`` as in ``predict``."""
-        entries: list[dict] = []
-        for job in iter_jobs(str(json_path), None if image_root is None else str(image_root), self.cfg, None,
-                             allow_truncated):
-            entries.extend(run_video(self.model, self.cfg, job, mode=mode, out_dir=None, score_thr=0.0,
-                                     max_frames=None, allow_truncated=allow_truncated).entries)
-        return entries
+        return [entry for video in self.iter_dataset(json_path, image_root, mode=mode, allow_truncated=allow_truncated)
+                for entry in video.entries]
+
+    def _warn_domain(self, src: Any) -> None:
+        """One stderr line, once per segmenter, when a synthetic-shapes model meets other input (domain_check)."""
+        from spvis.engine.domain_check import domain_warning
+
+        message = None if self._warned else domain_warning(self.cfg, src)
+        if message:
+            print(f"spvis: warning: {message}", file=sys.stderr)
+            self._warned = True
 
     def save_pretrained(self, folder: str | Path, *, recipe: str = "") -> Path:
         """Write a model folder (model.safetensors, config.yaml, MODEL_CARD.md) that ``spvis.load`` reads."""
@@ -116,6 +144,10 @@ class VideoSegmenter:
         folder = Path(folder)
         if folder.suffix == ".safetensors" or folder.is_file():
             raise SpvisError(f"{folder}: save_pretrained writes a folder, not a file")
+        from spvis.zoo.registry import list_entries
+
+        trained_on = {entry.name: entry.trained_on for entry in list_entries()}.get(self.source, "")
         weights = save_weights(folder, self.model, self.cfg)
-        write_model_card(folder, self.cfg, recipe=recipe or "see the config")
+        write_model_card(folder, self.cfg, names=self.names,
+                         recipe=recipe or (f"Trained on {trained_on}." if trained_on else "see the config"))
         return weights

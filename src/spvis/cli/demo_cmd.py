@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from spvis.cli.device_args import add_device_arguments, device_overrides
+from spvis.cli.device_args import add_device_arguments, apply_threads, device_overrides
 from spvis.engine.inference import BUILTIN_WEIGHTS as DEMO_WEIGHTS
 
 DEMO_SEED = 20261125  # the demo model was trained on seed-0 videos; these are new ones
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise SpvisError(f"--modes takes online and/or offline, got {args.modes!r}")
     if not Path(args.weights).is_file():
         raise SpvisError(f"{args.weights}: demo weights not found (build them with scripts/build_demo_model.sh)")
+    apply_threads(args)
     model, cfg = load_model(args.weights, None, device_overrides(args))
     try:
         height, width = (int(v) for v in args.size.lower().split("x"))

@@ -11,6 +11,8 @@ import argparse
 import math
 from pathlib import Path
 
+from spvis.cli.device_args import add_threads_argument, apply_threads
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -33,10 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="tracking metrics count predictions with score >= this (default 0.5)")
     parser.add_argument("--per-category", action="store_true", help="print and store per-category metrics")
     parser.add_argument("--zip", help="also write the validated predictions as a benchmark-server zip here")
+    add_threads_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    apply_threads(args)
     if args.task != "vis":
         return run_segmentation(args)
     from spvis.errors import SpvisError

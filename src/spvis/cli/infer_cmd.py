@@ -16,12 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from spvis.cli.device_args import add_device_arguments, device_overrides
+from spvis.cli.device_args import add_device_arguments, apply_threads, device_overrides
 from spvis.engine.inference import VideoJob, iter_jobs, load_model, run_video  # noqa: F401 (tests patch these)
 from spvis.engine.infer_settings import SETTINGS_NAME
 from spvis.engine.results_log import RESULTS_LOG_NAME, ResultsLog
 
 RESULTS_NAME = "results.json"
+MASKS_DIR = "masks"  # --save-masks: OUT/masks/<video>/<frame>.png
 FOREIGN_RESULTS = ("metrics.json",)  # results of another command that mark --out as used, never removed here
 
 
@@ -30,17 +31,22 @@ def register(subparsers: Any) -> None:
         "infer", help="segment and track instances in a video, frame folder or dataset json",
         description="Run a model on VIDEO.mp4, a FRAME_DIR or a DATASET_JSON (with --image-root). Writes "
                     "OUT/results.json and one OUT/<video>.mp4 overlay per video.")
-    parser.add_argument("--input", required=True, help="video file, folder of frames, or YTVIS-format json")
+    parser.add_argument("--input", required=True, help="video file, folder of frames, YTVIS-format json, or a live "
+                                                       "source: rtsp://..., http(s)://....mp4, webcam:0")
     parser.add_argument("--image-root", help="frame root of a dataset json (YouTube-VIS layout)")
-    parser.add_argument("--weights", help="model weights (.safetensors written by spvis; default: the built-in "
-                                          "demo model, trained on the procedural benchmark)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--weights", help="model weights (.safetensors written by spvis, or a model folder; default: "
+                                         "the built-in demo model, which knows only `spvis synth` shapes)")
+    which.add_argument("--model", help="a zoo model by name (`spvis models`): official weights are downloaded, "
+                                       "verified and converted on first use, then cached under $SPVIS_HOME")
     parser.add_argument("--config", help="config YAML (default: the one saved beside the weights)")
     parser.add_argument("--mode", choices=("online", "offline"), default="online",
                         help="online: frame by frame, flat memory; offline: adds the temporal refiner")
     parser.add_argument("--tracker", choices=("learned", "minvis", "pgt"),
-                        help="online association: learned (the trained tracker, default TEST.TRACKER) or minvis "
+                        help="online association: learned (the trained tracker, default TEST.TRACKER), minvis "
                              "(segmenter + Hungarian matching of query embeddings between frames; works with "
-                             "segmenter-only weights)")
+                             "segmenter-only weights) or pgt (the segmenter's confident queries with a track memory, "
+                             "motion-propagated mask IoU and re-identification; options MODEL.TRACKER.PGT.*)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--score-thr", type=float, default=0.0,
                         help="drop result entries below this score; overlays show tracks scoring at least "
@@ -51,6 +57,9 @@ def register(subparsers: Any) -> None:
                              "0 recomputes the segmenter per window instead of caching")
     parser.add_argument("--window-size", type=int, help="offline: frames decoded per window (default TEST.WINDOW_SIZE)")
     parser.add_argument("--no-overlay", action="store_true", help="skip the overlay videos")
+    parser.add_argument("--save-masks", action="store_true",
+                        help="also write OUT/masks/<video>/<frame>.png: one 16-bit PNG per frame whose pixels are "
+                             "1 + the track ids of the overlay's instances (0 = background)")
     parser.add_argument("--allow-truncated", action="store_true",
                         help="a video that breaks off (a cut mp4, a missing, empty, cut, corrupt or mis-sized frame) "
                              "keeps the frames before the break, with a warning, instead of being an error")
@@ -73,6 +82,8 @@ def planned_outputs(args: argparse.Namespace, out_dir: Path, videos: list[tuple[
     outputs = [out_dir / RESULTS_NAME, out_dir / RESULTS_LOG_NAME, out_dir / SETTINGS_NAME]
     if not args.no_overlay:
         outputs += [out_dir / f"{name}.mp4" for _, name in videos]
+    if getattr(args, "save_masks", False):  # a video's id maps already there mark --out as used, like its overlay
+        outputs += [png for _, name in videos for png in sorted((out_dir / MASKS_DIR / name).glob("*.png"))]
     return outputs
 
 
@@ -82,7 +93,9 @@ def check_arguments(args: argparse.Namespace) -> None:
 
     if args.max_frames is not None and args.max_frames < 1:
         raise SpvisError(f"--max-frames must be at least 1, got {args.max_frames}")
-    if not Path(args.input).exists():
+    from spvis.data.live import is_live
+
+    if not is_live(args.input) and not Path(args.input).exists():
         raise SpvisError(f"{args.input}: no such file or folder (--input)")
     if not 0.0 <= args.score_thr <= 1.0:  # also false for nan
         raise SpvisError(f"--score-thr must be a number in [0, 1], got {args.score_thr}")
@@ -125,15 +138,16 @@ def read_finished(args: argparse.Namespace, log: ResultsLog, videos: list[tuple[
     return done
 
 
-def run_settings(args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
-    """The result-changing settings of this run (spvis.engine.infer_settings says which and why)."""
+def run_settings(args: argparse.Namespace, cfg: Any, weights: str | None) -> dict[str, Any]:
+    """The result-changing settings of this run (spvis.engine.infer_settings says which and why); ``weights``:
+    the file the model was loaded from (--weights, --model's cached file, or None for the built-in model)."""
     from spvis.checkpoints.io import weights_file
     from spvis.engine.distributed import resolve_device
     from spvis.engine.inference import BUILTIN_WEIGHTS
     from spvis.engine.infer_settings import result_settings
 
     return result_settings(input_path=args.input, image_root=args.image_root,
-                           weights_file=weights_file(args.weights or BUILTIN_WEIGHTS), mode=args.mode,
+                           weights_file=weights_file(weights or BUILTIN_WEIGHTS), mode=args.mode,
                            score_thr=args.score_thr, max_frames=args.max_frames,
                            device_type=resolve_device(str(cfg.MODEL.DEVICE)).type, cfg=cfg)
 
@@ -154,6 +168,7 @@ def run_one_video(args: argparse.Namespace, model: Any, cfg: Any, job: VideoJob,
         result = run_video(model, cfg, job, mode=args.mode, out_dir=None if args.no_overlay else out_dir,
                            score_thr=args.score_thr, max_frames=args.max_frames,
                            max_memory_gb=args.max_memory_gb, window_size=args.window_size,
+                           mask_dir=out_dir / MASKS_DIR if args.save_masks else None,
                            allow_truncated=args.allow_truncated)
     except SpvisError as exc:
         if not is_dataset:
@@ -172,10 +187,16 @@ def run_all_videos(args: argparse.Namespace, model: Any, cfg: Any, out_dir: Path
     from spvis.engine.infer_settings import record_settings
     from spvis.errors import SpvisError
 
+    from spvis.engine.domain_check import domain_warning
+
     is_dataset = Path(args.input).suffix.lower() == ".json"
     order: list[int] = []
     try:
         for job in iter_jobs(args.input, args.image_root, cfg, args.max_frames, args.allow_truncated):
+            if not order:  # once the input opened: an input that fails to open is one error line, nothing else
+                warning = domain_warning(cfg, args.input)
+                if warning:
+                    print(f"spvis infer: warning: {warning}", file=sys.stderr)
             order.append(job.video_id)
             if job.video_id in done:
                 continue
@@ -196,8 +217,11 @@ def run_all_videos(args: argparse.Namespace, model: Any, cfg: Any, out_dir: Path
 def run(args: argparse.Namespace) -> int:
     from spvis.utils.signals import sigterm_raises
 
+    from spvis.data.live import is_live, stop_live_on_sigint
+
     with sigterm_raises():  # SIGTERM cleans up (temp files, partial overlay) as Ctrl-C does
-        return infer(args)
+        with stop_live_on_sigint(is_live(args.input)):  # first Ctrl-C ends a live stream; its results are written
+            return infer(args)
 
 
 def infer(args: argparse.Namespace) -> int:
@@ -209,6 +233,7 @@ def infer(args: argparse.Namespace) -> int:
     from spvis.utils.atomic_io import check_output_dir, refuse_overwriting_inputs, remove_stale_temp_files
 
     check_arguments(args)
+    apply_threads(args)
     out_dir = check_output_dir(args.out)
     videos = planned_videos(args.input, args.image_root)
     outputs = planned_outputs(args, out_dir, videos)
@@ -217,13 +242,18 @@ def infer(args: argparse.Namespace) -> int:
     previous = refuse_used_output(args, out_dir, outputs)
     log = ResultsLog(out_dir / RESULTS_LOG_NAME)
     done = read_finished(args, log, videos)
-    model, cfg = load_model(args.weights, args.config, [*device_overrides(args), *args.overrides])
+    weights = args.weights
+    if args.model:
+        from spvis.zoo.resolve import resolve_model
+
+        weights = str(resolve_model(args.model))
+    model, cfg = load_model(weights, args.config, [*device_overrides(args), *args.overrides])
     if args.tracker is not None:
         cfg.TEST.TRACKER = args.tracker
     if args.mode == "offline" and cfg.TEST.TRACKER == "minvis":
         raise SpvisError("--tracker minvis is an online association (the refiner needs the learned tracker); "
                          "use --mode online")
-    settings = run_settings(args, cfg)
+    settings = run_settings(args, cfg, weights)
     if args.resume:
         check_resume_settings(out_dir / SETTINGS_NAME, settings, log_has_videos=bool(done))
     if args.exist_ok:
@@ -236,5 +266,6 @@ def infer(args: argparse.Namespace) -> int:
     order = run_all_videos(args, model, cfg, out_dir, log, done, settings)
     entries = [entry for video_id in order for entry in done[video_id]]
     write_results(out_dir / RESULTS_NAME, entries)
-    print(f"wrote {out_dir / RESULTS_NAME} ({len(entries)} entries)")
+    named = "" if Path(args.input).suffix.lower() == ".json" else f"; video_id {videos[0][0]} is {videos[0][1]}"
+    print(f"wrote {out_dir / RESULTS_NAME} ({len(entries)} entries{named})")
     return 0

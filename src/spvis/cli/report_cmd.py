@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                              "videos with GT and prediction outlines)")
     parser.add_argument("--track-score-thr", type=float, default=0.5,
                         help="tracking metrics and error analysis count predictions with score >= this (default 0.5)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT/index.html")
     parser.set_defaults(func=run)
 
 
@@ -31,7 +32,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not math.isfinite(args.track_score_thr):
         raise SpvisError(f"--track-score-thr must be a finite number, got {args.track_score_thr}")
-    check_output_dir(args.out)
+    out = check_output_dir(args.out)
+    if (out / "index.html").exists() and not args.overwrite:
+        raise SpvisError(f"--out {out} already holds an index.html (another report); pass --overwrite to replace "
+                         f"it or choose another folder")
     path = write_report(args.gt, args.pred, args.out, image_root=args.image_root,
                         track_score_thr=args.track_score_thr)
     print(f"report written to {path}")

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Iterable
 
 from spvis.config.defaults import SCHEMA
-from spvis.config.node import CfgNode, Key, build_node, describe
+from spvis.config.node import PACKAGE_CONFIGS, CfgNode, Key, build_node, describe, packaged_config
 
 __all__ = ["CfgNode", "Key", "get_cfg", "load_config", "config_from_dict", "describe", "SCHEMA"]
 
@@ -25,7 +25,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     return cfg
 
 
-BUILTIN_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+BUILTIN_CONFIGS = PACKAGE_CONFIGS
 
 
 def resolve_config_path(path: str | Path) -> Path:
@@ -34,9 +34,7 @@ def resolve_config_path(path: str | Path) -> Path:
     path = Path(path)
     if path.exists():
         return path
-    parts = path.parts[1:] if path.parts and path.parts[0] == "configs" else path.parts
-    builtin = BUILTIN_CONFIGS.joinpath(*parts) if parts else BUILTIN_CONFIGS
-    return builtin if builtin.is_file() else path
+    return packaged_config(path) or path
 
 
 def config_from_dict(values: dict) -> CfgNode:

@@ -210,9 +210,29 @@ def _read_yaml_with_bases(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str,
         return data
     if not isinstance(base, str) or not base:
         raise ConfigError(f"{path}: _BASE_ must be the path of another yaml file, got {_short(base)}")
-    merged = _read_yaml_with_bases((path.parent / base), _seen + (path.resolve(),))
+    merged = _read_yaml_with_bases(resolve_base(path, base), _seen + (path.resolve(),))
     _deep_update(merged, data)
     return merged
+
+
+PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"  # the recipes shipped in the package
+
+
+def packaged_config(name: str | Path) -> Path | None:
+    """The shipped config called ``name`` (``synth/segmenter.yaml``, optionally ``configs/...``), else None."""
+    parts = Path(name).parts
+    parts = parts[1:] if parts and parts[0] == "configs" else parts
+    candidate = PACKAGE_CONFIGS.joinpath(*parts) if parts else None
+    return candidate if candidate is not None and candidate.is_file() else None
+
+
+def resolve_base(path: Path, base: str) -> Path:
+    """The file ``_BASE_: base`` of ``path`` names: relative to ``path``'s folder when that file exists, else a
+    config shipped in the package (so a user's yaml can start from ``_BASE_: synth/segmenter.yaml``)."""
+    beside = path.parent / base
+    if beside.is_file():
+        return beside
+    return packaged_config(base) or beside
 
 
 def read_yaml(path: Path, *, what: str = "yaml file") -> Any:

@@ -4,8 +4,9 @@ Every source has ``.name``, ``.num_frames`` (None when a stream does not say), `
 ``.fps`` (None for image folders) and iterates uint8 RGB frames (H, W, 3) one at a time, so a 2,000-frame
 video is never held in memory. A video that breaks off mid-stream stops iterating and sets
 ``.truncated = True`` and ``.error`` (one line, naming the file); it never raises mid-stream: whether a cut video
-is an error is the caller's choice (``spvis infer`` refuses it unless ``--allow-truncated``). A source with no
-readable frame at all raises ``SpvisError`` when it is opened.
+is an error is the caller's choice (``spvis infer`` refuses it unless ``--allow-truncated``). A stream ended on
+request (a live source's first Ctrl-C) is ``.truncated`` too, with ``.stopped = True``: cut short, not broken, so
+it is not an error. A source with no readable frame at all raises ``SpvisError`` when it is opened.
 
 Frame lists (folders, dataset records) are checked when opened, from headers and end markers
 (``spvis.data.frame_check``): a missing, empty, cut, zeroed or mis-sized frame raises ``SpvisError`` naming it,
@@ -44,13 +45,14 @@ class FrameSource:
         self.height, self.width, self.fps = int(height), int(width), fps
         self.cut: str | None = None  # why the source was cut short when opened (allow_truncated), else None
         self.truncated = False
+        self.stopped = False  # ended on request (see the module docstring)
         self.error: str | None = None
 
     def _frames(self) -> Iterator[np.ndarray]:
         raise TypeError(f"{type(self).__name__} does not implement _frames")
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        self.truncated, self.error = self.cut is not None, self.cut
+        self.truncated, self.error, self.stopped = self.cut is not None, self.cut, False
         for index, frame in enumerate(self._frames()):
             if self.max_frames is not None and index >= self.max_frames:
                 return
@@ -189,9 +191,14 @@ def open_frame_source(path_or_video_record: Any, image_root: str | Path | None =
                       max_frames: int | None = None, *, allow_truncated: bool = False) -> FrameSource:
     """A lazy frame source for a video file, a frame folder (sorted jpg/png) or a ``VideoRecord``/video dict.
 
-    ``image_root`` is the folder that a record's ``file_names`` are relative to. ``allow_truncated``: a bad frame
-    of a frame list ends the video before it instead of raising (see the module docstring).
+    ``image_root`` is the folder that a record's ``file_names`` are relative to. A URL (rtsp, rtmp, http(s)) or
+    ``webcam:N`` gives a ``spvis.data.live.LiveSource``. ``allow_truncated``: a bad frame of a frame list ends the
+    video before it instead of raising (see the module docstring).
     """
+    from spvis.data.live import LiveSource, is_live
+
+    if is_live(path_or_video_record):
+        return LiveSource(path_or_video_record, max_frames=max_frames)
     record = path_or_video_record
     if isinstance(record, dict) and "file_names" in record:
         record = VideoRecord(int(record.get("id", 0)), list(record["file_names"]), int(record["height"]),

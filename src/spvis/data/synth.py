@@ -42,6 +42,7 @@ from spvis.utils.atomic_io import atomic_write_json
 if TYPE_CHECKING:
     from spvis.data.synth_identity import IdentityPreset
 
+SYNTH_DESCRIPTION = "SPVIS synthetic benchmark"  # info.description of every json `spvis synth` writes
 OCCLUSION_LEVELS = {"none": 0.0, "light": 0.5, "medium": 1.0, "heavy": 2.5}  # planned events per 30 frames
 # (ramp in/out, dwell fully hidden) ranges in motion frames: heavier levels pack shorter, denser events
 EVENT_TIMING = {"none": ((5, 10), (4, 12)), "light": ((5, 10), (4, 12)), "medium": ((4, 8), (4, 10)),
@@ -435,7 +436,7 @@ def generate_synthetic_dataset(out_dir: str | Path, *, videos: int = 40, frames:
         n_valid = min(max(n_valid, 1), videos - 1)
     split_of = ["train"] * (videos - n_valid) + ["valid"] * n_valid
     cats = [{"id": i + 1, "name": CATEGORY_SPECS[i].name, "supercategory": "shape"} for i in range(categories)]
-    info = {"description": "SPVIS synthetic benchmark", "seed": seed, "occlusion": occlusion,
+    info = {"description": SYNTH_DESCRIPTION, "seed": seed, "occlusion": occlusion,
             "frame_stride": frame_stride, "version": 1}
     if identity != "normal":
         info["identity"] = identity  # absent for normal: its files stay byte-identical to earlier versions

@@ -73,6 +73,10 @@ def _weights_identity(path: str | Path) -> str:
 
 
 def _input_identity(path: str | Path) -> dict[str, Any]:
+    from spvis.data.live import is_live
+
+    if is_live(path):  # a URL or webcam: its name is all there is
+        return {"input": str(path)}
     path = Path(path).resolve()
     if path.is_file():
         stat = path.stat()
@@ -125,7 +129,8 @@ def check_resume_settings(path: str | Path, current: dict[str, Any], *, log_has_
     difference = first_difference(recorded, current)
     if difference is not None:
         key, before, now = difference
-        flag = {"mode": "--mode", "score_thr": "--score-thr", "max_frames": "--max-frames", "weights": "--weights",
+        flag = {"mode": "--mode", "score_thr": "--score-thr", "max_frames": "--max-frames",
+                "weights": "--weights/--model",
                 "input": "--input", "image_root": "--image-root", "device": "--device"}.get(key, "")
         what = f"{flag} ({key})" if flag else f"setting {key}"
         raise SpvisError(f"--resume: {what} was {before!r} in the run in {Path(path).parent}, now {now!r}; resume "

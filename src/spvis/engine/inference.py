@@ -27,6 +27,7 @@ class VideoJob:
     source: Any  # spvis.data.frames source: .name, .fps, .truncated, .error, iterable of (H, W, 3) uint8
     category_ids: Sequence[int] | None
     class_names: Sequence[str]
+    path: str | None = None  # the video file or frame folder (VideoResult.plot reads frames from it)
 
 
 def load_model(weights: str | Path | None = None, config: str | Path | None = None,
@@ -67,7 +68,11 @@ def class_names_for(cfg) -> list[str]:
 
 
 def single_video_name(path: str | Path) -> str:
-    """The name (overlay stem) of a lone video file or frame folder."""
+    """The name (overlay stem) of a lone video file, frame folder, URL or webcam."""
+    from spvis.data.live import is_live, live_name
+
+    if is_live(str(path)):
+        return live_name(str(path))
     path = Path(path)
     return path.stem if path.is_file() else path.name
 
@@ -78,9 +83,9 @@ def planned_videos(input_path: str, image_root: str | None = None) -> list[tuple
     from spvis.data import load_video_dataset
 
     path = Path(input_path)
-    if path.suffix.lower() == ".json":
+    if path.suffix.lower() == ".json" and path.is_file():
         return [(record.id, f"{record.id}") for record in load_video_dataset(path, image_root).videos]
-    return [(SINGLE_VIDEO_ID, single_video_name(path))]
+    return [(SINGLE_VIDEO_ID, single_video_name(input_path))]
 
 
 def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | None = None,
@@ -91,8 +96,10 @@ def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | No
     from spvis.data import load_video_dataset, open_frame_source
     from spvis.errors import SpvisError
 
+    from spvis.data.live import is_live
+
     path = Path(input_path)
-    if path.suffix.lower() == ".json":
+    if path.suffix.lower() == ".json" and not is_live(input_path):
         from spvis.data.catalog import default_image_root
 
         dataset = load_video_dataset(path, image_root)
@@ -108,21 +115,24 @@ def iter_jobs(input_path: str, image_root: str | None, cfg, max_frames: int | No
         return
     if image_root is not None:
         raise SpvisError("--image-root is only used with a dataset json --input")
-    source = open_frame_source(path, max_frames=max_frames, allow_truncated=allow_truncated)
-    yield VideoJob(SINGLE_VIDEO_ID, single_video_name(path), source, None, class_names_for(cfg))
+    live = is_live(input_path)
+    source = open_frame_source(input_path if live else path, max_frames=max_frames, allow_truncated=allow_truncated)
+    yield VideoJob(SINGLE_VIDEO_ID, single_video_name(input_path), source, None, class_names_for(cfg),
+                   None if live else str(path))
 
 
 def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, score_thr: float,
               max_frames: int | None, max_memory_gb: float | None = None, window_size: int | None = None,
-              allow_truncated: bool = False):
-    """Infer one video (online stream or offline engine), writing its overlay when ``out_dir`` is set.
+              mask_dir: Path | None = None, allow_truncated: bool = False):
+    """Infer one video (online stream or offline engine), writing its overlay when ``out_dir`` is set and one
+    16-bit PNG id map per frame into ``mask_dir/<video>/`` when that is set (the overlay's instances).
 
-    A video that breaks off (a cut mp4, a frame that does not decode) is an SpvisError naming the file, and its
-    overlay is dropped, unless ``allow_truncated``: then the frames before the break are the video
-    (``result.truncated`` and ``result.error`` say so)."""
+    A video that breaks off (a cut mp4, a frame that does not decode, a live stream lost) is an SpvisError naming
+    the file, and its overlay is dropped, unless ``allow_truncated``: then the frames before the break are the video
+    (``result.truncated`` and ``result.error`` say so). A live stream ended on request (``source.stopped``: the
+    first Ctrl-C) is kept the same way without the flag."""
     from tqdm import tqdm
 
-    from spvis.engine.frame_result import VideoResult
     from spvis.engine.streaming import OnlineTracker
     from spvis.errors import SpvisError
     from spvis.utils.signals import raise_if_stopped
@@ -136,6 +146,12 @@ def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, sco
 
     def on_frame(frame_result, frame) -> None:
         raise_if_stopped()  # a stop signal whose exception a finalizer swallowed still stops the run here
+        if mask_dir is not None:
+            from spvis.viz.id_maps import id_map, write_id_map
+
+            keep = frame_result.scores >= overlay_thr
+            write_id_map(mask_dir / job.name / f"{frame_result.frame_index:05d}.png",
+                         id_map(frame_result.masks[keep], frame_result.track_ids[keep], frame_result.scores[keep]))
         if writer is not None:
             from spvis.viz.overlay import draw_overlay
 
@@ -160,7 +176,7 @@ def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, sco
             result = engine.video_result(job.video_id, category_ids=job.category_ids, score_thr=score_thr,
                                          truncated=bool(getattr(job.source, "truncated", False)),
                                          error=getattr(job.source, "error", None))
-        if result.truncated and not allow_truncated:
+        if result.truncated and not allow_truncated and not getattr(job.source, "stopped", False):
             raise SpvisError(f"{result.error or job.name + ': the video breaks off'}; the video is incomplete (pass "
                              f"--allow-truncated to keep the {result.num_frames} frames before the break)")
     except BaseException:
@@ -172,8 +188,11 @@ def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, sco
     if writer is not None:
         writer.close()
     if mode == "offline" and score_thr > 0:
-        result = VideoResult(result.video_id, result.num_frames, result.height, result.width,
-                             [e for e in result.entries if e["score"] >= score_thr], result.truncated, result.error)
+        result.keep_entries([e["score"] >= score_thr for e in result.entries])
+    result.name = job.name
+    result.source = job.path
+    categories = job.category_ids if job.category_ids is not None else range(1, len(job.class_names) + 1)
+    result.names = {int(cid): str(name) for cid, name in zip(categories, job.class_names)}
     return result
 
 

@@ -75,22 +75,42 @@ def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: boo
     from spvis.engine.run_dir import prepare_output_dir
     from spvis.engine.trainer import Trainer, configure_threads, setup_reproducibility
 
+    import torch
+
+    from spvis.engine.train_setup import (TeeStream, check_dataset_files, describe_data, describe_start,
+                                          fit_clips_per_device, open_log)
+
     cfg = load_config(config, list(overrides))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cfg.merge_overrides(fit_clips_per_device(cfg, world, command=f"spvis train --config {config}"))
+    check_dataset_files(cfg)
     prepare_output_dir(cfg.OUTPUT_DIR, resume=resume, overwrite=overwrite,
                        remove=int(os.environ.get("RANK", "0")) == 0, say=_say)
     ctx = init_distributed(cfg.MODEL.DEVICE)
+    log = open_log(cfg, ctx)
     try:
         configure_threads(ctx, int(cfg.SOLVER.CPU_THREADS))
+        if ctx.is_main:
+            print(describe_start(cfg, config, ctx, resume=resume, threads=torch.get_num_threads()), file=log,
+                  flush=True)
         setup_reproducibility(cfg)
         dataset = build_train_dataset(cfg)
-        check_train_frames(dataset, allow_truncated=allow_truncated, say=_say if ctx.is_main else None)
+        if ctx.is_main:
+            print(describe_data(cfg, dataset), file=log, flush=True)
+        check_train_frames(dataset, allow_truncated=allow_truncated,
+                           say=(lambda text: print(f"spvis train: {text}", file=log, flush=True))
+                           if ctx.is_main else None)
+        if isinstance(log, TeeStream):
+            log.open_file()  # the checks passed: OUTPUT_DIR/log.txt from here on, with the lines above
         model = build_model(cfg)
         evaluator = build_evaluator(cfg, ctx)
-        result = Trainer(cfg, model, dataset, ctx, evaluator=evaluator, resume=resume).train()
+        result = Trainer(cfg, model, dataset, ctx, evaluator=evaluator, resume=resume, log_stream=log).train()
         if result.stopped_by != "max_iter":
             return 128 + int(getattr(signal, result.stopped_by))
         return 0
     finally:
+        if log is not sys.stderr:
+            log.close()
         shutdown_distributed()
 
 
@@ -106,15 +126,23 @@ def train(config: str | Path, overrides: Sequence[str] = (), resume: bool = Fals
     from spvis.config import load_config
     from spvis.engine.run_dir import prepare_output_dir
 
+    from spvis.engine.train_setup import check_dataset_files, fit_clips_per_device
+
     cfg = load_config(config, list(overrides))  # fail fast on bad keys before starting processes
     if num_processes < 1:
         raise SpvisError(f"num_processes (--num-gpus) must be at least 1, got {num_processes}")
+    check_dataset_files(cfg)
     if num_processes == 1:
         return train_main(config, overrides, resume=resume, overwrite=overwrite, allow_truncated=allow_truncated)
     if "WORLD_SIZE" in os.environ:
         raise SpvisError("--num-gpus cannot be combined with torchrun (torchrun already sets the processes)")
+    fitted = fit_clips_per_device(cfg, num_processes, command=f"spvis train --config {config}")
+    if fitted:
+        print(f"spvis train: {fitted[0]} (was {cfg.SOLVER.CLIPS_PER_DEVICE}) so that the global batch of "
+              f"{cfg.SOLVER.IMS_PER_BATCH} splits over {num_processes} processes; same batch, more accumulation "
+              f"steps", file=sys.stderr, flush=True)
     prepare_output_dir(cfg.OUTPUT_DIR, resume=resume, overwrite=overwrite, say=_say)  # before processes start
-    return _launch_local(str(config), list(overrides), resume, num_processes, allow_truncated)
+    return _launch_local(str(config), [*overrides, *fitted], resume, num_processes, allow_truncated)
 
 
 def _free_port() -> int:

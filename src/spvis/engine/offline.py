@@ -119,8 +119,9 @@ def run_offline(
     entries = [
         {"video_id": vid,
          "category_id": int(category_ids[int(lab)]) if category_ids is not None else int(lab) + 1,
-         "score": float(score), "segmentations": segs}
-        for score, lab, segs in zip(selection.scores.tolist(), selection.labels.tolist(), segmentations)
+         "score": float(score), "segmentations": segs, "track_id": int(track)}  # -> entry_track_ids
+        for score, lab, segs, track in zip(selection.scores.tolist(), selection.labels.tolist(), segmentations,
+                                           selection.track_ids.tolist())
     ]
     entries = soft_suppress_duplicates(entries, selection.track_ids.tolist(), float(cfg.TEST.TRACK_NMS_IOU))
     return VideoResult(video_id=vid, num_frames=state.num_frames, height=height, width=width, entries=entries,

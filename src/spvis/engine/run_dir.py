@@ -1,12 +1,13 @@
 """The files a training run owns in OUTPUT_DIR, so that a new run never silently destroys an earlier one.
 
 ``spvis train`` writes, and only these: checkpoints ``model_<7 digits>.pth``, ``last_checkpoint``,
-``model_final.safetensors`` + ``model_final.yaml``, ``metrics.jsonl``, ``config.yaml``, ``env.json``, TensorBoard
-``events.out.tfevents.*`` files, and the hidden temporaries of its atomic writes (``.<one of these names>.*``).
-A folder holding a checkpoint, ``last_checkpoint``, final weights, a non-empty ``metrics.jsonl`` or event files
-holds a run: training there needs ``resume`` (continue it) or ``overwrite`` (remove exactly the files above;
-anything else in the folder stays). ``config.yaml`` / ``env.json`` alone (a run that stopped before its first
-logged step) are not a run worth keeping: a new run replaces them, as it always did.
+``model_final.safetensors`` + ``model_final.yaml``, ``metrics.jsonl``, ``config.yaml``, ``env.json``, ``log.txt``
+(what it printed), TensorBoard ``events.out.tfevents.*`` files, and the hidden temporaries of its atomic writes
+(``.<one of these names>.*``). A folder holding a checkpoint, ``last_checkpoint``, final weights, a non-empty
+``metrics.jsonl`` or event files holds a run: training there needs ``resume`` (continue it) or ``overwrite``
+(remove exactly the files above; anything else in the folder stays). ``config.yaml`` / ``env.json`` / ``log.txt``
+alone (a run that stopped before its first logged step) are not a run worth keeping: a new run replaces them, as
+it always did (the log is appended to).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Callable
 
 from spvis.engine.checkpointing import FINAL_WEIGHTS_NAME, LAST_CHECKPOINT_FILE
 from spvis.engine.logging_utils import METRICS_FILE, RUN_INFO_FILES
+from spvis.engine.train_setup import LOG_NAME
 from spvis.errors import SpvisError
 
 FINAL_CONFIG_NAME = Path(FINAL_WEIGHTS_NAME).with_suffix(".yaml").name
@@ -24,7 +26,7 @@ FINAL_CONFIG_NAME = Path(FINAL_WEIGHTS_NAME).with_suffix(".yaml").name
 RUN_MARKERS = (r"model_\d{7}\.pth", re.escape(LAST_CHECKPOINT_FILE), re.escape(FINAL_WEIGHTS_NAME),
                re.escape(FINAL_CONFIG_NAME), re.escape(METRICS_FILE), r"events\.out\.tfevents\..+")
 # Every file training writes: the markers, the run information, and hidden temporaries of any of them.
-_VISIBLE = RUN_MARKERS + tuple(re.escape(name) for name in RUN_INFO_FILES)
+_VISIBLE = RUN_MARKERS + tuple(re.escape(name) for name in (*RUN_INFO_FILES, LOG_NAME))
 _RUN_FILE = re.compile(r"^(?:" + "|".join(_VISIBLE) + r")$")
 _TEMP_FILE = re.compile(r"^\.(?:" + "|".join(_VISIBLE) + r")\.[^/]+$")  # .<name>.<random><suffix> (atomic_io)
 _MARKER = re.compile(r"^(?:" + "|".join(RUN_MARKERS) + r")$")

@@ -146,6 +146,7 @@ class TrackAccumulator:
                 "category_id": int(category_ids[label]) if category_ids is not None else label + 1,
                 "score": score,
                 "segmentations": segmentations,
+                "track_id": int(ids[int(rows[index])]),  # VideoResult moves it to entry_track_ids
             })
             result_tracks.append(ids[int(rows[index])])
         results = soft_suppress_duplicates(results, result_tracks, nms_iou)

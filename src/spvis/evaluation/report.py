@@ -9,7 +9,9 @@ TRACKING_KEYS = ("HOTA", "DetA", "AssA", "LocA", "OWTA", "MOTA", "MOTP", "IDF1",
 COUNT_KEYS = {"IDSW", "Frag", "MT", "PT", "ML", "CLR_TP", "CLR_FN", "CLR_FP", "IDTP", "IDFN", "IDFP"}
 
 
-def _cell(key: str, value: float) -> str:
+def _cell(key: str, value: float | None) -> str:
+    if value is None:
+        return "-"
     if key in COUNT_KEYS:
         return str(int(value))
     return "-" if value == -1 else f"{100 * value:.1f}"
@@ -38,8 +40,24 @@ def format_metrics(metrics: dict, *, per_category: bool = False) -> str:
         rows = []
         for cid, entry in metrics["per_category"].items():
             values = {"AP": entry["AP"]}
-            values.update(tracking.get("per_category", {}).get(cid, {}))
+            tracked = tracking.get("per_category", {}).get(cid, {})
+            values.update({k: None for k in tracked} if tracked.get("empty") else tracked)
             rows.append((f"{cid} {entry['name']}"[:24], values))
         keys = ("AP",) + (("HOTA", "MOTA", "IDF1", "IDSW") if "per_category" in tracking else ())
         lines += _table(rows, keys)
+        lines += _empty_class_note(metrics)
     return "\n".join(lines)
+
+
+def _empty_class_note(metrics: dict) -> list[str]:
+    """Which categories had neither GT nor predictions (shown as -), and the class average without them."""
+    per_class = metrics["tracking"].get("per_category", {})
+    empty = [cid for cid, values in per_class.items() if values.get("empty")]
+    if not empty:
+        return []
+    names = ", ".join(f"{cid} {metrics['per_category'][cid]['name']}" for cid in empty)
+    kept = [values for values in per_class.values() if not values.get("empty")]
+    without = "  ".join(f"{key} {100 * sum(v[key] for v in kept) / len(kept):.1f}" for key in ("HOTA", "MOTA", "IDF1")
+                        ) if kept else "no category left"
+    return [f"- : no GT and no predictions ({names}). The class avg counts them as 0, as TrackEval's class average "
+            f"does (cls_comb_cls_av); over the other {len(kept)}: {without}"]

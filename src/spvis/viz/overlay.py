@@ -48,19 +48,64 @@ def draw_overlay(frame: np.ndarray, masks: np.ndarray, track_ids: Sequence[int],
     for m, colour in zip(masks, colours):
         out[m] = out[m] * (1 - alpha) + colour * alpha
     canvas = np.ascontiguousarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
-    scale = max(0.35, min(frame.shape[:2]) / 900)
+    scale = text_scale(*frame.shape[:2])
     thick = max(1, int(round(scale * 2)))
-    for i, m in enumerate(masks):
-        if not m.any():
-            continue
+    present = [i for i, m in enumerate(masks) if m.any()]
+    wanted, texts = [], []
+    for i in present:
         colour = tuple(int(c) for c in colours[i])
-        contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        contours, _ = cv2.findContours(masks[i].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(canvas, contours, -1, colour, thick)
-        ys, xs = np.nonzero(m)
+        ys, xs = np.nonzero(masks[i])
         text = _label_text(int(labels[i]), names, int(track_ids[i]), None if scores is None else float(scores[i]))
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-        x = int(min(max(xs.min(), 0), max(frame.shape[1] - tw, 0)))
-        y = int(min(max(ys.min(), th + base), frame.shape[0] - 1))
-        cv2.rectangle(canvas, (x, y - th - base), (x + tw, y), colour, -1)
-        cv2.putText(canvas, text, (x, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick, cv2.LINE_AA)
+        wanted.append((tw, th + base, int(xs.min()), int(ys.min()), int(ys.max())))
+        texts.append((text, colour, base))
+    # higher scores choose their spot first
+    order = sorted(range(len(present)), key=lambda k: -(float(scores[present[k]]) if scores is not None else 0.0))
+    spots = place_labels([wanted[k] for k in order], frame.shape[1], frame.shape[0])
+    for k, spot in zip(order, spots):
+        if spot is None:
+            continue  # no free place left on the frame: better no label than one over another
+        (x, y), (text, colour, base), (tw, h, *_rest) = spot, texts[k], wanted[k]
+        cv2.rectangle(canvas, (x, y), (x + tw, y + h), colour, -1)
+        cv2.putText(canvas, text, (x, y + h - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick, cv2.LINE_AA)
     return canvas
+
+
+def text_scale(height: int, width: int) -> float:
+    """OpenCV font scale for a frame, proportional to its short side (1.2 at 1080p, 0.8 at 720p), at least 0.35
+    so labels stay legible on small frames."""
+    return max(0.35, min(height, width) / 900)
+
+
+def place_labels(boxes: Sequence[tuple[int, int, int, int, int]], width: int,
+                 height: int) -> list[tuple[int, int] | None]:
+    """Top-left corners for label boxes that never overlap each other and stay inside the frame.
+
+    ``boxes``: (box width, box height, mask left x, mask top y, mask bottom y) in placement priority order.
+    Each label tries above its mask, then inside its top, then below it, then slides down and up the frame
+    from there in steps of its own height; a label with no free spot gets None (it is not drawn).
+    """
+    placed: list[tuple[int, int, int, int]] = []
+    spots: list[tuple[int, int] | None] = []
+    for tw, th, left, top, bottom in boxes:
+        tw, th = min(tw, width), min(th, height)  # a label wider than the frame is clipped, not dropped
+        x = min(max(left, 0), max(width - tw, 0))
+        starts = [top - th, top, bottom + 1]
+        steps = range(1, height // max(th, 1) + 1)
+        candidates = starts + [starts[0] + k * th for k in steps] + [starts[0] - k * th for k in steps]
+        spot = None
+        for y in candidates:
+            y = min(max(y, 0), max(height - th, 0))
+            rect = (x, y, x + tw, y + th)
+            if not any(_overlaps(rect, other) for other in placed):
+                spot = (x, y)
+                placed.append(rect)
+                break
+        spots.append(spot)
+    return spots
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]

@@ -1,9 +1,10 @@
 """Tracking metrics on masks equal to TrackEval 1.3.0's YouTubeVIS evaluation (HOTA, CLEAR, Identity).
 
 ``evaluate_tracking`` returns ``{"class_avg": {...}, "pooled": {...}}`` (and ``"per_category"`` on
-request): class_avg = TrackEval's ``cls_comb_cls_av`` (mean over every GT category, empty ones
-included), pooled = ``cls_comb_det_av`` (counts pooled over categories). Counts are integers, rates
-fractions.
+request, each category flagged ``empty`` when it has neither GT nor predictions): class_avg = TrackEval's
+``cls_comb_cls_av`` (mean over every GT category, empty ones included as zeros: TrackEval's Evaluator calls
+``combine_classes_class_averaged`` with ``ignore_empty_classes=False``), pooled = ``cls_comb_det_av`` (counts
+pooled over categories). Counts are integers, rates fractions.
 """
 
 from __future__ import annotations
@@ -43,5 +44,12 @@ def evaluate_tracking(gt: GroundTruth, results: list[ResultTrack], *, score_thre
         "pooled": _summary(hota_combine_sum(hotas), clear_combine_sum(clears), identity_combine_sum(identities)),
     }
     if per_category:
-        out["per_category"] = {str(cid): _summary(*parts) for cid, parts in per_class.items()}
+        # "empty": neither GT nor predictions. TrackEval's Evaluator keeps such classes in cls_comb_cls_av with
+        # zeros (combine_classes_class_averaged's ignore_empty_classes defaults to False), and so does class_avg
+        out["per_category"] = {str(cid): {**_summary(*parts), "empty": _is_empty(parts[2])}
+                               for cid, parts in per_class.items()}
     return out
+
+
+def _is_empty(identity: dict) -> bool:
+    return float(identity["IDTP"]) + float(identity["IDFN"]) + float(identity["IDFP"]) == 0
