@@ -75,9 +75,11 @@ def segmenter_frame_entries(model, cfg, job, video_id: int) -> list[dict]:
     return entries
 
 
-def score_weights(weights: str, sets: list[str], overrides: list[str], mode: str = "online") -> dict[str, float]:
+def score_weights(weights: str, sets: list[str], overrides: list[str], mode: str = "online",
+                  frame_ap: bool = True) -> dict[str, float]:
     """Segmenter + MinVIS (or what ``overrides`` set, e.g. TEST.TRACKER=learned) in ``mode`` on the valid split of
-    every set, pooled over the sets (x100; IDSW summed)."""
+    every set, pooled over the sets (x100; IDSW summed). ``frame_ap`` False skips the segmenter's per-frame AP
+    (NaN), which does not depend on the association."""
     from spvis.engine.inference import iter_jobs, load_model, run_video
     from spvis.evaluation import evaluate
 
@@ -92,20 +94,23 @@ def score_weights(weights: str, sets: list[str], overrides: list[str], mode: str
         for job in iter_jobs(str(Path(folder) / "valid.json"), str(Path(folder) / "valid" / "JPEGImages"), cfg):
             result = run_video(model, cfg, job, mode=mode, out_dir=None, score_thr=0.0, max_frames=None)
             entries.extend(dict(e, video_id=e["video_id"] + offset) for e in result.entries)
-            frame_preds.extend(segmenter_frame_entries(model, cfg, job, job.video_id + offset))
+            if frame_ap:
+                frame_preds.extend(segmenter_frame_entries(model, cfg, job, job.video_id + offset))
         gt_all["videos"] += [dict(v, id=v["id"] + offset) for v in gt["videos"]]
         gt_all["annotations"] += [dict(a, id=a["id"] + offset * 1000, video_id=a["video_id"] + offset)
                                   for a in gt["annotations"]]
         offset += max(v["id"] for v in gt["videos"]) + 1
     metrics = evaluate(gt_all, entries)
-    frame_gt, frame_ids = per_frame_split(gt_all)
-    frame_metrics = evaluate(frame_gt, [{"video_id": frame_ids[(p["video_id"], p["frame"])],
-                                         "category_id": p["category_id"], "score": p["score"],
-                                         "segmentations": [p["rle"]]} for p in frame_preds])
+    frame_map = float("nan")
+    if frame_ap:
+        frame_gt, frame_ids = per_frame_split(gt_all)
+        frame_map = 100 * evaluate(frame_gt, [{"video_id": frame_ids[(p["video_id"], p["frame"])],
+                                               "category_id": p["category_id"], "score": p["score"],
+                                               "segmentations": [p["rle"]]} for p in frame_preds])["AP"]
     pooled = metrics["tracking"]["pooled"]
-    return {"AP": 100 * metrics["AP"], "frameAP": 100 * frame_metrics["AP"], "DetA": 100 * pooled["DetA"],
-            "AssA": 100 * pooled["AssA"], "HOTA": 100 * pooled["HOTA"], "IDF1": 100 * pooled["IDF1"],
-            "IDSW": float(pooled["IDSW"])}
+    return {"AP": 100 * metrics["AP"], "frameAP": frame_map, "DetA": 100 * pooled["DetA"],
+            "DetRe": 100 * pooled["DetRe"], "DetPr": 100 * pooled["DetPr"], "AssA": 100 * pooled["AssA"],
+            "HOTA": 100 * pooled["HOTA"], "IDF1": 100 * pooled["IDF1"], "IDSW": float(pooled["IDSW"])}
 
 
 def training_minutes(out: Path) -> dict[int, float]:
@@ -132,7 +137,7 @@ def checkpoints(out: Path) -> list[tuple[int, Path]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="run folder (OUTPUT_DIR)")
+    parser.add_argument("--out", help="run folder (OUTPUT_DIR); required unless --weights")
     parser.add_argument("--config", default=str(REPO / "configs" / "synth" / "segmenter.yaml"))
     parser.add_argument("--iters", type=int, default=1000, help="training steps (SOLVER.MAX_ITER)")
     parser.add_argument("--eval-every", type=int, default=250, help="checkpoint / learning-curve period")
@@ -144,7 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default="online", choices=("online", "offline"), help="inference mode for scoring")
     parser.add_argument("--eval-only", action="store_true", help="score the checkpoints of an existing run")
     parser.add_argument("--resume", action="store_true", help="continue a stopped run before scoring")
+    parser.add_argument("--weights", help="score this .safetensors alone (no training, nothing written)")
+    parser.add_argument("--no-frame-ap", action="store_true", help="skip the segmenter's per-frame AP")
     args = parser.parse_args(argv)
+    if args.weights:
+        torch.set_num_threads(args.threads)
+        scores = score_weights(args.weights, args.sets, args.test_opts, args.mode, frame_ap=not args.no_frame_ap)
+        print(f"{args.weights} {args.mode} {' '.join(args.test_opts) or 'segmenter + MinVIS'} on {' '.join(args.sets)}")
+        print("| " + " | ".join(scores) + " |")
+        print("| " + " | ".join(f"{v:.1f}" for v in scores.values()) + " |", flush=True)
+        return 0
     out = Path(args.out)
     if not args.eval_only:
         from spvis.engine.launch import train_main

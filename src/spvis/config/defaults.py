@@ -224,6 +224,10 @@ SCHEMA: dict = {
         "SNAP_IOU": Key(0.0, "online learned tracker: a track whose mask overlaps a segmenter query's by this IoU "
                              "(one-to-one) emits that query's class and mask; the tracker keeps the identities "
                              "(0 = off, as DVIS)", low=0.0),
+        "SNAP_UNMATCHED": Key("keep", "with SNAP_IOU > 0, a track that overlaps no segmenter query on a frame: keep "
+                                      "(its own class and mask) | hide (an empty mask on that frame: the segmenter "
+                                      "alone draws the frame, the tracker decides identities)",
+                              choices=("keep", "hide")),
         "OFFLINE_SCORE": Key("max", "offline class score per track: max (DVIS_offline: element-wise max of the "
                                     "refiner's and the tracker's class probabilities) | refiner (the refiner's "
                                     "alone) | mean (the mean of both) | min (the smaller of both)",

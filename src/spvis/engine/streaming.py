@@ -40,6 +40,7 @@ def online_state(model: torch.nn.Module, cfg, association: str | None = None) ->
     association = association or cfg.TEST.TRACKER
     pgt_options = QueryTrackerOptions.from_config(cfg) if association == "pgt" else None
     return model.init_state(association=association, snap_iou=float(cfg.TEST.SNAP_IOU),
+                            snap_hide=cfg.TEST.SNAP_UNMATCHED == "hide",
                             autocast=autocast_name(cfg, device), pgt_options=pgt_options)
 
 

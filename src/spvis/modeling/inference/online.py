@@ -30,10 +30,10 @@ class OnlineInferenceMixin:
     """``init_state`` / ``track_frame`` for a model with ``preprocessor`` (spvis.modeling.preprocessing.Preprocessor),
     ``segment(images) -> dict`` and ``tracker`` (None for a segmenter alone: MinVIS association only)."""
 
-    def init_state(self, *, association: str = "learned", snap_iou: float = 0.0, autocast: str = "",
-                   pgt_options: QueryTrackerOptions | None = None) -> OnlineState:
+    def init_state(self, *, association: str = "learned", snap_iou: float = 0.0, snap_hide: bool = False,
+                   autocast: str = "", pgt_options: QueryTrackerOptions | None = None) -> OnlineState:
         """A fresh state for one video. ``association``: learned | minvis | pgt; ``snap_iou``: TEST.SNAP_IOU (learned
-        only); ``autocast``: '' | bf16 | fp16, the precision the network runs in (``engine.precision``);
+        only), ``snap_hide``: TEST.SNAP_UNMATCHED == hide; ``autocast``: '' | bf16 | fp16, the precision the network runs in (``engine.precision``);
         ``pgt_options``: the pgt association's (MODEL.TRACKER.PGT; defaults when None)."""
         if association not in ASSOCIATIONS:
             raise SpvisError(f"unknown association {association!r} (choose learned, minvis or pgt)")
@@ -44,7 +44,8 @@ class OnlineInferenceMixin:
             raise SpvisError(f"unknown autocast precision {autocast!r} (choose one of {sorted(AUTOCAST_DTYPES)})")
         if association == "pgt" and pgt_options is None:
             pgt_options = QueryTrackerOptions()
-        return OnlineState(association=association, snap_iou=float(snap_iou), autocast=autocast,
+        return OnlineState(association=association, snap_iou=float(snap_iou), snap_hide=bool(snap_hide),
+                           autocast=autocast,
                            pgt_options=pgt_options)
 
     @torch.no_grad()
@@ -77,5 +78,5 @@ class OnlineInferenceMixin:
             return out
         out, state.association_state = self.tracker.step(seg["pred_embds"], seg["mask_features"],
                                                          state.association_state)
-        return snap_to_segmenter(out, seg, state.snap_iou)
+        return snap_to_segmenter(out, seg, state.snap_iou, hide_unmatched=state.snap_hide)
 
