@@ -142,6 +142,9 @@ SCHEMA: dict = {
             "DEEP_SUPERVISION": Key(True, "losses on every auxiliary output"),
             "CLIP_MATCHING": Key(False, "segmenter stage: match each clip's queries to its instances once for all "
                                         "its frames (a query keeps its object across the clip), not per frame"),
+            "QUERY_CONTRAST_WEIGHT": Key(0.0, "segmenter stage, clips of T > 1 frames: InfoNCE weight on the query "
+                                              "embeddings MinVIS matches (an instance's query in one frame against "
+                                              "all queries of another; 0 = off)", low=0.0),
             "REID_WEIGHT": Key(2.0, "DVIS++ reference contrastive loss weight (0 = off)"),
             "PRESERVE_WEIGHT": Key(1.0, "RCP preservation loss weight"),
             "CONTRAST_WEIGHT": Key(1.0, "RCP contrastive loss weight"),
