@@ -22,7 +22,7 @@ from spvis.modeling.meta_arch import SPVISModel
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 6  # spvis synth --categories 2: 2 things + 4 stuff classes
-TINY = ["MODEL.TRACKER.ENABLED=True", "MODEL.DEVICE=cpu", f"MODEL.NUM_CLASSES={NUM_CLASSES}",
+TINY = ["MODEL.TRACKER.ENABLED=True", "MODEL.REFINER.ENABLED=True", "MODEL.DEVICE=cpu", f"MODEL.NUM_CLASSES={NUM_CLASSES}",
         "INPUT.MIN_SIZE_TEST=32", "INPUT.MAX_SIZE_TEST=64", "MODEL.PIXEL_DECODER.ENC_LAYERS=1",
         "MODEL.DECODER.DEC_LAYERS=1"]
 LOOSE = ["TEST.PANOPTIC.OBJECT_THRESHOLD=0.0", "TEST.PANOPTIC.OVERLAP_THRESHOLD=0.0"]  # a random model's segments
@@ -104,10 +104,11 @@ def test_vss_infer_writes_label_maps_that_eval_scores(weights, layouts, tmp_path
 
 
 @pytest.mark.parametrize("task, argv, message", [
-    ("vps", ["--mode", "offline"], r"--task vps runs online only"),
+    ("vps", ["--mode", "offline", "--tracker", "minvis"], r"--tracker minvis is an online association"),
+    ("vss", ["--max-memory-gb", "1"], r"--max-memory-gb applies to --mode offline only"),
     ("vss", ["--score-thr", "0.3"], r"--score-thr applies to --task vis only"),
     ("swap", [], r"--task vps reads a VIPSeg panoptic json"),
-], ids=["offline", "score_thr", "wrong_layout"])
+], ids=["offline_minvis", "memory_online", "score_thr", "wrong_layout"])
 def test_bad_input_is_one_line_exit_2(weights, layouts, tmp_path, capsys, task, argv, message):
     source = layouts["vss"] if task == "swap" else layouts[task]
     code, _, err = _run(capsys, "infer", "--task", "vps" if task == "swap" else task, "--input", str(source),
@@ -115,6 +116,37 @@ def test_bad_input_is_one_line_exit_2(weights, layouts, tmp_path, capsys, task, 
     line = err.strip().splitlines()[-1] if err.strip() else ""
     assert code == 2 and line.startswith("spvis infer: error: ") and re.search(message, line), err
     assert "Traceback" not in err
+
+
+def _outputs(out: Path) -> dict[str, np.ndarray]:
+    return {str(p.relative_to(out)): np.asarray(read_id_png(p) if "pan_pred" in p.parts else read_label_png(p))
+            for p in sorted(out.rglob("*.png"))}
+
+
+@pytest.mark.parametrize("task", ["vps", "vss"])
+def test_offline_scores_and_does_not_depend_on_the_memory_budget(weights, layouts, tmp_path, capsys, task):
+    """--mode offline (refiner, per-video rule): eval scores it; caching every frame's features or none (0 GB:
+    recomputed for each decoding pass) writes the same files."""
+    runs = {}
+    for budget in ("4", "0"):
+        out = tmp_path / f"{task}_{budget}"
+        code, _, err = _run(capsys, "infer", "--task", task, "--mode", "offline", "--max-memory-gb", budget,
+                            "--input", str(layouts[task]), "--weights", str(weights), "--out", str(out),
+                            "--no-overlay", *LOOSE)
+        assert code == 0, err
+        runs[budget] = out
+    cached, recomputed = _outputs(runs["4"]), _outputs(runs["0"])
+    assert cached.keys() == recomputed.keys() and len(cached) == 4
+    for name in cached:
+        np.testing.assert_array_equal(cached[name], recomputed[name], err_msg=name)
+    if task == "vps":
+        assert (runs["4"] / "pred.json").read_text() == (runs["0"] / "pred.json").read_text()
+        assert any(len(np.unique(a)) > 1 for a in cached.values())  # segments were drawn
+        argv = ["eval", "--task", "vps", "--gt", str(layouts["vps"]), "--pred", str(runs["4"])]
+    else:
+        argv = ["eval", "--task", "vss", "--gt", str(layouts["vss"].parent), "--pred", str(runs["4"])]
+    code, _, err = _run(capsys, *argv)
+    assert code == 0 and json.loads((runs["4"] / "metrics.json").read_text())["scale"] == 100, err
 
 
 def test_a_dataset_with_other_classes_than_the_model_is_one_line(weights, layouts, tmp_path, capsys):

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from spvis.modeling.panoptic import (VOID, PanopticRules, RunningClassLogits, assign_panoptic, keep_queries,
-                                     panoptic_from_logits, semantic_class_scores, semantic_labels)
+                                     panoptic_counts, panoptic_from_logits, panoptic_pixels, segments_kept,
+                                     semantic_class_scores, semantic_labels)
 
 BIG = 20.0  # a logit that makes softmax ~1 and sigmoid ~1
 
@@ -84,6 +85,25 @@ def test_vectorised_equals_the_naive_loop(seed):
     assert 0 < len(segments) < len(kept), (kept, segments)  # segments kept and segments dropped by the overlap
     assert result.queries.tolist() == segments and torch.equal(result.pixels, pixels)
     assert torch.equal(result.isthing, result.labels < 2)
+
+
+def test_the_per_video_rule_in_windows_equals_the_rule_on_the_whole_video():
+    """Offline decodes a few frames at a time: counts summed over windows, then pixels window by window, give the
+    whole video's assignment."""
+    g = torch.Generator().manual_seed(7)
+    rules = PanopticRules(num_things=2, object_threshold=0.5, overlap_threshold=0.5)
+    scores, labels = torch.rand(6, generator=g) * 0.5 + 0.5, torch.randint(0, 4, (6,), generator=g)
+    blobs = torch.randn(6, 7, 3, 3, generator=g) * 4
+    masks = torch.nn.functional.interpolate(blobs, size=(8, 9), mode="bilinear", align_corners=False)  # 7 frames
+    whole = assign_panoptic(scores, labels, masks, rules)
+    area = orig = torch.zeros(6, dtype=torch.int64)
+    for start in range(0, 7, 3):
+        a, o = panoptic_counts(scores, masks[:, start:start + 3])
+        area, orig = area + a, orig + o
+    ok = segments_kept(area, orig, rules)
+    assert 0 < int(ok.sum()) < 6 and torch.equal(whole.queries, torch.nonzero(ok)[:, 0])
+    pixels = torch.cat([panoptic_pixels(scores, masks[:, s:s + 3], ok) for s in range(0, 7, 3)])
+    assert torch.equal(pixels, whole.pixels)
 
 
 def test_semantic_scores_add_over_query_chunks_and_argmax_is_the_label():

@@ -1,7 +1,8 @@
 """``spvis infer --task vps|vss``: a VIPSeg json or VSPW split in, the submission layout ``spvis eval`` scores out.
 
 vps: ``OUT/pred.json`` + ``OUT/pan_pred/<video>/<frame>.png``; vss: ``OUT/<video>/<frame>.png``; both with
-``OUT/<video>.mp4`` overlays unless ``--no-overlay``. Online only for now (flat memory). The work is in
+``OUT/<video>.mp4`` overlays unless ``--no-overlay``. ``--mode online`` streams (flat memory); ``--mode offline``
+adds the refiner and DVIS_offline's per-video rule within ``--max-memory-gb``. The work is in
 ``spvis.engine.segmentation``; this module checks flags and the output folder and reports.
 """
 
@@ -18,10 +19,11 @@ def check_segmentation_arguments(args: argparse.Namespace) -> None:
     from spvis.errors import SpvisError
 
     task = f"--task {args.task}"
-    if args.mode != "online":
-        raise SpvisError(f"{task} runs online only for now (--mode offline is --task vis only)")
+    if args.max_memory_gb is not None and args.mode != "offline":
+        raise SpvisError("--max-memory-gb applies to --mode offline only")
+    if args.max_memory_gb is not None and not args.max_memory_gb >= 0:
+        raise SpvisError(f"--max-memory-gb must be >= 0, got {args.max_memory_gb}")
     for flag, used in (("--resume", args.resume), ("--save-masks", args.save_masks),
-                       ("--max-memory-gb", args.max_memory_gb is not None),
                        ("--window-size", args.window_size is not None), ("--score-thr", args.score_thr != 0.0)):
         if used:
             hint = (" (TEST.PANOPTIC.OBJECT_THRESHOLD=... sets the vps segment threshold)" if flag == "--score-thr"
@@ -64,6 +66,9 @@ def infer_segmentation(args: argparse.Namespace) -> int:
     model, cfg = load_model(weights, args.config, [*device_overrides(args), *args.overrides])
     if args.tracker is not None:
         cfg.TEST.TRACKER = args.tracker
+    if args.mode == "offline" and cfg.TEST.TRACKER == "minvis":
+        raise SpvisError(f"--tracker {cfg.TEST.TRACKER} is an online association (the refiner needs the learned "
+                         f"tracker); use --mode online")
     check_model_classes(inp, int(cfg.MODEL.NUM_CLASSES))
     for path in present:  # --exist-ok: this command's own outputs of the previous run
         path.unlink()
@@ -76,9 +81,10 @@ def infer_segmentation(args: argparse.Namespace) -> int:
         with tqdm(total=total, desc=video.name, unit="frame", file=sys.stderr) as bar:
             try:
                 frames += run_segmentation_video(
-                    model, cfg, inp, video, writer=writer,
+                    model, cfg, inp, video, writer=writer, mode=args.mode,
                     overlay=None if args.no_overlay else out_dir / f"{video.name}.mp4", max_frames=args.max_frames,
-                    allow_truncated=args.allow_truncated, on_frame=lambda: bar.update(1))
+                    allow_truncated=args.allow_truncated, max_memory_gb=args.max_memory_gb,
+                    on_frame=lambda: bar.update(1))
             except SpvisError as exc:
                 raise SpvisError(f"video {video.name}: {exc}") from None
     if args.task == "vps":

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -127,9 +127,13 @@ def panoptic_to_host(frame: Any, ids: VideoSegmentIds) -> PanopticFrameResult:
     segment_ids = np.array([ids.id_of(isthing=t, label=lab, track_id=tr) for lab, t, tr in zip(labels, things, tracks)]
                            + [0], dtype=np.uint32)  # (S + 1,): the last entry maps VOID (-1) to 0
     id_map = segment_ids[pixels]  # (H, W)
+    shown = np.zeros(len(labels) + 1, dtype=bool)
+    shown[pixels.ravel()] = True  # a video-level segment may show no pixel on this frame: it is not listed
     segments: dict[int, dict] = {}
-    for sid, lab, thing in sorted(zip(segment_ids[:-1].tolist(), labels, things), key=lambda s: s[2]):
-        segments.setdefault(sid, {"id": sid, "label": int(lab), "isthing": bool(thing)})
+    for sid, lab, thing, on in sorted(zip(segment_ids[:-1].tolist(), labels, things, shown[:-1].tolist()),
+                                      key=lambda s: s[2]):
+        if on:
+            segments.setdefault(sid, {"id": sid, "label": int(lab), "isthing": bool(thing)})
     return PanopticFrameResult(id_map, list(segments.values()))
 
 
@@ -203,65 +207,174 @@ def _label_png_ready(labels: np.ndarray) -> np.ndarray:
     return labels.astype(np.uint8)
 
 
+class _FrameSink:
+    """Writes one video's frames: the writer's PNGs (and json entries) and the overlay."""
+
+    def __init__(self, inp: SegmentationInput, writer: VPSSubmissionWriter | VSSPredictionWriter,
+                 video: SegmentationVideo, overlay: Path | None, on_frame: Callable[[], None] | None):
+        self.inp, self.writer, self.video, self.on_frame = inp, writer, video, on_frame
+        self.ids = VideoSegmentIds()
+        self.count = 0
+        self.overlay = None
+        if overlay is not None:
+            from spvis.engine.inference import DEFAULT_FPS
+            from spvis.viz.video_writer import VideoWriter
+
+            self.overlay = VideoWriter(overlay, fps=DEFAULT_FPS)
+        writer.start_video(video.name)
+
+    def add(self, frame: np.ndarray, result: Any) -> None:
+        """One frame's ``PanopticFrame`` / ``SemanticFrame`` (device tensors) and its RGB pixels."""
+        name = self.video.frame_names[self.count]
+        if self.inp.task == "vps":
+            host = panoptic_to_host(result, self.ids)
+            self.writer.add_frame(name, host)
+            if self.overlay is not None:
+                self.overlay.write(_panoptic_overlay(frame, host, self.inp.class_names))
+        else:
+            labels = _label_png_ready(result.labels.cpu().numpy())
+            self.writer.add_frame(name, labels)
+            if self.overlay is not None:
+                self.overlay.write(_semantic_overlay(frame, labels, self.inp.class_names))
+        self.count += 1
+        if self.on_frame is not None:
+            self.on_frame()
+
+    def abort(self) -> None:
+        if self.overlay is not None:
+            self.overlay.abort()
+
+    def close(self) -> None:
+        if self.overlay is not None:
+            self.overlay.close()
+
+
 def run_segmentation_video(model: torch.nn.Module, cfg: Any, inp: SegmentationInput, video: SegmentationVideo, *,
-                           writer: VPSSubmissionWriter | VSSPredictionWriter, overlay: Path | None = None,
-                           max_frames: int | None = None, allow_truncated: bool = False,
+                           writer: VPSSubmissionWriter | VSSPredictionWriter, mode: str = "online",
+                           overlay: Path | None = None, max_frames: int | None = None, allow_truncated: bool = False,
+                           max_memory_gb: float | None = None,
                            on_frame: Callable[[], None] | None = None) -> int:
-    """Stream one video through the model (online, flat memory) into ``writer`` (and an overlay mp4 at
-    ``overlay``); returns the frames written. The model is put in eval mode and its mode restored."""
+    """Run one video into ``writer`` (and an overlay mp4 at ``overlay``); returns the frames written.
+
+    online: streamed frame by frame (flat memory), each track scored by its logits averaged over its frames so far.
+    offline: DVIS_offline's per-video rule: the refiner over the whole video, each track scored once (refiner and
+    tracker probabilities combined by TEST.OFFLINE_SCORE), the VPS overlap rule counted over all frames; masks are
+    decoded window by window (twice for vps: counts, then pixels), features cached within ``max_memory_gb``
+    (default TEST.MAX_MEMORY_GB) and otherwise recomputed. The model is put in eval mode and its mode restored.
+    """
     from spvis.data.frames import ImageSequenceSource
-    from spvis.engine.streaming import check_frame, online_state_options
 
     source = ImageSequenceSource(video.name, list(video.frame_paths), source=f"{inp.path}: video {video.name}",
                                  max_frames=max_frames, allow_truncated=allow_truncated)
-    rules = panoptic_rules(cfg, inp.num_things) if inp.task == "vps" else None
-    video_writer = None
-    if overlay is not None:
-        from spvis.viz.video_writer import VideoWriter
-
-        from spvis.engine.inference import DEFAULT_FPS
-
-        video_writer = VideoWriter(overlay, fps=DEFAULT_FPS)
     was_training = model.training
     model.eval()
-    writer.start_video(video.name)
-    count = 0
+    sink = _FrameSink(inp, writer, video, overlay, on_frame)
     try:
-        state = model.init_segmentation_state(task=inp.task, rules=rules, **online_state_options(model, cfg))
-        ids = VideoSegmentIds()
-        expected: tuple[int, int] | None = None
-        for index, frame in enumerate(source):
-            check_frame(frame, index, expected, video.name)
-            expected = frame.shape[:2]
-            result = model.parse_frame(state, frame)
-            name = video.frame_names[index]
-            if inp.task == "vps":
-                host = panoptic_to_host(result, ids)
-                writer.add_frame(name, host)
-                if video_writer is not None:
-                    video_writer.write(_panoptic_overlay(frame, host, inp.class_names))
-            else:
-                labels = _label_png_ready(result.labels.cpu().numpy())
-                writer.add_frame(name, labels)
-                if video_writer is not None:
-                    video_writer.write(_semantic_overlay(frame, labels, inp.class_names))
-            count += 1
-            if on_frame is not None:
-                on_frame()
+        if mode == "offline":
+            _run_offline(model, cfg, inp, source, sink, max_memory_gb)
+        else:
+            _run_online(model, cfg, inp, source, sink)
         if source.truncated and not allow_truncated:
-            raise SpvisError(f"{source.error}; the video is incomplete (pass --allow-truncated to keep the {count} "
-                             f"frames before the break)")
+            raise SpvisError(f"{source.error}; the video is incomplete (pass --allow-truncated to keep the "
+                             f"{sink.count} frames before the break)")
     except BaseException:
-        if video_writer is not None:
-            video_writer.abort()
+        sink.abort()
         raise
     finally:
         model.train(was_training)
-    if video_writer is not None:
-        video_writer.close()
+    sink.close()
     if source.truncated:
-        print(f"spvis infer: warning: {video.name}: {source.error}; kept the {count} frames read", file=sys.stderr)
-    return count
+        print(f"spvis infer: warning: {video.name}: {source.error}; kept the {sink.count} frames read",
+              file=sys.stderr)
+    return sink.count
+
+
+def _run_online(model: torch.nn.Module, cfg: Any, inp: SegmentationInput, source: Any, sink: _FrameSink) -> None:
+    from spvis.engine.streaming import check_frame, online_state_options
+
+    rules = panoptic_rules(cfg, inp.num_things) if inp.task == "vps" else None
+    state = model.init_segmentation_state(task=inp.task, rules=rules, **online_state_options(model, cfg))
+    expected: tuple[int, int] | None = None
+    for index, frame in enumerate(source):
+        check_frame(frame, index, expected, source.name)
+        expected = frame.shape[:2]
+        sink.add(frame, model.parse_frame(state, frame))
+
+
+def _run_offline(model: torch.nn.Module, cfg: Any, inp: SegmentationInput, source: Any, sink: _FrameSink,
+                 max_memory_gb: float | None) -> None:
+    from spvis.engine.offline import _windows, plan_windows
+    from spvis.engine.precision import autocast_name
+    from spvis.engine.streaming import check_frame
+    from spvis.modeling.inference import PanopticFrame, SemanticFrame
+    from spvis.modeling.inference.emission import MASK_CHUNK
+    from spvis.modeling.panoptic import (keep_by_probabilities, panoptic_counts, panoptic_pixels, segments_kept,
+                                         semantic_scores_from_probabilities)
+
+    if getattr(model, "refiner", None) is None:
+        raise SpvisError("offline mode needs a model with a refiner (set MODEL.REFINER.ENABLED True)")
+    height, width = int(source.height), int(source.width)
+    budget = cfg.TEST.MAX_MEMORY_GB if max_memory_gb is None else max_memory_gb
+    _, cache_frames = plan_windows(cfg, height=height, width=width, num_queries=cfg.MODEL.DECODER.NUM_QUERIES,
+                                   max_memory_gb=budget, window_size=None)
+    size = int(cfg.TEST.WINDOW_SIZE)
+    state = model.init_offline_state(cache_frames=cache_frames,
+                                     autocast=autocast_name(cfg, next(model.parameters()).device))
+    for w, window in enumerate(_windows(iter(source), size)):  # pass 1: segmenter + tracker (+ grounding)
+        for offset, frame in enumerate(window):
+            check_frame(frame, w * size + offset, (height, width), source.name)
+        model.encode_frames(state, window)
+    segments = model.video_segments(state, combine=cfg.TEST.OFFLINE_SCORE)
+    num_frames = state.num_frames
+
+    def windows() -> Iterator[tuple[int, int, list[np.ndarray], torch.Tensor]]:
+        """(start, stop, frames, mask features) of every window; frames re-read (the overlay and the features not
+        cached need them)."""
+        frames = _windows(iter(source), size, limit=num_frames)
+        for start in range(0, num_frames, size):
+            stop = min(start + size, num_frames)
+            window = next(frames, None)
+            if window is None or len(window) != stop - start:
+                raise SpvisError(f"{source.name}: gave fewer frames on the second read than on the first "
+                                 f"({num_frames})")
+            yield start, stop, window, model.window_features(state, start, stop, window)
+
+    if inp.task == "vss":
+        rows = torch.arange(len(segments.track_ids))
+        probs = segments.probs[:, :-1]  # (N, K) the no-object column left out
+        for start, stop, window, features in windows():
+            scores = None
+            for first in range(0, len(rows), MASK_CHUNK):
+                chunk = rows[first:first + MASK_CHUNK]
+                masks = model.segment_mask_logits(state, segments, chunk, start, stop, features)  # (n, Tw, H, W)
+                part = semantic_scores_from_probabilities(probs[chunk].to(masks.device), masks)  # (K, Tw, H, W)
+                scores = part if scores is None else scores + part
+            labels = scores.argmax(0) if scores is not None else torch.zeros((stop - start, height, width),
+                                                                              dtype=torch.int64)
+            for t in range(stop - start):
+                sink.add(window[t], SemanticFrame(start + t, labels[t]))
+        return
+    rules = panoptic_rules(cfg, inp.num_things)
+    keep, scores, labels = keep_by_probabilities(segments.probs, rules)  # (n,) host
+    area = torch.zeros(len(keep), dtype=torch.int64)
+    orig = torch.zeros(len(keep), dtype=torch.int64)
+    if len(keep):
+        for start, stop, _, features in windows():  # pass 2a: the overlap rule's counts over the whole video
+            masks = model.segment_mask_logits(state, segments, keep, start, stop, features)  # (n, Tw, H, W)
+            a, o = panoptic_counts(scores.to(masks.device), masks)
+            area += a.cpu()
+            orig += o.cpu()
+    ok = segments_kept(area, orig, rules)  # (n,)
+    kept = keep[ok]
+    for start, stop, window, features in windows():  # pass 2b: pixels of the kept segments
+        if len(keep):
+            masks = model.segment_mask_logits(state, segments, keep, start, stop, features)
+            pixels = panoptic_pixels(scores.to(masks.device), masks, ok.to(masks.device)).cpu()  # (Tw, H, W)
+        else:
+            pixels = torch.full((stop - start, height, width), -1, dtype=torch.int64)
+        for t in range(stop - start):
+            sink.add(window[t], PanopticFrame(start + t, pixels[t], segments.track_ids[kept], labels[ok],
+                                              scores[ok], labels[ok] < rules.num_things))
 
 
 def _panoptic_overlay(frame: np.ndarray, result: PanopticFrameResult, names: Sequence[str]) -> np.ndarray:

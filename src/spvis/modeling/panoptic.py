@@ -63,11 +63,47 @@ class PanopticAssignment:
 def keep_queries(class_logits: Tensor, rules: PanopticRules) -> tuple[Tensor, Tensor, Tensor]:
     """class_logits (Q, K+1) -> (kept query indices (N,) int64, their scores (N,) float32, labels (N,) int64):
     the argmax of the softmax with no-object is a class, with probability > ``rules.object_threshold``."""
-    probs = F.softmax(class_logits.float(), dim=-1)  # (Q, K+1)
-    scores, labels = probs.max(-1)  # (Q,), (Q,)
-    no_object = class_logits.shape[-1] - 1
+    return keep_by_probabilities(F.softmax(class_logits.float(), dim=-1), rules)
+
+
+def keep_by_probabilities(probs: Tensor, rules: PanopticRules) -> tuple[Tensor, Tensor, Tensor]:
+    """``keep_queries`` on class probabilities (Q, K+1) with the no-object column last (offline: the refiner's and
+    the tracker's combined)."""
+    scores, labels = probs.float().max(-1)  # (Q,), (Q,)
+    no_object = probs.shape[-1] - 1
     keep = torch.nonzero((labels != no_object) & (scores > rules.object_threshold), as_tuple=True)[0]  # (N,)
     return keep, scores[keep], labels[keep]
+
+
+def panoptic_counts(scores: Tensor, mask_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """Pixels per kept query over some frames: (area (N,), orig (N,)) int64, ``area`` = pixels it wins where its
+    sigmoid(mask) >= 0.5, ``orig`` = pixels where sigmoid(mask) >= 0.5. scores (N,), mask_logits (N, T, H, W).
+    Counts of consecutive windows of a video add up to the video's (the per-video rule in bounded memory)."""
+    N = scores.shape[0]
+    masks = mask_logits.float().sigmoid()  # (N, T, H, W)
+    winner = (scores.float().view(N, 1, 1, 1) * masks).argmax(0)  # (T, H, W) first maximum on ties
+    on = masks >= MASK_ON  # (N, T, H, W)
+    wins = on & (winner.unsqueeze(0) == torch.arange(N, device=masks.device).view(N, 1, 1, 1))
+    return wins.flatten(1).sum(1), on.flatten(1).sum(1)
+
+
+def segments_kept(area: Tensor, orig: Tensor, rules: PanopticRules) -> Tensor:
+    """bool (N,): the overlap rule on a query's video counts (both non-empty, area / orig >= the threshold)."""
+    ratio = area.double() / orig.clamp(min=1).double()
+    return (area > 0) & (orig > 0) & ~(ratio < rules.overlap_threshold)
+
+
+def panoptic_pixels(scores: Tensor, mask_logits: Tensor, ok: Tensor) -> Tensor:
+    """int64 (T, H, W) index among the ``ok`` (N,) queries of the query each pixel shows, VOID (-1) where the
+    winning query is dropped or the pixel lies outside its mask. scores (N,), mask_logits (N, T, H, W)."""
+    N = scores.shape[0]
+    if N == 0:
+        return torch.full(mask_logits.shape[1:], VOID, dtype=torch.int64, device=mask_logits.device)
+    masks = mask_logits.float().sigmoid()  # (N, T, H, W)
+    winner = (scores.float().view(N, 1, 1, 1) * masks).argmax(0)  # (T, H, W)
+    new_index = torch.cumsum(ok.long(), 0) - 1  # (N,) position among the kept segments
+    shown = (masks.gather(0, winner.unsqueeze(0))[0] >= MASK_ON) & ok[winner]  # (T, H, W)
+    return torch.where(shown, new_index[winner], torch.full_like(winner, VOID))
 
 
 def assign_panoptic(scores: Tensor, labels: Tensor, mask_logits: Tensor, rules: PanopticRules,
@@ -78,25 +114,11 @@ def assign_panoptic(scores: Tensor, labels: Tensor, mask_logits: Tensor, rules: 
     ``queries`` (N,) names them in the result (default 0..N-1). Every rule counts pixels over all T frames.
     """
     N = scores.shape[0]
-    T, H, W = mask_logits.shape[1:]
     device = mask_logits.device
     queries = torch.arange(N, device=device) if queries is None else queries
-    if N == 0:
-        empty = torch.zeros(0, dtype=torch.int64, device=device)
-        return PanopticAssignment(torch.full((T, H, W), VOID, dtype=torch.int64, device=device), empty, empty,
-                                  torch.zeros(0, dtype=torch.float32, device=device),
-                                  torch.zeros(0, dtype=torch.bool, device=device))
-    masks = mask_logits.float().sigmoid()  # (N, T, H, W)
-    winner = (scores.float().view(N, 1, 1, 1) * masks).argmax(0)  # (T, H, W) first maximum on ties
-    on = masks >= MASK_ON  # (N, T, H, W)
-    orig = on.flatten(1).sum(1)  # (N,)
-    wins = on & (winner.unsqueeze(0) == torch.arange(N, device=device).view(N, 1, 1, 1))  # (N, T, H, W)
-    area = wins.flatten(1).sum(1)  # (N,)
-    ratio = area.double() / orig.clamp(min=1).double()
-    ok = (area > 0) & (orig > 0) & ~(ratio < rules.overlap_threshold)  # (N,)
-    new_index = torch.cumsum(ok.long(), 0) - 1  # (N,) position among the kept segments
-    shown = on.gather(0, winner.unsqueeze(0))[0] & ok[winner]  # (T, H, W): the winner's own mask, segment kept
-    pixels = torch.where(shown, new_index[winner], torch.full_like(winner, VOID))
+    ok = segments_kept(*panoptic_counts(scores, mask_logits), rules) if N else torch.zeros(0, dtype=torch.bool,
+                                                                                           device=device)
+    pixels = panoptic_pixels(scores, mask_logits, ok)
     return PanopticAssignment(pixels, queries[ok], labels[ok], scores[ok].float(), labels[ok] < rules.num_things)
 
 
@@ -109,9 +131,14 @@ def panoptic_from_logits(class_logits: Tensor, mask_logits: Tensor, rules: Panop
 def semantic_class_scores(class_logits: Tensor, mask_logits: Tensor) -> Tensor:
     """class_logits (Q, K+1), mask_logits (Q, ...) -> float32 (K, ...) = sum_q softmax_q[:K] x sigmoid(mask_q).
     Sums over query chunks add up: the caller may feed queries in chunks and add the results."""
-    probs = F.softmax(class_logits.float(), dim=-1)[:, :-1]  # (Q, K)
+    return semantic_scores_from_probabilities(F.softmax(class_logits.float(), dim=-1)[:, :-1], mask_logits)
+
+
+def semantic_scores_from_probabilities(probs: Tensor, mask_logits: Tensor) -> Tensor:
+    """probs (Q, K) class probabilities without no-object (offline: refiner and tracker combined), mask_logits
+    (Q, ...) -> float32 (K, ...) = sum_q probs_q x sigmoid(mask_q)."""
     masks = mask_logits.float().sigmoid()  # (Q, ...)
-    return torch.einsum("qk,qn->kn", probs, masks.flatten(1)).view(probs.shape[1], *mask_logits.shape[1:])
+    return torch.einsum("qk,qn->kn", probs.float(), masks.flatten(1)).view(probs.shape[1], *mask_logits.shape[1:])
 
 
 def semantic_labels(class_logits: Tensor, mask_logits: Tensor) -> Tensor:
