@@ -22,9 +22,9 @@ from spvis.modeling.meta_arch import SPVISModel
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 6  # spvis synth --categories 2: 2 things + 4 stuff classes
-TINY = ["MODEL.TRACKER.ENABLED=True", "MODEL.REFINER.ENABLED=True", "MODEL.DEVICE=cpu", f"MODEL.NUM_CLASSES={NUM_CLASSES}",
-        "INPUT.MIN_SIZE_TEST=32", "INPUT.MAX_SIZE_TEST=64", "MODEL.PIXEL_DECODER.ENC_LAYERS=1",
-        "MODEL.DECODER.DEC_LAYERS=1"]
+TINY = ["MODEL.TRACKER.ENABLED=True", "MODEL.REFINER.ENABLED=True", "MODEL.DEVICE=cpu",
+        f"MODEL.NUM_CLASSES={NUM_CLASSES}", "INPUT.MIN_SIZE_TEST=32", "INPUT.MAX_SIZE_TEST=64",
+        "MODEL.PIXEL_DECODER.ENC_LAYERS=1", "MODEL.DECODER.DEC_LAYERS=1"]
 LOOSE = ["TEST.PANOPTIC.OBJECT_THRESHOLD=0.0", "TEST.PANOPTIC.OVERLAP_THRESHOLD=0.0"]  # a random model's segments
 
 
@@ -116,6 +116,18 @@ def test_bad_input_is_one_line_exit_2(weights, layouts, tmp_path, capsys, task, 
     line = err.strip().splitlines()[-1] if err.strip() else ""
     assert code == 2 and line.startswith("spvis infer: error: ") and re.search(message, line), err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("tracker", ["minvis", "pgt"])
+def test_other_associations_write_scorable_submissions(weights, layouts, tmp_path, capsys, tracker):
+    """The association is the VIS path's: MinVIS (segmenter alone) and PGT (M tracks, none before its first
+    detection: the random model's queries stay below its detection score) work unchanged."""
+    out = tmp_path / tracker
+    code, _, err = _run(capsys, "infer", "--task", "vps", "--tracker", tracker, "--input", str(layouts["vps"]),
+                        "--weights", str(weights), "--out", str(out), "--no-overlay", *LOOSE)
+    assert code == 0, err
+    code, _, err = _run(capsys, "eval", "--task", "vps", "--gt", str(layouts["vps"]), "--pred", str(out))
+    assert code == 0, err
 
 
 def _outputs(out: Path) -> dict[str, np.ndarray]:

@@ -120,6 +120,8 @@ def test_semantic_scores_add_over_query_chunks_and_argmax_is_the_label():
 
 def test_running_class_logits_average_each_track_over_its_frames():
     running = RunningClassLogits()
+    assert running.update(torch.zeros(0, dtype=torch.int64), torch.zeros(0, 2)).shape == (0, 2)  # no track yet
+    assert running.update(torch.tensor([-1]), torch.ones(1, 2)).tolist() == [[1.0, 1.0]]
     first = running.update(torch.tensor([5, -1, 7]), torch.tensor([[1.0, 0.0], [9.0, 9.0], [2.0, 2.0]]))
     assert first.tolist() == [[1.0, 0.0], [9.0, 9.0], [2.0, 2.0]]  # -1: its own logits, not stored
     second = running.update(torch.tensor([7, 5, 8]), torch.tensor([[4.0, 0.0], [3.0, 2.0], [1.0, 1.0]]))

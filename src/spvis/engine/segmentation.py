@@ -1,8 +1,9 @@
 """Video panoptic (VPS, VIPSeg layout) and video semantic (VSS, VSPW layout) inference: datasets in, submissions out.
 
 ``segmentation_input(task, path, ...)`` opens a VIPSeg json or a VSPW split file and plans its videos;
-``run_segmentation_video`` streams one video through the model (``SPVISModel.parse_frame``, flat memory) and
-hands each frame to a writer:
+``run_segmentation_video`` runs one video through the model, online (streamed, ``SPVISModel.parse_frame``, flat
+memory) or offline (refiner and DVIS_offline's per-video rule: ``video_segments`` / ``segment_mask_logits``, masks
+decoded window by window within the memory budget), and hands each frame to a writer:
 
 * ``VPSSubmissionWriter``: ``OUT/pan_pred/<video>/<frame>.png`` (ids RGB-encoded, 0 = VOID) and, at the end,
   ``OUT/pred.json`` (``annotations[{video_id, annotations[{image_id, file_name, segments_info[{id, category_id,
@@ -303,7 +304,7 @@ def _run_online(model: torch.nn.Module, cfg: Any, inp: SegmentationInput, source
 
 def _run_offline(model: torch.nn.Module, cfg: Any, inp: SegmentationInput, source: Any, sink: _FrameSink,
                  max_memory_gb: float | None) -> None:
-    from spvis.engine.offline import _windows, plan_windows
+    from spvis.engine.offline import frame_windows, plan_windows
     from spvis.engine.precision import autocast_name
     from spvis.engine.streaming import check_frame
     from spvis.modeling.inference import PanopticFrame, SemanticFrame
@@ -320,7 +321,7 @@ def _run_offline(model: torch.nn.Module, cfg: Any, inp: SegmentationInput, sourc
     size = int(cfg.TEST.WINDOW_SIZE)
     state = model.init_offline_state(cache_frames=cache_frames,
                                      autocast=autocast_name(cfg, next(model.parameters()).device))
-    for w, window in enumerate(_windows(iter(source), size)):  # pass 1: segmenter + tracker (+ grounding)
+    for w, window in enumerate(frame_windows(iter(source), size)):  # pass 1: segmenter + tracker (+ grounding)
         for offset, frame in enumerate(window):
             check_frame(frame, w * size + offset, (height, width), source.name)
         model.encode_frames(state, window)
@@ -330,7 +331,7 @@ def _run_offline(model: torch.nn.Module, cfg: Any, inp: SegmentationInput, sourc
     def windows() -> Iterator[tuple[int, int, list[np.ndarray], torch.Tensor]]:
         """(start, stop, frames, mask features) of every window; frames re-read (the overlay and the features not
         cached need them)."""
-        frames = _windows(iter(source), size, limit=num_frames)
+        frames = frame_windows(iter(source), size, limit=num_frames)
         for start in range(0, num_frames, size):
             stop = min(start + size, num_frames)
             window = next(frames, None)

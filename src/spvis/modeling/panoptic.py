@@ -173,6 +173,8 @@ class RunningClassLogits:
             self.ids = torch.cat([self.ids, new])
             self.sums = torch.cat([self.sums, logits.new_zeros((new.numel(), logits.shape[1]))])
             self.counts = torch.cat([self.counts, logits.new_zeros(new.numel())])
+        if self.ids.numel() == 0:  # no track seen yet (e.g. PGT before its first detection)
+            return logits
         row = (track_ids.unsqueeze(1) == self.ids.unsqueeze(0)).float().argmax(1)  # (M,) row of each track
         rows, vals = row[held], logits[held]
         self.sums.index_add_(0, rows, vals)

@@ -15,6 +15,6 @@ from spvis.modeling.inference.segmentation import (PanopticFrame, SegmentationIn
                                                    SemanticFrame)
 from spvis.modeling.inference.state import OnlineState
 
-__all__ = ["HostFrame", "OfflineInferenceMixin", "OfflineSegments", "OfflineSelection", "OfflineState", "OnlineInferenceMixin",
-           "OnlineState", "PanopticFrame", "SegmentationInferenceMixin", "SegmentationState", "SemanticFrame",
-           "TrackedFrame"]
+__all__ = ["HostFrame", "OfflineInferenceMixin", "OfflineSegments", "OfflineSelection", "OfflineState",
+           "OnlineInferenceMixin", "OnlineState", "PanopticFrame", "SegmentationInferenceMixin", "SegmentationState",
+           "SemanticFrame", "TrackedFrame"]
