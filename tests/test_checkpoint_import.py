@@ -119,6 +119,14 @@ def test_official_config_translation(test_data_dir, tmp_path):
     assert cfg.MODEL.BACKBONE.DEPTH == 18 and cfg.MODEL.DECODER.DEC_LAYERS == 9  # official 10 = 9 + initial
     assert cfg.MODEL.DECODER.NUM_QUERIES == 20 and cfg.MODEL.NUM_CLASSES == 40
     assert cfg.MODEL.TRACKER.ENABLED and cfg.MODEL.REFINER.ENABLED and cfg.TEST.MODE == "offline"
+    assert cfg.TEST.PANOPTIC.OBJECT_THRESHOLD == 0.8 and cfg.TEST.PANOPTIC.OVERLAP_THRESHOLD == 0.8
+    vps = tmp_path / "vps.yaml"  # a VIPSeg config: 124 classes (58 things + 66 stuff), its own VPS thresholds
+    vps.write_text((test_data_dir / "dvis_official_tiny" / "config.yaml").read_text()
+                   .replace("NUM_CLASSES: 40", "NUM_CLASSES: 124").replace("OBJECT_MASK_THRESHOLD: 0.8",
+                                                                           "OBJECT_MASK_THRESHOLD: 0.7")
+                   .replace("TASK: vis", "TASK: vps"))
+    cfg = official_to_cfg(vps)
+    assert cfg.MODEL.NUM_CLASSES == 124 and cfg.TEST.PANOPTIC.OBJECT_THRESHOLD == 0.7
     bad = tmp_path / "bad.yaml"
     bad.write_text((test_data_dir / "dvis_official_tiny" / "config.yaml").read_text()
                    .replace("NAME: build_resnet_backbone", "NAME: D2VitAdapterDinoV2"))

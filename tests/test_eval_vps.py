@@ -381,6 +381,7 @@ def test_cli_perfect_submission_scores_100(vps_set, tmp_path, capsys):
     assert sorted(metrics["VPQ_n"], key=int) == ["1", "2", "4", "6", "8"]
     assert metrics["STQ"] == pytest.approx(100.0) and metrics["AQ"] == pytest.approx(100.0)
     assert metrics["SQ"] == pytest.approx(100.0) and metrics["info"]["scale"] == "x100"
+    assert metrics["scale"] == 100 and "fractions" in metrics["scale_note"]  # the official STQ prints 0..1
 
 
 def _first_frame(sub: Path) -> tuple[dict, Path]:

@@ -199,6 +199,26 @@ def test_cli_perfect_predictions_score_100(vss_set, tmp_path, capsys):
         assert metrics[key] == pytest.approx(100.0), key
 
 
+def test_cli_scores_a_masks_only_copy_of_the_ground_truth(vss_set, tmp_path, capsys):
+    """The official scripts read the split list and the masks only: no origin/ frames are needed to score."""
+    import shutil
+
+    copy = tmp_path / "masks_only"
+    shutil.copytree(vss_set, copy, ignore=shutil.ignore_patterns("origin"))
+    assert not list(copy.rglob("origin")) and list(copy.rglob("mask"))
+    pred = write_perfect_vss_predictions(vss_set, "val", tmp_path / "pred")
+    code, out, err = _eval(capsys, copy, pred, "--split", "val")
+    assert code == 0 and err == "", err
+    metrics = json.loads((pred / "metrics.json").read_text())
+    assert metrics["mIoU"] == pytest.approx(100.0) and metrics["scale"] == 100 and "x100" in metrics["scale_note"]
+    video = (copy / "val.txt").read_text().split()[0]
+    shutil.rmtree(copy / "data" / video / "mask")  # a split video without masks: one line naming it
+    (pred / "metrics.json").unlink()
+    code, _, err = _eval(capsys, copy, pred, "--split", "val")
+    assert code == 2 and "\n" not in err.strip() and re.search(rf"val\.txt: video {video}: field 'mask': mask "
+                                                                rf"folder not found", err), err
+
+
 def _first(pred: Path) -> Path:
     return sorted(sorted(p for p in pred.iterdir() if p.is_dir())[0].iterdir())[0]
 

@@ -188,6 +188,10 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
     max_num = _get(tree, mf + "TEST.MAX_NUM", source, None)
     if max_num is not None:
         cfg.TEST.MAX_NUM = _typed(max_num, int, mf + "TEST.MAX_NUM", source)
+    for ours, theirs in (("OBJECT_THRESHOLD", "OBJECT_MASK_THRESHOLD"), ("OVERLAP_THRESHOLD", "OVERLAP_THRESHOLD")):
+        value = _get(tree, mf + "TEST." + theirs, source, None)  # the VPS rules (spvis infer --task vps)
+        if value is not None:
+            cfg.TEST.PANOPTIC[ours] = _typed(value, float, mf + "TEST." + theirs, source)
     cfg.INPUT.MIN_SIZE_TEST = _get_typed(tree, "INPUT.MIN_SIZE_TEST", source, int, cfg.INPUT.MIN_SIZE_TEST)
     cfg.INPUT.MAX_SIZE_TEST = _get_typed(tree, "INPUT.MAX_SIZE_TEST", source, int, cfg.INPUT.MAX_SIZE_TEST)
     if fmt == "dvis++" and not model.DECODER.REID_BRANCH:

@@ -3,6 +3,7 @@
 Writes ``OUT/results.json`` (benchmark format, one entry per track and class; scorable with ``spvis eval``
 when the input is a dataset json) and ``OUT/<video>.mp4`` overlays with coloured, id-labelled masks.
 Online mode streams frames through segmenter + tracker with flat memory; offline mode adds the refiner.
+``--task vps|vss`` writes the VIPSeg / VSPW submission layouts instead (``spvis.cli.infer_segmentation``).
 
 Nothing is lost or half-written: each finished video's entries go to ``OUT/results.jsonl`` at once (an error
 or a kill keeps the videos before it; ``--resume`` continues), results.json appears only when every video is
@@ -31,8 +32,14 @@ def register(subparsers: Any) -> None:
         "infer", help="segment and track instances in a video, frame folder or dataset json",
         description="Run a model on VIDEO.mp4, a FRAME_DIR or a DATASET_JSON (with --image-root). Writes "
                     "OUT/results.json and one OUT/<video>.mp4 overlay per video.")
+    parser.add_argument("--task", choices=("vis", "vps", "vss"), default="vis",
+                        help="vis: instances, results.json (default); vps: video panoptic, a VIPSeg json --input -> "
+                             "OUT/pred.json + OUT/pan_pred/<video>/<frame>.png; vss: video semantic, a VSPW split file "
+                             "--input (VSPW_480p/val.txt) -> OUT/<video>/<frame>.png label maps. Both are what "
+                             "`spvis eval --task vps|vss` scores")
     parser.add_argument("--input", required=True, help="video file, folder of frames, YTVIS-format json, or a live "
-                                                       "source: rtsp://..., http(s)://....mp4, webcam:0")
+                                                       "source: rtsp://..., http(s)://....mp4, webcam:0; --task vps: "
+                                                       "a VIPSeg json; --task vss: a VSPW split file")
     parser.add_argument("--image-root", help="frame root of a dataset json (YouTube-VIS layout)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--weights", help="model weights (.safetensors written by spvis, or a model folder; default: "
@@ -232,6 +239,10 @@ def infer(args: argparse.Namespace) -> int:
     from spvis.evaluation.results_io import write_results
     from spvis.utils.atomic_io import check_output_dir, refuse_overwriting_inputs, remove_stale_temp_files
 
+    if getattr(args, "task", "vis") != "vis":
+        from spvis.cli.infer_segmentation import infer_segmentation
+
+        return infer_segmentation(args)
     check_arguments(args)
     apply_threads(args)
     out_dir = check_output_dir(args.out)

@@ -235,6 +235,14 @@ SCHEMA: dict = {
                                     "refiner's and the tracker's class probabilities) | refiner (the refiner's "
                                     "alone) | mean (the mean of both) | min (the smaller of both)",
                              choices=("max", "refiner", "mean", "min")),
+        "PANOPTIC": {
+            "OBJECT_THRESHOLD": Key(0.8, "spvis infer --task vps: a query is a segment when its best class (softmax "
+                                         "with no-object) is not no-object and scores above this (DVIS "
+                                         "OBJECT_MASK_THRESHOLD)", low=0.0),
+            "OVERLAP_THRESHOLD": Key(0.8, "spvis infer --task vps: a segment is dropped when the pixels it wins inside "
+                                          "its mask are below this fraction of its mask (DVIS OVERLAP_THRESHOLD)",
+                                     low=0.0),
+        },
     },
     "OUTPUT_DIR": Key("./output", "where checkpoints, logs and results go"),
     "SEED": Key(0, "random seed", low=None),

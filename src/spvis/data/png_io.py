@@ -121,18 +121,27 @@ def read_label_png(path: Path, *, entry: str | None = None, field: str | None = 
     return labels
 
 
-def write_id_png(path: Path, ids: np.ndarray) -> None:
-    """Write uint (H, W) ids < 256³ as an RGB PNG (the inverse of ``read_id_png``)."""
+def write_id_png(path: Path, ids: np.ndarray, *, atomic: bool = False) -> None:
+    """Write uint (H, W) ids < 256³ as an RGB PNG (the inverse of ``read_id_png``); ``atomic``: through a temporary
+    file renamed onto ``path`` (a killed run never leaves half a PNG)."""
     ids = np.asarray(ids, dtype=np.uint32)
     rgb = np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], axis=-1).astype(np.uint8)  # (H, W, 3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rgb).save(path)  # (H, W, 3) uint8 -> RGB
+    _save_png(Image.fromarray(rgb), Path(path), atomic)  # (H, W, 3) uint8 -> RGB
 
 
-def write_label_png(path: Path, labels: np.ndarray) -> None:
-    """Write uint8 (H, W) labels as a single-channel (mode L) PNG."""
+def write_label_png(path: Path, labels: np.ndarray, *, atomic: bool = False) -> None:
+    """Write uint8 (H, W) labels as a single-channel (mode L) PNG (``atomic`` as in ``write_id_png``)."""
+    _save_png(Image.fromarray(np.asarray(labels, dtype=np.uint8)), Path(path), atomic)  # (H, W) uint8 -> L
+
+
+def _save_png(image: Image.Image, path: Path, atomic: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.asarray(labels, dtype=np.uint8)).save(path)  # (H, W) uint8 -> L
+    if not atomic:
+        image.save(path, format="PNG")
+        return
+    from spvis.utils.atomic_io import atomic_save
+
+    atomic_save(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -125,10 +125,17 @@ def read_class_names(root: Path) -> list[str]:
     return names
 
 
-def load_vspw(root: str | Path, split: str) -> VSPWDataset:
-    """Load and validate a VSPW split: every listed video's frames, masks paired with images by name."""
+def load_vspw(root: str | Path, split: str, *, frames: bool = True) -> VSPWDataset:
+    """Load and validate a VSPW split: every listed video's frames, masks paired with images by name.
+
+    ``frames=False`` reads only what scoring needs (the official scripts read the split list and the masks): a
+    video's frames are its ``mask/*.png`` files, ``origin/`` is neither required nor looked at, and every video
+    must have a mask folder. ``image_file`` then names the (possibly absent) ``origin/<frame>.jpg``.
+    """
     root = Path(root)
     split_path = root / f"{split}.txt"
+    if not frames:
+        return _load_masks_only(root, split)
     videos: list[VSPWVideo] = []
     with_masks = 0
     for name in read_split(root, split):
@@ -141,9 +148,9 @@ def load_vspw(root: str | Path, split: str) -> VSPWDataset:
             raise DataFormatError(split_path, f"no frames in {origin}", entry=entry, field="origin")
         mask_dir = root / "data" / name / "mask"
         masks = sorted(p.name for p in mask_dir.iterdir() if p.suffix.lower() == ".png") if mask_dir.is_dir() else None
-        frames: list[VSPWFrame] = []
+        video_frames: list[VSPWFrame] = []
         if masks is None:
-            frames = [VSPWFrame(Path(i).stem, f"{name}/origin/{i}", None) for i in images]
+            video_frames = [VSPWFrame(Path(i).stem, f"{name}/origin/{i}", None) for i in images]
         else:
             with_masks += 1
             if len(masks) != len(images):
@@ -153,13 +160,30 @@ def load_vspw(root: str | Path, split: str) -> VSPWDataset:
                 if Path(i).stem != Path(m).stem:
                     raise DataFormatError(split_path, f"frame {i} has no mask of the same name (next mask: {m})",
                                           entry=entry, field="mask")
-                frames.append(VSPWFrame(Path(i).stem, f"{name}/origin/{i}", f"{name}/mask/{m}"))
-        videos.append(VSPWVideo(name, frames))
+                video_frames.append(VSPWFrame(Path(i).stem, f"{name}/origin/{i}", f"{name}/mask/{m}"))
+        videos.append(VSPWVideo(name, video_frames))
     if 0 < with_masks < len(videos):
         missing = next(v.name for v in videos if v.frames[0].mask_file is None)
         raise DataFormatError(split_path, f"mask folder not found: {root / 'data' / missing / 'mask'} (other videos "
                               f"of the split have masks)", entry=f"video {missing}", field="mask")
     return VSPWDataset(root, split, videos, read_class_names(root), has_annotations=with_masks > 0)
+
+
+def _load_masks_only(root: Path, split: str) -> VSPWDataset:
+    """``load_vspw(frames=False)``: frames listed from each video's ``mask/*.png`` (sorted by name)."""
+    split_path = root / f"{split}.txt"
+    videos: list[VSPWVideo] = []
+    for name in read_split(root, split):
+        mask_dir = root / "data" / name / "mask"
+        if not mask_dir.is_dir():
+            raise DataFormatError(split_path, f"mask folder not found: {mask_dir}", entry=f"video {name}",
+                                  field="mask")
+        masks = sorted(p.name for p in mask_dir.iterdir() if p.suffix.lower() == ".png")
+        if not masks:
+            raise DataFormatError(split_path, f"no masks in {mask_dir}", entry=f"video {name}", field="mask")
+        videos.append(VSPWVideo(name, [VSPWFrame(Path(m).stem, f"{name}/origin/{Path(m).stem}.jpg",
+                                                 f"{name}/mask/{m}") for m in masks]))
+    return VSPWDataset(root, split, videos, read_class_names(root), has_annotations=True)
 
 
 def check_vspw_files(ds: VSPWDataset, *, read_files: bool = True) -> dict:

@@ -30,7 +30,7 @@ from spvis.modeling.preprocessing import padded_size, resized_shape
 _GB = 1024**3
 
 
-def _windows(frames: Iterable[np.ndarray], size: int, limit: int | None = None) -> Iterator[list[np.ndarray]]:
+def frame_windows(frames: Iterable[np.ndarray], size: int, limit: int | None = None) -> Iterator[list[np.ndarray]]:
     """Group a frame iterator into lists of ``size`` frames (stops after ``limit`` frames)."""
     window: list[np.ndarray] = []
     for index, frame in enumerate(frames):
@@ -107,7 +107,7 @@ def run_offline(
     try:
         state = model.init_offline_state(cache_frames=cache_frames,
                                          autocast=autocast_name(cfg, next(model.parameters()).device))
-        for window_index, window in enumerate(_windows(iter(source), cfg.TEST.WINDOW_SIZE)):  # pass 1
+        for window_index, window in enumerate(frame_windows(iter(source), cfg.TEST.WINDOW_SIZE)):  # pass 1
             for offset, frame in enumerate(window):
                 check_frame(frame, window_index * cfg.TEST.WINDOW_SIZE + offset, (height, width), name)
             model.encode_frames(state, window)
@@ -139,7 +139,7 @@ def _decode_entries(model, source, state: OfflineState, selection: OfflineSelect
     present = selection.present.numpy()  # (T, k)
     best_entry = first_entry_per_track(selection.track_ids)  # entries are sorted by score: the first is the best
     reread = frame_callback is not None or len(state.feature_cache) < num_frames
-    frames = _windows(iter(source), decode_window, limit=num_frames) if reread else None
+    frames = frame_windows(iter(source), decode_window, limit=num_frames) if reread else None
     for start in range(0, num_frames, decode_window):
         stop = min(start + decode_window, num_frames)
         window_frames = next(frames, None) if frames is not None else None

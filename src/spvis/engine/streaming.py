@@ -33,15 +33,20 @@ def check_frame(frame: np.ndarray, index: int, expected: tuple[int, int] | None,
                               f"frame's {expected[1]}x{expected[0]}", entry=f"frame {index}", field="size")
 
 
-def online_state(model: torch.nn.Module, cfg, association: str | None = None) -> OnlineState:
-    """The model's online state for one video with the config's TEST.TRACKER (or ``association``), TEST.SNAP_IOU,
-    TEST.HALF and MODEL.TRACKER.PGT (TEST.TRACKER=pgt)."""
+def online_state_options(model: torch.nn.Module, cfg, association: str | None = None) -> dict:
+    """``model.init_state``'s keyword arguments from the config: TEST.TRACKER (or ``association``), TEST.SNAP_IOU,
+    TEST.SNAP_UNMATCHED, TEST.HALF and MODEL.TRACKER.PGT (TEST.TRACKER=pgt)."""
     device = next(model.parameters()).device
     association = association or cfg.TEST.TRACKER
     pgt_options = QueryTrackerOptions.from_config(cfg) if association == "pgt" else None
-    return model.init_state(association=association, snap_iou=float(cfg.TEST.SNAP_IOU),
-                            snap_hide=cfg.TEST.SNAP_UNMATCHED == "hide",
-                            autocast=autocast_name(cfg, device), pgt_options=pgt_options)
+    return {"association": association, "snap_iou": float(cfg.TEST.SNAP_IOU),
+            "snap_hide": cfg.TEST.SNAP_UNMATCHED == "hide", "autocast": autocast_name(cfg, device),
+            "pgt_options": pgt_options}
+
+
+def online_state(model: torch.nn.Module, cfg, association: str | None = None) -> OnlineState:
+    """The model's online state for one video (``online_state_options``)."""
+    return model.init_state(**online_state_options(model, cfg, association))
 
 
 def frame_result(host: HostFrame, score_thr: float, frame: np.ndarray | None = None) -> FrameResult:

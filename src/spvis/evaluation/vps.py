@@ -28,6 +28,9 @@ from spvis.evaluation.panoptic_io import VideoTables, load_vps_submission, read_
 WINDOWS = (1, 2, 4, 6, 8)
 MATCH_IOU = 0.5  # strict: IoU > 0.5
 IGNORE_FRACTION = 0.5  # an unmatched pred is no FP when more than this fraction is VOID or same-class crowd
+METRIC_SCALE = 100  # every metric in metrics.json is a percentage: official fraction = ours / METRIC_SCALE
+SCALE_NOTE = ("VPQ, STQ, AQ and SQ are x100 (percent); the official eval_vpq_vspw.py prints VPQ x100 too, but "
+              "eval_stq_vspw.py prints STQ, AQ and SQ as fractions: divide ours by 100 to compare")
 _CHUNK_CELLS = 4_000_000  # windows x pairs processed at once (bounds memory on long videos)
 
 
@@ -235,6 +238,8 @@ def evaluate_vps(gt_json: str | Path, gt_masks: str | Path | None, submit_dir: s
     metrics = {**vpq.result(), **{k: None if math.isnan(v) else v for k, v in stq.result().items()}}
     if per_category:
         metrics["per_category"] = vpq.per_category()
+    metrics["scale"] = METRIC_SCALE
+    metrics["scale_note"] = SCALE_NOTE
     metrics["info"] = {"task": "vps", "gt": str(gt.json_path), "gt_masks": str(gt.mask_root),
                        "pred": str(sub.root), "num_videos": len(gt.videos),
                        "num_frames": sum(v.length for v in gt.videos), "num_categories": gt.num_classes,
@@ -252,6 +257,6 @@ def format_vps_metrics(metrics: dict) -> str:
         lines.append(f"{n:>8}  {cell(entry['VPQ']):>7}  {cell(entry['VPQ_thing']):>7}  {cell(entry['VPQ_stuff']):>7}")
     lines.append(f"{'mean':>8}  {cell(metrics['VPQ']):>7}  {cell(metrics['VPQ_thing']):>7}  "
                  f"{cell(metrics['VPQ_stuff']):>7}")
-    lines += ["", "Segmentation and tracking quality (x100)",
+    lines += ["", "Segmentation and tracking quality (x100; the official eval_stq_vspw.py prints fractions)",
               f"STQ {cell(metrics['STQ'])}  AQ {cell(metrics['AQ'])}  SQ {cell(metrics['SQ'])}"]
     return "\n".join(lines)

@@ -25,6 +25,9 @@ from spvis.data.vspw import VSPW_NUM_CLASSES, VSPWDataset, VSPWVideo, load_vspw
 from spvis.errors import DataFormatError
 
 VC_WINDOWS = (8, 16)
+METRIC_SCALE = 100  # every metric in metrics.json is a percentage: official fraction = ours / METRIC_SCALE
+SCALE_NOTE = ("mIoU, Acc, mAcc, fwIoU and VC are x100 (percent); the official eval_miou_vspw.py / eval_vc_vspw.py "
+              "compute fractions: divide by 100 to compare")
 _RUN_CAP = 255  # run lengths are only compared with n <= 16, so they saturate here (uint8 arithmetic)
 
 
@@ -217,11 +220,13 @@ def _video_frames(ds: VSPWDataset, video: VSPWVideo, pred_dir: Path) -> Iterable
 
 def evaluate_vss(root: str | Path, split: str, pred_dir: str | Path, *, progress: bool = False) -> dict:
     """mIoU, Acc, mAcc, fwIoU, VC8, VC16, VC16_dvis (x100; None where the official value is NaN) of
-    ``pred_dir/<video>/<frame>.png`` on a VSPW split."""
+    ``pred_dir/<video>/<frame>.png`` on a VSPW split.
+
+    Reads what the official scripts read: the split list and ``data/<video>/mask/*.png`` (no ``origin/`` frames
+    needed); every mask needs a prediction of the same name.
+    """
     start = time.perf_counter()
-    ds = load_vspw(root, split)
-    if not ds.has_annotations:
-        raise DataFormatError(ds.split_file, "has no masks to score against", field="mask")
+    ds = load_vspw(root, split, frames=False)
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise DataFormatError(pred_dir, "prediction folder not found (it holds <video>/<frame>.png)")
@@ -234,6 +239,8 @@ def evaluate_vss(root: str | Path, split: str, pred_dir: str | Path, *, progress
     for video in videos:
         acc.add_video(_video_frames(ds, video, pred_dir), video.length)
     metrics: dict = {k: None if math.isnan(v) else v for k, v in acc.result().items()}  # undefined -> json null
+    metrics["scale"] = METRIC_SCALE
+    metrics["scale_note"] = SCALE_NOTE
     metrics["info"] = {"task": "vss", "gt": str(ds.root), "split": split, "pred": str(pred_dir),
                        "num_videos": len(ds.videos), "num_frames": sum(v.length for v in ds.videos),
                        "num_classes": ds.num_classes, "scale": "x100",

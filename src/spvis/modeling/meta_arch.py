@@ -4,7 +4,8 @@ Training: ``model(batch, iteration=i, max_iter=n)`` takes the clip dicts of ``sp
 returns the weighted loss dict of the stage named by ``cfg.STAGE``, computed by the stage criterion the model
 was built with (``spvis.modeling.stages.stage_criterion``). Inference is the model's too (``spvis.modeling.inference``):
 ``init_state`` / ``track_frame`` online, ``init_offline_state`` / ``encode_frames`` / ``select_tracks`` /
-``decode_masks`` offline, all through the one ``Preprocessor``; ``model.segment(images)`` runs the per-frame
+``decode_masks`` offline, ``init_segmentation_state`` / ``parse_frame`` for video panoptic and
+semantic segmentation, all through the one ``Preprocessor``; ``model.segment(images)`` runs the per-frame
 segmenter on normalised, padded images. The engines in ``spvis.engine`` only feed frames and write results.
 """
 
@@ -17,7 +18,7 @@ from torch import Tensor, nn
 
 from spvis.errors import ConfigError
 from spvis.modeling.backbone import build_backbone
-from spvis.modeling.inference import OfflineInferenceMixin, OnlineInferenceMixin
+from spvis.modeling.inference import OfflineInferenceMixin, OnlineInferenceMixin, SegmentationInferenceMixin
 from spvis.modeling.mask_former_head import MaskFormerHead
 from spvis.modeling.preprocessing import Preprocessor, padded_size
 from spvis.modeling.stages.stage_criterion import StageCriterion, build_stage_criterion
@@ -27,7 +28,7 @@ from spvis.modeling.stages.stage_criterion import StageCriterion, build_stage_cr
 STAGE_TRAINED_CHILDREN = {"segmenter": ("backbone", "sem_seg_head"), "tracker": ("tracker",), "refiner": ("refiner",)}
 
 
-class SPVISModel(OnlineInferenceMixin, OfflineInferenceMixin, nn.Module):
+class SPVISModel(OnlineInferenceMixin, OfflineInferenceMixin, SegmentationInferenceMixin, nn.Module):
     """The whole video instance segmentation model; children use the official checkpoint names (the
     ``preprocessor`` holds only non-persistent buffers: no checkpoint keys)."""
 

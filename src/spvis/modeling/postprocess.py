@@ -10,18 +10,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def class_probabilities(cls_logits: Tensor, aux_logits: Tensor | None = None, combine: str = "max") -> Tensor:
+def class_probabilities(cls_logits: Tensor, aux_logits: Tensor | None = None, combine: str = "max", *,
+                        no_object: bool = False) -> Tensor:
     """softmax over K+1 classes without the no-object column; with ``aux_logits`` (offline: the
     tracker's time-averaged logits) combined by ``combine``: ``max`` element-wise (DVIS_offline), ``mean``,
-    ``min``, or ``refiner`` (``aux_logits`` ignored). (Q, K+1) -> (Q, K).
+    ``min``, or ``refiner`` (``aux_logits`` ignored). (Q, K+1) -> (Q, K), or (Q, K+1) with ``no_object``
+    (the VPS rule picks each query's best class with the no-object column in).
 
     The max of two distributions can lift a track's class above the other's confidence; on the synthetic
     benchmark it put 38 tracks over the 0.5 tracking threshold where the ground truth has 27 (online: 27),
     which is what cost offline IDF1."""
-    probs = F.softmax(cls_logits, dim=-1)[:, :-1]
+    columns = slice(None) if no_object else slice(None, -1)
+    probs = F.softmax(cls_logits, dim=-1)[:, columns]
     if aux_logits is None or combine == "refiner":
         return probs
-    aux = F.softmax(aux_logits, dim=-1)[:, :-1]
+    aux = F.softmax(aux_logits, dim=-1)[:, columns]
     if combine == "mean":
         return (probs + aux) / 2
     if combine == "min":

@@ -29,7 +29,9 @@ from torch import Tensor
 
 from spvis.errors import SpvisError
 from spvis.modeling.inference.state import AUTOCAST_DTYPES, autocast_context
-from spvis.modeling.postprocess import masks_to_original, vis_topk
+from spvis.modeling.postprocess import class_probabilities, mask_logits_to_frame, masks_to_original, vis_topk
+
+ABSENT_LOGIT = -1.0e4  # mask logit of a track on a frame where it held no slot (sigmoid 0)
 
 
 @dataclass
@@ -83,6 +85,16 @@ class VideoTracks:
 
 
 @dataclass
+class OfflineSegments:
+    """Every track of a video with its video-level class probabilities (VPS / VSS offline)."""
+
+    probs: Tensor  # (N, K+1) float32, host: combined class probabilities, no-object last
+    track_ids: Tensor  # (N,) int64, host
+    embeds: Tensor  # (T, N, C) refined embeddings, on the device
+    present: Tensor  # (T, N) bool, host: the track held a slot on that frame
+
+
+@dataclass
 class OfflineSelection:
     """The top-k (track, class) entries of a video, sorted by descending score."""
 
@@ -129,9 +141,9 @@ class OfflineInferenceMixin:
                 state.feature_cache.extend(features[:room].to("cpu", torch.float32, copy=True).unbind(0))
         state.num_frames += len(frames)
 
-    @torch.no_grad()
-    def select_tracks(self, state: OfflineState, *, max_num: int, combine: str = "max") -> OfflineSelection:
-        """The refiner over the whole video, then the top-k (track, class) entries (module docstring)."""
+    def _refine_video(self, state: OfflineState) -> tuple[VideoTracks, Tensor, Tensor, Tensor]:
+        """The refiner once over the whole video: (tracks, refined embeddings (T, N, C) host, refiner logits pooled
+        over each track's frames (N, K+1) host, tracker logits averaged over them (N, K+1) host)."""
         if state.num_frames == 0:
             raise SpvisError("offline inference: the video has no readable frames")
         device = self.preprocessor.pixel_mean.device
@@ -143,8 +155,50 @@ class OfflineInferenceMixin:
             del refined
             present = tracks.present
             video_logits = self.refiner.pooled_logits(track_embeds.to(device), present.to(device)).float().cpu()
-            counts = present.sum(0).clamp(min=1).unsqueeze(-1)  # (N, 1)
-            tracker_logits = tracks.gather(torch.cat(state.tracker_logits)).sum(0) / counts  # (N, K+1) mean
+        counts = present.sum(0).clamp(min=1).unsqueeze(-1)  # (N, 1)
+        tracker_logits = tracks.gather(torch.cat(state.tracker_logits)).sum(0) / counts  # (N, K+1) mean
+        return tracks, track_embeds, video_logits, tracker_logits
+
+    @torch.no_grad()
+    def video_segments(self, state: OfflineState, *, combine: str = "max") -> OfflineSegments:
+        """Every track of the video with its class probabilities, no-object column included (VPS / VSS offline:
+        DVIS_offline's element-wise max of the refiner's and the tracker's softmax with ``combine`` max)."""
+        tracks, track_embeds, video_logits, tracker_logits = self._refine_video(state)
+        probs = class_probabilities(video_logits, tracker_logits, combine, no_object=True)  # (N, K+1)
+        return OfflineSegments(probs=probs, track_ids=torch.tensor(tracks.ids, dtype=torch.int64),
+                               embeds=track_embeds.to(self.preprocessor.pixel_mean.device), present=tracks.present)
+
+    @torch.no_grad()
+    def segment_mask_logits(self, state: OfflineState, segments: OfflineSegments, rows: Tensor, start: int,
+                            stop: int, features: Tensor) -> Tensor:
+        """float32 (n, Tw, H, W) mask logits at the video's resolution of the tracks ``rows`` (n,) on frames
+        [start, stop), whose mask features (Tw, Cm, h, w) come from ``window_features``; ``ABSENT_LOGIT`` on frames
+        where a track held no slot."""
+        device = segments.embeds.device
+        with autocast_context(state.autocast, device):
+            logits = self.refiner.predict_masks(segments.embeds[start:stop, rows.to(device)].unsqueeze(0),
+                                                features.unsqueeze(0).to(device))  # (1, Tw, n, h, w)
+        logits = logits[0].transpose(0, 1)  # (n, Tw, h, w)
+        n, tw = logits.shape[:2]
+        frames = mask_logits_to_frame(logits.reshape(n * tw, *logits.shape[2:]), state.padded_size,
+                                      state.image_size, state.frame_size).view(n, tw, *state.frame_size)
+        absent = ~segments.present[start:stop, rows].T.to(device)  # (n, Tw)
+        return frames.masked_fill(absent[:, :, None, None], ABSENT_LOGIT)
+
+    @torch.no_grad()
+    def window_features(self, state: OfflineState, start: int, stop: int,
+                        frames: list[np.ndarray] | None = None) -> Tensor:
+        """Mask features (Tw, Cm, h, w) of frames [start, stop): from the cache, else recomputed from ``frames``."""
+        with autocast_context(state.autocast, self.preprocessor.pixel_mean.device):
+            return self._window_features(state, start, stop, frames)
+
+    @torch.no_grad()
+    def select_tracks(self, state: OfflineState, *, max_num: int, combine: str = "max") -> OfflineSelection:
+        """The refiner over the whole video, then the top-k (track, class) entries (module docstring)."""
+        device = self.preprocessor.pixel_mean.device
+        tracks, track_embeds, video_logits, tracker_logits = self._refine_video(state)
+        present = tracks.present
+        with autocast_context(state.autocast, device):
             scores, labels, rows = vis_topk(video_logits, max_num, aux_logits=tracker_logits, combine=combine)
         order = scores.argsort(descending=True, stable=True)
         scores, labels, rows = scores[order], labels[order], rows[order]
