@@ -18,7 +18,8 @@ import numpy as np
 from spvis.data.coco import ImageDataset
 from spvis.data.identity_stats import IdentityCounts, TrackBoxes, format_identity_line, video_identity_counts
 from spvis.data.png_io import open_image
-from spvis.data.rle import rle_bbox, validate_normalized
+from spvis.data.rle import rle_bbox
+from spvis.data.segmentation import validate_normalized
 from spvis.data.ytvis import VideoDataset
 from spvis.errors import DataFormatError
 

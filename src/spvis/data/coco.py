@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spvis.data.png_io import check_size
-from spvis.data.rle import RLEError, normalize_segmentation, validate_normalized
+from spvis.data.rle import RLEError
+from spvis.data.segmentation import normalize_segmentation, validate_normalized
 from spvis.data.ytvis import _int_field, flag_field, parse_categories
 from spvis.errors import DataFormatError
 from spvis.utils.json_io import read_json

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from spvis.data.png_io import check_size
-from spvis.data.rle import RLEError, decode_rle, normalize_segmentation, validate_normalized
+from spvis.data.rle import RLEError, decode_rle
+from spvis.data.segmentation import normalize_segmentation, validate_normalized
 from spvis.errors import DataFormatError
 from spvis.utils.json_io import read_json
 

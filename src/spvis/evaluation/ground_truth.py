@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from spvis.data.rle import RLEError, normalize_segmentation, validate_normalized
+from spvis.data.rle import RLEError
+from spvis.data.segmentation import normalize_segmentation, validate_normalized
 from spvis.data.ytvis import flag_field, parse_categories, parse_videos
 from spvis.errors import DataFormatError
 from spvis.utils.json_io import read_json
