@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from spvis.data.clip_item import pack_clip
 from spvis.data.coco import ImageDataset
 from spvis.data.png_io import open_image
 from spvis.data.rle import decode_rle
@@ -205,24 +206,6 @@ class ClipDataset(torch.utils.data.Dataset):
         labels = [self.dataset_to_contiguous_id[i.category_id] for i in insts]
         ids = [i.id for i in insts]
         return pack_clip(images, masks, labels, ids, image_rec.id, list(range(T)))
-
-
-def pack_clip(images: list[np.ndarray], masks: list[np.ndarray], labels: list[int], ids: list[int], video_id: int,
-          frame_indices: list[int]) -> dict:
-    """Stack per-frame arrays into the item dict; drop identities not visible in any frame after augmentation."""
-    frames = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()  # (T, 3, H, W) uint8
-    m = torch.from_numpy(np.stack(masks))  # (T, N, H, W) bool
-    present = m.flatten(2).any(-1) if m.shape[1] else torch.zeros(m.shape[:2], dtype=torch.bool)  # (T, N)
-    keep = present.any(0)  # (N,)
-    return {
-        "frames": frames,
-        "masks": m[:, keep].contiguous(),
-        "labels": torch.tensor(labels, dtype=torch.int64)[keep],
-        "ids": torch.tensor(ids, dtype=torch.int64)[keep],
-        "present": present[:, keep].contiguous(),
-        "video_id": int(video_id),
-        "frame_indices": frame_indices,
-    }
 
 
 def collate_clips(items: list[dict]) -> list[dict]:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from spvis.data.frames import FrameSource
+from spvis.data.frame_source import FrameSource
 from spvis.errors import SpvisError
 
 LIVE_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "webcam:")
