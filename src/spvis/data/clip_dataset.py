@@ -21,6 +21,7 @@ import torch
 
 from spvis.data.clip_item import pack_clip
 from spvis.data.coco import ImageDataset
+from spvis.data.frame_check import check_frame_file, frame_file_error
 from spvis.data.png_io import open_image
 from spvis.data.rle import decode_rle
 from spvis.data.sampling import monotonic_angles, select_frames
@@ -34,10 +35,8 @@ def read_image(path: Any, *, expect: tuple[int, int] | None = None, source: Any 
     try:
         with open_image(path) as im:
             arr = np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise DataFormatError(source or path, f"frame file not found: {path}", field="file_names") from None
-    except OSError as exc:
-        raise DataFormatError(source or path, f"cannot read frame {path}: {exc}", field="file_names") from None
+    except OSError as exc:  # missing, unreadable or outside the pixel budget
+        raise frame_file_error(source or path, path, exc) from None
     if expect is not None and arr.shape[:2] != tuple(expect):
         raise DataFormatError(source or path, f"frame {path} is {arr.shape[0]}x{arr.shape[1]}, the json says "
                               f"{expect[0]}x{expect[1]}", field="height/width")
@@ -47,8 +46,6 @@ def read_image(path: Any, *, expect: tuple[int, int] | None = None, source: Any 
 def first_bad_frame(paths: Sequence[Path], size: tuple[int, int]) -> tuple[int, str, str] | None:
     """(index, reason naming the file, dataset field) of the first frame file that is missing, broken or not
     ``size`` (height, width), else None."""
-    from spvis.data.frame_check import check_frame_file
-
     for index, path in enumerate(paths):
         try:
             shape = check_frame_file(path)

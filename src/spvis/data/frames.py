@@ -17,12 +17,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from spvis.data.frame_check import check_frame_file
+from spvis.data.frame_check import check_frame_file, frame_file_error
 from spvis.data.frame_source import FrameSource
 from spvis.data.live import LiveSource, is_live
 from spvis.data.png_io import check_size, open_image
 from spvis.data.ytvis import VideoRecord
-from spvis.errors import DataFormatError, SpvisError
+from spvis.errors import DataFormatError, SpvisError, one_line
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -48,7 +48,7 @@ class VideoFileSource(FrameSource):
         except SpvisError:
             raise
         except (av.FFmpegError, OSError, StopIteration) as exc:
-            raise SpvisError(f"{path}: cannot read video: {_one_line(exc)}") from None
+            raise SpvisError(f"{path}: cannot read video: {one_line(exc)}") from None
         if first is None:
             raise SpvisError(f"{path}: video has no decodable frame")
         super().__init__(path.stem, num, first.height, first.width, fps, max_frames)
@@ -60,7 +60,7 @@ class VideoFileSource(FrameSource):
         try:
             container = av.open(str(self.path))
         except (av.FFmpegError, OSError) as exc:
-            self._stop(f"{self.path}: cannot reopen video: {_one_line(exc)}")
+            self._stop(f"{self.path}: cannot reopen video: {one_line(exc)}")
             return
         with container:
             stream = container.streams.video[0]
@@ -72,7 +72,7 @@ class VideoFileSource(FrameSource):
                 except StopIteration:
                     break
                 except (av.FFmpegError, OSError) as exc:
-                    self._stop(f"{self.path}: decoding stopped after {count} frames: {_one_line(exc)}")
+                    self._stop(f"{self.path}: decoding stopped after {count} frames: {one_line(exc)}")
                     return
                 if frame.height != self.height or frame.width != self.width:  # mid-stream resolution change
                     array = frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
@@ -116,7 +116,7 @@ class ImageSequenceSource(FrameSource):
                 with open_image(path) as im:
                     frame = np.asarray(im.convert("RGB"))  # (H, W, 3) uint8
             except OSError as exc:
-                self._stop(f"{path}: cannot read frame {count}: {_one_line(exc)}")
+                self._stop(f"{path}: cannot read frame {count}: {one_line(exc)}")
                 return
             yield frame
 
@@ -128,12 +128,10 @@ def _check_frame(path: Path, expect: tuple[int, int] | None, size: tuple[int, in
     try:
         h, w = check_frame_file(path)
     except (FileNotFoundError, OSError) as exc:
-        reason = "not found" if isinstance(exc, FileNotFoundError) else _one_line(exc)
+        reason = "not found" if isinstance(exc, FileNotFoundError) else one_line(exc)
         if source is None:  # a frame folder: the file is the whole story
             return None, SpvisError(f"{path}: frame {reason}")
-        if isinstance(exc, FileNotFoundError):
-            return None, DataFormatError(source, f"frame file not found: {path}", field="file_names")
-        return None, DataFormatError(source, f"cannot read frame {path}: {reason}", field="file_names")
+        return None, frame_file_error(source, path, exc)
     if expect is not None and (h, w) != tuple(expect):
         return None, DataFormatError(source or path, f"frame {path} is {h}x{w}, expected {expect[0]}x{expect[1]}",
                                      field="height/width")
@@ -141,11 +139,6 @@ def _check_frame(path: Path, expect: tuple[int, int] | None, size: tuple[int, in
         return None, SpvisError(f"{path}: frame is {h}x{w} but the first frame {first} is {size[0]}x{size[1]}; all "
                                 f"frames of a video must have one size")
     return (h, w), None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().replace("\n", " ")
-    return text or type(exc).__name__
 
 
 def open_frame_source(path_or_video_record: Any, image_root: str | Path | None = None,

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from spvis.data.frame_source import FrameSource
-from spvis.errors import SpvisError
+from spvis.errors import SpvisError, one_line
 
 LIVE_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "webcam:")
 RECONNECTS = 3  # reopen attempts of a dropped live stream
@@ -154,4 +154,4 @@ def stop_live_on_sigint(enabled: bool = True) -> Iterator[None]:
 
 
 def _one_line(exc: BaseException | None) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__ if exc is not None else "no error"
+    return one_line(exc) if exc is not None else "no error"
