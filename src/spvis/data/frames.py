@@ -79,9 +79,7 @@ class VideoFileSource(FrameSource):
                 else:
                     array = frame.to_ndarray(format="rgb24")
                 count += 1
-                yield array  # (H, W, 3) uint8
-                if self.max_frames is not None and count >= self.max_frames:
-                    return
+                yield array  # (H, W, 3) uint8 (FrameSource stops asking after max_frames)
         if self.num_frames is not None and count < self.num_frames:
             self._stop(f"{self.path}: video ends after {count} of {self.num_frames} frames (truncated file)")
 

@@ -118,8 +118,6 @@ class LiveSource(FrameSource):
                             break
                         count += 1
                         yield frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
-                        if self.max_frames is not None and count >= self.max_frames:
-                            return
             if not self.live or reopened >= RECONNECTS:
                 tried = f"; gave up after {reopened} reconnects" if self.live else ""
                 self._stop(f"{self.url}: stream lost after {count} frames ({_one_line(error)}){tried}")
