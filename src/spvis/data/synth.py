@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from spvis.data.identity_stats import IdentityCounts, TrackBoxes, video_identity_counts
+from spvis.data.synth_identity import IdentityPreset
 from spvis.data.synth_motion import OCCLUSION_LEVELS
-from spvis.data.synth_plan import IDENTITY_LEVELS, IdentityPreset, parse_frame_size
+from spvis.data.synth_plan import IDENTITY_LEVELS, parse_frame_size
 from spvis.data.synth_render import OCC_OUT, render_video, track_statistics
 from spvis.data.synth_shapes import CATEGORY_SPECS, MAX_CATEGORIES
 from spvis.errors import SpvisError

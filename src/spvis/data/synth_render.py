@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from spvis.data.rle import encode_mask
-from spvis.data.synth_plan import IdentityPreset, SceneVideo, plan_video
+from spvis.data.synth_identity import IdentityPreset
+from spvis.data.synth_plan import SceneVideo, plan_video
 from spvis.data.synth_shapes import CATEGORY_SPECS, render_object
 
 OCC_NONE, OCC_PARTIAL, OCC_FULL, OCC_OUT = "no_occlusion", "partial_occlusion", "full_occlusion", "out_of_frame"
