@@ -1,4 +1,4 @@
-"""The one COCO RLE codec: batched encode, decode, area and box of compressed RLEs (pycocotools underneath).
+"""The one COCO RLE codec: batched encode, decode, area, box and IoU of compressed RLEs (pycocotools underneath).
 
 Every place that turns masks into RLEs or back goes through here: the engines' per-frame encoders, the
 benchmark result writer, the synthetic datasets, the GT loaders and the viewers. Two ``counts`` forms exist:
@@ -175,3 +175,15 @@ def rle_area(rle: dict) -> int:
 def rle_bbox(rle: dict) -> list[float]:
     """[x, y, w, h] box of a compressed RLE."""
     return [float(v) for v in mask_utils.toBbox(rle)]
+
+
+def rle_ious(rles_a: list[dict], rles_b: list[dict]) -> np.ndarray:
+    """float64 (len(a), len(b)) mask IoUs of two lists of compressed RLEs of one frame size (no crowd regions),
+    in one pycocotools call."""
+    ious = mask_utils.iou(rles_a, rles_b, [0] * len(rles_b))
+    return np.asarray(ious, dtype=np.float64).reshape(len(rles_a), len(rles_b))
+
+
+def rle_intersection_area(rle_a: dict, rle_b: dict) -> int:
+    """Pixels two compressed RLEs share (merge with intersect + area: cheaper than ``rle_ious`` for one pair)."""
+    return rle_area(mask_utils.merge([rle_a, rle_b], True))
