@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from online_memory import CONFIG, PGT_OVERRIDES, synthetic_frames  # noqa: E402
 
 from spvis.config import load_config  # noqa: E402
-from spvis.engine.video_results import encode_column_major  # noqa: E402
+from spvis.data.rle import encode_column_major  # noqa: E402
 from spvis.modeling.inference.emission import emit_frame  # noqa: E402
 from spvis.modeling.meta_arch import SPVISModel  # noqa: E402
 

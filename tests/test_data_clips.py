@@ -262,9 +262,11 @@ def _reference_runs(counts: bytes) -> list[int]:
 def test_vectorised_rle_parser_matches_format_and_pycocotools():
     from pycocotools import mask as mask_utils
 
-    from spvis.data.rle import RLEError, check_rle, parse_compressed_counts
+    from spvis.data.rle_batch import parse_counts_batch, validate_counts
+    from spvis.data.segmentation import normalize_segmentation, validate_normalized
 
     rng = np.random.default_rng(0)
+    rles, runs = [], []
     for i in range(200):
         h, w = (int(v) for v in rng.integers(1, 70, 2))
         m = rng.random((h, w)) < rng.random()
@@ -272,16 +274,18 @@ def test_vectorised_rle_parser_matches_format_and_pycocotools():
             m = np.zeros((h, w), dtype=bool)
             m[rng.integers(0, h):, rng.integers(0, w):] = True
         rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
-        runs = parse_compressed_counts(rle["counts"]).tolist()
-        assert runs == _reference_runs(rle["counts"]) and sum(runs) == h * w
-        check_rle(rle, h, w)
-    with pytest.raises(RLEError, match="invalid character"):
-        parse_compressed_counts("0a\x10")
-    with pytest.raises(RLEError, match="ends in the middle of a run"):
-        parse_compressed_counts(b"0P")  # 'P' = 32 + 0: continuation bit set on the last char
-    with pytest.raises(RLEError, match="cover 100 pixels, expected 10x11=110"):
-        check_rle({"size": [10, 11], "counts": mask_utils.encode(np.zeros((10, 10), np.uint8, order="F"))["counts"]},
-                  10, 11)
+        rles.append(normalize_segmentation(rle, h, w))
+        runs.append(_reference_runs(rle["counts"]))
+        assert sum(runs[-1]) == h * w
+    parsed = parse_counts_batch([r["counts"] for r in rles])
+    assert parsed.totals.tolist() == [sum(r) for r in runs]
+    assert parsed.areas.tolist() == [sum(r[1::2]) for r in runs] == mask_utils.area(rles[:100]).tolist() + \
+        mask_utils.area(rles[100:]).tolist()
+    assert validate_normalized(rles)[1] == [None] * len(rles)
+    errors = parse_counts_batch([b"0a\x10", b"0P"]).errors  # 'P' = 32 + 0: continuation bit set on the last char
+    assert "invalid character" in errors[0] and "ends in the middle of a run" in errors[1]
+    _, errors = validate_counts([mask_utils.encode(np.zeros((10, 10), np.uint8, order="F"))["counts"]], [(10, 11)])
+    assert "cover 100 pixels, expected 10x11=110" in errors[0]
 
 
 def test_mixed_datasets_follow_ratio_and_need_one_category_list(tmp_path):

@@ -122,3 +122,34 @@ def test_dataset_record_source():
     missing = dict(ds.videos[0].as_dict(), file_names=["car-shadow/99999.jpg"])
     with pytest.raises(DataFormatError, match=r"field 'file_names': frame file not found: .*99999\.jpg"):
         open_frame_source(missing, image_root=root)
+
+
+def test_max_frames_is_one_cut_that_reads_no_frame_beyond_it(tmp_path):
+    """max_frames is applied once, at the source: the frame after the last wanted one is never read (so a break
+    there does not mark the video truncated), and ``limit_frames`` cuts any other iterable or an open source."""
+    from spvis.data.frame_source import FrameSource, limit_frames
+
+    class Counting(FrameSource):
+        def __init__(self, total: int, max_frames: int | None = None):
+            super().__init__("counting", total, 4, 4, None, max_frames)
+            self.read = 0
+
+        def _frames(self):
+            for _ in range(10):
+                self.read += 1
+                if self.read > 3:
+                    self._stop("frame 3 is broken")
+                    return
+                yield np.zeros((4, 4, 3), np.uint8)
+
+    src = Counting(10, max_frames=3)
+    assert len(list(src)) == 3 and src.read == 3 and not src.truncated and src.num_frames == 3
+    opened = Counting(10)
+    assert limit_frames(opened, 2) is opened and opened.num_frames == 2 and len(list(opened)) == 2
+    assert limit_frames(opened, 5).max_frames == 2  # a second limit never widens the first
+    arrays = [np.zeros((4, 4, 3), np.uint8)] * 5
+    limited = limit_frames(arrays, 3)
+    assert len(list(limited)) == 3 and len(list(limited)) == 3 and limited.num_frames == 3  # re-iterable
+    assert limit_frames(arrays, None) is arrays
+    with pytest.raises(SpvisError, match="max_frames must be at least 1"):
+        limit_frames(Counting(10), 0)

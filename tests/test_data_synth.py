@@ -10,7 +10,8 @@ import pytest
 
 from spvis.cli.main import main
 from spvis.data.rle import decode_rle
-from spvis.data.synth import OCC_FULL, generate_synthetic_dataset
+from spvis.data.synth import generate_synthetic_dataset
+from spvis.data.synth_render import OCC_FULL
 from spvis.data.ytvis import load_video_dataset
 
 

@@ -24,10 +24,11 @@ import spvis
 from _host_transfers import HostTransferCounter
 from _tracker_fakes import single_thread  # noqa: F401 (autouse fixture)
 from spvis.cli.demo_cmd import DEMO_SEED
+from spvis.data.rle import encode_frame_masks
 from spvis.data.synth import generate_synthetic_dataset
 from spvis.engine.frame_result import FrameResult
 from spvis.engine.streaming import OnlineTracker
-from spvis.engine.video_results import TrackAccumulator, encode_frame_masks
+from spvis.engine.video_results import TrackAccumulator
 from spvis.modeling.inference.emission import emit_frame
 from spvis.modeling.minvis import minvis_step
 from spvis.modeling.pgt.snap import snap_to_segmenter

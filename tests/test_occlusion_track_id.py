@@ -17,7 +17,8 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from spvis.cli.main import main
-from spvis.data.synth import OCC_FULL, generate_synthetic_dataset
+from spvis.data.synth import generate_synthetic_dataset
+from spvis.data.synth_render import OCC_FULL
 
 VIDEO_ID = 8  # seed 0: object 2 of 3 is fully hidden on frames 6-8 and visible on 0-5 and 9-11
 FRAMES = 12  # frames read by infer (the generator draws 16; motion depends on the drawn length)

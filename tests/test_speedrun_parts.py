@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from spvis.config import get_cfg
-from spvis.data.synth import plan_video, render_video
+from spvis.data.synth_plan import plan_video
+from spvis.data.synth_render import render_video
 from spvis.data.synth_stream import PRESETS, SynthClipDataset, parse_stream_name
 from spvis.engine import checkpointing as ckpt
 from spvis.engine.ema import WeightEMA
@@ -54,7 +55,7 @@ def test_stream_frames_equal_the_written_benchmark_of_the_same_video():
     spec = PRESETS["target"]
     kwargs = dict(frames=8, height=64, width=96, categories=6, max_objects=4, occlusion="heavy", frame_stride=2)
     images, tracks, _ = render_video(np.random.default_rng([5, 0]), **kwargs)
-    from spvis.data.synth import paint_frame
+    from spvis.data.synth_render import paint_frame
 
     scene = plan_video(np.random.default_rng([5, 0]), **kwargs)
     for f in (0, 3, 7):

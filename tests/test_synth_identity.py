@@ -13,7 +13,8 @@ import pytest
 from spvis.cli.main import main
 from spvis.data.identity_stats import TrackBoxes, classify_gaps, pair_crossings, video_identity_counts
 from spvis.data.rle import decode_rle
-from spvis.data.synth import OCC_FULL, OCC_OUT, generate_synthetic_dataset
+from spvis.data.synth import generate_synthetic_dataset
+from spvis.data.synth_render import OCC_FULL, OCC_OUT
 from spvis.errors import SpvisError
 
 HARD = dict(videos=4, frames=60, size="96x128", occlusion="heavy", valid_fraction=0.0, identity="hard")

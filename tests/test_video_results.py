@@ -8,7 +8,8 @@ dataset id of its own contiguous label.
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from spvis.engine.video_results import TrackAccumulator, encode_frame_masks
+from spvis.data.rle import encode_frame_masks
+from spvis.engine.video_results import TrackAccumulator
 
 NO_OBJECT = -5.0  # logit of the no-object column: every track is confidently an object
 

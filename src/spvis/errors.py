@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (white space folded), or its type name when it has none: how every
+    wrapped library error (PIL, PyAV, safetensors) is quoted inside our own one-line errors."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 class SpvisError(Exception):
     """An error caused by the user's input or environment (bad file, bad config, missing path).
 

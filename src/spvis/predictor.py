@@ -10,7 +10,6 @@ FrameResults as ``stream``; ``state.state_dict()`` / ``OnlineState.from_state_di
 from __future__ import annotations
 
 import sys
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
@@ -63,6 +62,7 @@ class VideoSegmenter:
         (H, W, 3) uint8 RGB arrays. Tracks scoring below ``score_thr`` on a frame are left out of it. Each
         FrameResult keeps its frame and the class names, so ``result.plot()`` draws it."""
         from spvis.data import open_frame_source
+        from spvis.data.frame_source import limit_frames
         from spvis.engine.streaming import OnlineTracker
 
         self._warn_domain(src)
@@ -73,7 +73,7 @@ class VideoSegmenter:
             name, src = str(src), open_frame_source(src, max_frames=max_frames)
         engine = OnlineTracker(self.model, self.cfg, score_thr=score_thr, keep_frames=True)  # for .plot()
         names = self.names
-        for result in engine.stream(islice(iter(src), max_frames), source=name):
+        for result in engine.stream(limit_frames(src, max_frames), source=name):
             result.names = names
             yield result
 

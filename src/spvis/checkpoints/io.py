@@ -1,18 +1,24 @@
-"""Our weight format, read and written here only: safetensors + the full config as YAML.
+"""Our weight files, read and written here only: safetensors + the full config as YAML, and training checkpoints.
 
-Two layouts, accepted everywhere a weights path is:
+Two layouts of inference weights, accepted everywhere a weights path is:
 
 * a file ``<stem>.safetensors`` with its config ``<stem>.yaml`` beside it;
 * a model folder ``DIR/`` holding ``model.safetensors``, ``config.yaml`` and ``MODEL_CARD.md`` (written by
   ``VideoSegmenter.save_pretrained`` and by ``spvis checkpoint import --out DIR``).
 
+A training checkpoint (``model_<iter>.pth``, resume everything) is a ``torch.save`` dict of tensors, numbers
+and strings, its config the YAML text under ``"config"``; it is read with ``torch.load(weights_only=True)``.
+Which checkpoints a run keeps and how a stage starts from another's weights is ``spvis.engine.checkpointing``'s.
+
 Writing is atomic (temp file + rename) so a crash never leaves a half-written checkpoint; reading
-never unpickles anything.
+never unpickles anything. Every stored config comes back as a ``CfgNode`` (defaults + the stored values).
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,7 +26,7 @@ from torch import nn
 from spvis.checkpoints.loading import load_state_strict
 from spvis.config.node import CfgNode
 from spvis.errors import CheckpointError
-from spvis.utils.atomic_io import atomic_save, atomic_write_text
+from spvis.utils.atomic_io import atomic_save, atomic_write_bytes, atomic_write_text
 
 WEIGHTS_SUFFIX = ".safetensors"
 FOLDER_WEIGHTS = "model.safetensors"  # the weights inside a model folder
@@ -111,6 +117,70 @@ def require_finite(state: dict[str, torch.Tensor], source: str | Path) -> None:
         name, count, total = bad
         raise CheckpointError(f"{source}: tensor '{name}' holds {count} NaN/inf value(s) of {total}; these "
                               f"weights are broken (a diverged training run or a damaged file)")
+
+
+def write_training_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write a training checkpoint dict with ``torch.save``, atomically; returns ``path``."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
+def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A training checkpoint dict, loaded with ``weights_only=True`` (CheckpointError naming the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, foreign or unsafe content: one line, no traceback
+        raise CheckpointError(f"{path}: not a loadable SPVIS training checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+    for field in ("model", "optimizer", "scheduler", "iteration", "stage"):
+        if not isinstance(data, dict) or field not in data:
+            raise CheckpointError(f"{path}: field '{field}' missing; not an SPVIS training checkpoint")
+    return data
+
+
+def inference_state(data: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights a training checkpoint stands for: its EMA average when it holds one, else the model's."""
+    ema = data.get("ema") or {}
+    return ema["state"] if ema.get("state") else data["model"]
+
+
+def training_config(data: dict[str, Any], source: str | Path) -> CfgNode:
+    """The config a training checkpoint stores (YAML text under ``"config"``) as a CfgNode; CheckpointError
+    naming ``source`` when it is not YAML."""
+    import yaml
+
+    from spvis.config import config_from_dict
+
+    try:
+        values = yaml.safe_load(data.get("config") or "") or {}
+    except yaml.YAMLError as exc:
+        raise CheckpointError(f"{source}: field 'config' is not readable YAML ({str(exc).splitlines()[0]})") \
+            from None
+    return config_from_dict(values)
+
+
+def is_training_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is an existing training checkpoint file (``.pth`` / ``.pt``) rather than our weights."""
+    path = Path(path)
+    return path.suffix in (".pth", ".pt") and path.is_file()
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], CfgNode | None]:
+    """(state_dict, stored config or None) of our weights (file or model folder) or a training checkpoint, the
+    inputs MODEL.WEIGHTS accepts; the config is None when no YAML lies beside a weights file."""
+    from spvis.config import load_config
+
+    if is_training_checkpoint(path):
+        data = load_training_checkpoint(path)
+        return inference_state(data), training_config(data, path)
+    state = read_safetensors(path, what="weights file (config key MODEL.WEIGHTS)")
+    cfg_path = config_path_for(path)
+    return state, load_config(cfg_path) if cfg_path.is_file() else None
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], CfgNode]:

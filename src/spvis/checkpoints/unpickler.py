@@ -3,7 +3,7 @@
 detectron2 ``.pkl`` files (COCO Mask2Former weights) are pickles of dicts of numpy arrays. They are read
 with an Unpickler that resolves only plain containers and numpy array/dtype reconstruction; any other
 global (a class, a function, os.system, ...) is refused with a one-line error naming it. ``.pth`` files
-go through ``torch.load(weights_only=True)``; ``.safetensors`` through safetensors.
+go through ``torch.load(weights_only=True)``; ``.safetensors`` through ``spvis.checkpoints.io``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from spvis.checkpoints.io import read_safetensors
 from spvis.errors import CheckpointError
 
 # (module, name) pairs a numpy-array pickle needs; nothing that can execute code
@@ -85,12 +86,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: checkpoint file not found")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return dict(load_file(str(path)))
-        except Exception as exc:  # safetensors raises its own error types for corrupt headers
-            raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+        return read_safetensors(path)
     if suffix == ".pkl":
         try:
             with path.open("rb") as handle:

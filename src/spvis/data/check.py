@@ -18,7 +18,9 @@ import numpy as np
 from spvis.data.coco import ImageDataset
 from spvis.data.identity_stats import IdentityCounts, TrackBoxes, format_identity_line, video_identity_counts
 from spvis.data.png_io import open_image
-from spvis.data.rle import rle_bbox, validate_normalized
+from spvis.data.rle import rle_bbox
+from spvis.data.segmentation import validate_normalized
+from spvis.data.video_stats import count_table, video_counts, video_summary_line
 from spvis.data.ytvis import VideoDataset
 from spvis.errors import DataFormatError
 
@@ -123,8 +125,6 @@ def identity_statistics(ds: VideoDataset) -> dict:
 
 def dataset_statistics(ds: VideoDataset) -> dict:
     """Counts of videos, frames, tracks, per-category tracks and object-frames, presence and occlusion stats."""
-    lengths = [v.length for v in ds.videos]
-    sizes = Counter(f"{v.height}x{v.width}" for v in ds.videos)
     per_cat_tracks: Counter = Counter()
     per_cat_frames: Counter = Counter()
     presence, gaps, occlusion = [], 0, Counter()
@@ -146,12 +146,7 @@ def dataset_statistics(ds: VideoDataset) -> dict:
                     occlusion[str(level)] += 1
     return {
         "json": str(ds.json_path),
-        "videos": len(ds.videos),
-        "frames": int(sum(lengths)),
-        "length_min": int(min(lengths)) if lengths else 0,
-        "length_median": float(np.median(lengths)) if lengths else 0.0,
-        "length_max": int(max(lengths)) if lengths else 0,
-        "frame_sizes": dict(sizes.most_common()),
+        **video_counts([v.length for v in ds.videos], (f"{v.height}x{v.width}" for v in ds.videos)),
         "categories": ds.num_classes,
         "annotated": ds.has_annotations,
         "tracks": tracks_total,
@@ -165,13 +160,6 @@ def dataset_statistics(ds: VideoDataset) -> dict:
     }
 
 
-def video_summary_line(stats: dict) -> str:
-    """The 'videos / frames / lengths / sizes' line every dataset format's statistics print."""
-    return (f"videos: {stats['videos']}  frames: {stats['frames']}  length min/median/max: "
-            f"{stats['length_min']}/{stats['length_median']:g}/{stats['length_max']}  sizes: "
-            + ", ".join(f"{k} ({v})" for k, v in list(stats["frame_sizes"].items())[:5]))
-
-
 def format_statistics(stats: dict, image_root: Path | None) -> list[str]:
     """Human-readable lines of ``dataset_statistics``."""
     lines = [f"dataset: {stats['json']}" + (f"  (frames under {image_root})" if image_root else ""),
@@ -182,10 +170,8 @@ def format_statistics(stats: dict, image_root: Path | None) -> list[str]:
         return lines
     lines.append(f"tracks: {stats['tracks']}  object-frames: {stats['object_frames']}  mean presence per track: "
                  f"{stats['mean_track_presence']:.2f}  tracks that disappear and re-appear: {stats['tracks_with_gaps']}")
-    width = max((len(n) for n in stats["per_category"]), default=8)
-    lines.append(f"  {'category':<{width}}  tracks  object-frames")
-    for name, c in stats["per_category"].items():
-        lines.append(f"  {name:<{width}}  {c['tracks']:>6}  {c['object_frames']:>13}")
+    lines += count_table("category", ["tracks", "object-frames"],
+                         {name: [c["tracks"], c["object_frames"]] for name, c in stats["per_category"].items()})
     if stats["occlusion"]:
         lines.append("occlusion labels (object-frames): " + ", ".join(f"{k} {v}" for k, v in stats["occlusion"].items()))
     if stats.get("identity"):

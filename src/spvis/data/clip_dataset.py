@@ -19,7 +19,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from spvis.data.clip_item import pack_clip
 from spvis.data.coco import ImageDataset
+from spvis.data.frame_check import check_frame_file, frame_file_error
 from spvis.data.png_io import open_image
 from spvis.data.rle import decode_rle
 from spvis.data.sampling import monotonic_angles, select_frames
@@ -33,10 +35,8 @@ def read_image(path: Any, *, expect: tuple[int, int] | None = None, source: Any 
     try:
         with open_image(path) as im:
             arr = np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise DataFormatError(source or path, f"frame file not found: {path}", field="file_names") from None
-    except OSError as exc:
-        raise DataFormatError(source or path, f"cannot read frame {path}: {exc}", field="file_names") from None
+    except OSError as exc:  # missing, unreadable or outside the pixel budget
+        raise frame_file_error(source or path, path, exc) from None
     if expect is not None and arr.shape[:2] != tuple(expect):
         raise DataFormatError(source or path, f"frame {path} is {arr.shape[0]}x{arr.shape[1]}, the json says "
                               f"{expect[0]}x{expect[1]}", field="height/width")
@@ -46,8 +46,6 @@ def read_image(path: Any, *, expect: tuple[int, int] | None = None, source: Any 
 def first_bad_frame(paths: Sequence[Path], size: tuple[int, int]) -> tuple[int, str, str] | None:
     """(index, reason naming the file, dataset field) of the first frame file that is missing, broken or not
     ``size`` (height, width), else None."""
-    from spvis.data.frame_check import check_frame_file
-
     for index, path in enumerate(paths):
         try:
             shape = check_frame_file(path)
@@ -205,24 +203,6 @@ class ClipDataset(torch.utils.data.Dataset):
         labels = [self.dataset_to_contiguous_id[i.category_id] for i in insts]
         ids = [i.id for i in insts]
         return pack_clip(images, masks, labels, ids, image_rec.id, list(range(T)))
-
-
-def pack_clip(images: list[np.ndarray], masks: list[np.ndarray], labels: list[int], ids: list[int], video_id: int,
-          frame_indices: list[int]) -> dict:
-    """Stack per-frame arrays into the item dict; drop identities not visible in any frame after augmentation."""
-    frames = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()  # (T, 3, H, W) uint8
-    m = torch.from_numpy(np.stack(masks))  # (T, N, H, W) bool
-    present = m.flatten(2).any(-1) if m.shape[1] else torch.zeros(m.shape[:2], dtype=torch.bool)  # (T, N)
-    keep = present.any(0)  # (N,)
-    return {
-        "frames": frames,
-        "masks": m[:, keep].contiguous(),
-        "labels": torch.tensor(labels, dtype=torch.int64)[keep],
-        "ids": torch.tensor(ids, dtype=torch.int64)[keep],
-        "present": present[:, keep].contiguous(),
-        "video_id": int(video_id),
-        "frame_indices": frame_indices,
-    }
 
 
 def collate_clips(items: list[dict]) -> list[dict]:

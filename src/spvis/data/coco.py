@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from spvis.data.json_fields import flag_field, int_field, unique_entries
 from spvis.data.png_io import check_size
-from spvis.data.rle import RLEError, normalize_segmentation, validate_normalized
-from spvis.data.ytvis import _int_field, flag_field, parse_categories
+from spvis.data.rle import RLEError
+from spvis.data.segmentation import normalize_segmentation, validate_normalized
+from spvis.data.ytvis import parse_categories
 from spvis.errors import DataFormatError
 from spvis.utils.json_io import read_json
 
@@ -85,40 +87,26 @@ def load_coco_instances(json_path: str | Path, image_root: str | Path | None = N
     out_categories = target_categories if target_categories is not None else categories
     known = {int(c["id"]) for c in categories}
     images: list[ImageRecord] = []
-    seen: set[int] = set()
-    for i, im in enumerate(data["images"]):
-        if not isinstance(im, dict):
-            raise DataFormatError(path, "must be an object", entry=f"images[{i}]")
-        iid = _int_field(path, im, "id", f"images[{i}]")
-        if iid in seen:
-            raise DataFormatError(path, "duplicate image id", entry=f"image {iid}", field="id")
-        seen.add(iid)
+    for im, iid in unique_entries(path, data["images"], "images", "image"):
         name = im.get("file_name")
         if not isinstance(name, str):
             raise DataFormatError(path, "must be a string", entry=f"image {iid}", field="file_name")
-        height = _int_field(path, im, "height", f"image {iid}", positive=True)
-        width = _int_field(path, im, "width", f"image {iid}", positive=True)
+        height = int_field(path, im, "height", f"image {iid}", positive=True)
+        width = int_field(path, im, "width", f"image {iid}", positive=True)
         check_size(path, height, width, entry=f"image {iid}", field="height/width")
         images.append(ImageRecord(iid, name, height, width))
     by_id = {im.id: im for im in images}
     instances: dict[int, list[ImageInstance]] = {im.id: [] for im in images}
-    ann_seen: set[int] = set()
     pending: list[tuple[int, ImageInstance]] = []  # (image id, instance): RLE runs validated in one batch
     annotations = data.get("annotations") or []
     if not isinstance(annotations, list):
         raise DataFormatError(path, "must be a list", field="annotations")
-    for i, a in enumerate(annotations):
-        if not isinstance(a, dict):
-            raise DataFormatError(path, "must be an object", entry=f"annotations[{i}]")
-        aid = _int_field(path, a, "id", f"annotations[{i}]")
+    for a, aid in unique_entries(path, annotations, "annotations", "annotation"):
         entry = f"annotation {aid}"
-        if aid in ann_seen:
-            raise DataFormatError(path, "duplicate annotation id", entry=entry, field="id")
-        ann_seen.add(aid)
-        iid = _int_field(path, a, "image_id", entry)
+        iid = int_field(path, a, "image_id", entry)
         if iid not in by_id:
             raise DataFormatError(path, f"unknown image id {iid}", entry=entry, field="image_id")
-        cid = _int_field(path, a, "category_id", entry)
+        cid = int_field(path, a, "category_id", entry)
         if cid not in known:
             raise DataFormatError(path, f"unknown category id {cid}", entry=entry, field="category_id")
         if flag_field(path, a, "iscrowd", entry):

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from spvis.data.png_io import open_image
+from spvis.errors import DataFormatError, one_line
 
 TAIL_BYTES = 4096
 JPEG_END = b"\xff\xd9"
@@ -27,6 +28,14 @@ PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type and its CRC
 class BrokenFrameError(OSError):
     """A frame file that is empty, unreadable, outside the pixel budget, cut short or overwritten. The message is
     the reason only; callers name the file and the dataset entry."""
+
+
+def frame_file_error(source: str | Path, path: str | Path, exc: OSError) -> DataFormatError:
+    """The error for a dataset frame file that is missing or unreadable (``exc`` from opening or checking it),
+    naming the dataset ``source`` and the file: one wording for every reader of dataset frames."""
+    if isinstance(exc, FileNotFoundError):
+        return DataFormatError(source, f"frame file not found: {path}", field="file_names")
+    return DataFormatError(source, f"cannot read frame {path}: {one_line(exc)}", field="file_names")
 
 
 def check_frame_file(path: str | Path) -> tuple[int, int]:
@@ -44,7 +53,7 @@ def check_frame_file(path: str | Path) -> tuple[int, int]:
     except FileNotFoundError:
         raise
     except OSError as exc:  # not an image, or outside the pixel budget (ImageBudgetError)
-        raise BrokenFrameError(_one_line(exc)) from None
+        raise BrokenFrameError(one_line(exc)) from None
     end = {"JPEG": JPEG_END, "MPO": JPEG_END, "PNG": PNG_END}.get(kind)
     if end is not None:
         with open(path, "rb") as handle:
@@ -53,7 +62,3 @@ def check_frame_file(path: str | Path) -> tuple[int, int]:
                 raise BrokenFrameError(f"the {kind} data ends without its end marker: the file is truncated or "
                                        f"corrupt ({size} bytes)")
     return height, width
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,12 +1,8 @@
 """Frame sources for inference: a video file, a folder of frames, or a dataset video record, read lazily.
 
-Every source has ``.name``, ``.num_frames`` (None when a stream does not say), ``.height``, ``.width``,
-``.fps`` (None for image folders) and iterates uint8 RGB frames (H, W, 3) one at a time, so a 2,000-frame
-video is never held in memory. A video that breaks off mid-stream stops iterating and sets
-``.truncated = True`` and ``.error`` (one line, naming the file); it never raises mid-stream: whether a cut video
-is an error is the caller's choice (``spvis infer`` refuses it unless ``--allow-truncated``). A stream ended on
-request (a live source's first Ctrl-C) is ``.truncated`` too, with ``.stopped = True``: cut short, not broken, so
-it is not an error. A source with no readable frame at all raises ``SpvisError`` when it is opened.
+Every source is a ``spvis.data.frame_source.FrameSource`` (that module states the contract: lazy uint8 RGB
+frames, ``.truncated`` / ``.error`` instead of raising mid-stream, ``max_frames``); ``open_frame_source`` picks
+the kind for a path, a record or a live URL (``spvis.data.live``).
 
 Frame lists (folders, dataset records) are checked when opened, from headers and end markers
 (``spvis.data.frame_check``): a missing, empty, cut, zeroed or mis-sized frame raises ``SpvisError`` naming it,
@@ -21,50 +17,15 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from spvis.data.frame_check import check_frame_file
+from spvis.data.frame_check import check_frame_file, frame_file_error
+from spvis.data.frame_source import FrameSource
+from spvis.data.live import LiveSource, is_live
 from spvis.data.png_io import check_size, open_image
 from spvis.data.ytvis import VideoRecord
-from spvis.errors import DataFormatError, SpvisError
+from spvis.errors import DataFormatError, SpvisError, one_line
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-
-
-class FrameSource:
-    """Common state of all sources (see module docstring); subclasses implement ``_frames``."""
-
-    def __init__(self, name: str, num_frames: int | None, height: int, width: int, fps: float | None,
-                 max_frames: int | None):
-        if max_frames is not None and max_frames < 1:
-            raise SpvisError(f"{name}: max_frames must be at least 1, got {max_frames}")
-        self.name = name
-        self.max_frames = max_frames
-        if num_frames is not None and max_frames is not None:
-            num_frames = min(num_frames, max_frames)
-        self.num_frames = num_frames
-        self.height, self.width, self.fps = int(height), int(width), fps
-        self.cut: str | None = None  # why the source was cut short when opened (allow_truncated), else None
-        self.truncated = False
-        self.stopped = False  # ended on request (see the module docstring)
-        self.error: str | None = None
-
-    def _frames(self) -> Iterator[np.ndarray]:
-        raise TypeError(f"{type(self).__name__} does not implement _frames")
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        self.truncated, self.error, self.stopped = self.cut is not None, self.cut, False
-        for index, frame in enumerate(self._frames()):
-            if self.max_frames is not None and index >= self.max_frames:
-                return
-            yield frame
-
-    def __len__(self) -> int:
-        if self.num_frames is None:
-            raise TypeError(f"{self.name}: the number of frames is unknown until the stream is read")
-        return self.num_frames
-
-    def _stop(self, message: str) -> None:
-        self.truncated, self.error = True, message
 
 
 class VideoFileSource(FrameSource):
@@ -87,7 +48,7 @@ class VideoFileSource(FrameSource):
         except SpvisError:
             raise
         except (av.FFmpegError, OSError, StopIteration) as exc:
-            raise SpvisError(f"{path}: cannot read video: {_one_line(exc)}") from None
+            raise SpvisError(f"{path}: cannot read video: {one_line(exc)}") from None
         if first is None:
             raise SpvisError(f"{path}: video has no decodable frame")
         super().__init__(path.stem, num, first.height, first.width, fps, max_frames)
@@ -99,7 +60,7 @@ class VideoFileSource(FrameSource):
         try:
             container = av.open(str(self.path))
         except (av.FFmpegError, OSError) as exc:
-            self._stop(f"{self.path}: cannot reopen video: {_one_line(exc)}")
+            self._stop(f"{self.path}: cannot reopen video: {one_line(exc)}")
             return
         with container:
             stream = container.streams.video[0]
@@ -111,16 +72,14 @@ class VideoFileSource(FrameSource):
                 except StopIteration:
                     break
                 except (av.FFmpegError, OSError) as exc:
-                    self._stop(f"{self.path}: decoding stopped after {count} frames: {_one_line(exc)}")
+                    self._stop(f"{self.path}: decoding stopped after {count} frames: {one_line(exc)}")
                     return
                 if frame.height != self.height or frame.width != self.width:  # mid-stream resolution change
                     array = frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
                 else:
                     array = frame.to_ndarray(format="rgb24")
                 count += 1
-                yield array  # (H, W, 3) uint8
-                if self.max_frames is not None and count >= self.max_frames:
-                    return
+                yield array  # (H, W, 3) uint8 (FrameSource stops asking after max_frames)
         if self.num_frames is not None and count < self.num_frames:
             self._stop(f"{self.path}: video ends after {count} of {self.num_frames} frames (truncated file)")
 
@@ -155,7 +114,7 @@ class ImageSequenceSource(FrameSource):
                 with open_image(path) as im:
                     frame = np.asarray(im.convert("RGB"))  # (H, W, 3) uint8
             except OSError as exc:
-                self._stop(f"{path}: cannot read frame {count}: {_one_line(exc)}")
+                self._stop(f"{path}: cannot read frame {count}: {one_line(exc)}")
                 return
             yield frame
 
@@ -167,12 +126,10 @@ def _check_frame(path: Path, expect: tuple[int, int] | None, size: tuple[int, in
     try:
         h, w = check_frame_file(path)
     except (FileNotFoundError, OSError) as exc:
-        reason = "not found" if isinstance(exc, FileNotFoundError) else _one_line(exc)
+        reason = "not found" if isinstance(exc, FileNotFoundError) else one_line(exc)
         if source is None:  # a frame folder: the file is the whole story
             return None, SpvisError(f"{path}: frame {reason}")
-        if isinstance(exc, FileNotFoundError):
-            return None, DataFormatError(source, f"frame file not found: {path}", field="file_names")
-        return None, DataFormatError(source, f"cannot read frame {path}: {reason}", field="file_names")
+        return None, frame_file_error(source, path, exc)
     if expect is not None and (h, w) != tuple(expect):
         return None, DataFormatError(source or path, f"frame {path} is {h}x{w}, expected {expect[0]}x{expect[1]}",
                                      field="height/width")
@@ -180,11 +137,6 @@ def _check_frame(path: Path, expect: tuple[int, int] | None, size: tuple[int, in
         return None, SpvisError(f"{path}: frame is {h}x{w} but the first frame {first} is {size[0]}x{size[1]}; all "
                                 f"frames of a video must have one size")
     return (h, w), None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().replace("\n", " ")
-    return text or type(exc).__name__
 
 
 def open_frame_source(path_or_video_record: Any, image_root: str | Path | None = None,
@@ -195,8 +147,6 @@ def open_frame_source(path_or_video_record: Any, image_root: str | Path | None =
     ``webcam:N`` gives a ``spvis.data.live.LiveSource``. ``allow_truncated``: a bad frame of a frame list ends the
     video before it instead of raising (see the module docstring).
     """
-    from spvis.data.live import LiveSource, is_live
-
     if is_live(path_or_video_record):
         return LiveSource(path_or_video_record, max_frames=max_frames)
     record = path_or_video_record

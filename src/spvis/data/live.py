@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from spvis.data.frames import FrameSource
-from spvis.errors import SpvisError
+from spvis.data.frame_source import FrameSource
+from spvis.errors import SpvisError, one_line
 
 LIVE_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "webcam:")
 RECONNECTS = 3  # reopen attempts of a dropped live stream
@@ -118,8 +118,6 @@ class LiveSource(FrameSource):
                             break
                         count += 1
                         yield frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
-                        if self.max_frames is not None and count >= self.max_frames:
-                            return
             if not self.live or reopened >= RECONNECTS:
                 tried = f"; gave up after {reopened} reconnects" if self.live else ""
                 self._stop(f"{self.url}: stream lost after {count} frames ({_one_line(error)}){tried}")
@@ -154,4 +152,4 @@ def stop_live_on_sigint(enabled: bool = True) -> Iterator[None]:
 
 
 def _one_line(exc: BaseException | None) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__ if exc is not None else "no error"
+    return one_line(exc) if exc is not None else "no error"

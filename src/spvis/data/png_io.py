@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from spvis.errors import DataFormatError
+from spvis.errors import DataFormatError, one_line
 
 MAX_SIDE = 16384  # pixels per side; larger than any video frame in use (8K is 7680 wide)
 MAX_PIXELS = 50_000_000  # pixels per frame (an 8K frame has 33 M)
@@ -34,19 +34,25 @@ class ImageBudgetError(OSError):
     An ``OSError``, so every reader that reports an unreadable frame (``except OSError``) reports this too."""
 
 
+def _pil_open(path: str | Path) -> Image.Image:
+    """``Image.open`` (header only); PIL's own decompression-bomb check (not an ``OSError``) reported as an
+    ``ImageBudgetError``: the one place an image file is opened."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our budget is stricter
+            return Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise ImageBudgetError(f"frame size is outside the budget (at most {MAX_PIXELS:,} pixels; "
+                               f"{one_line(exc)})") from None
+
+
 def open_image(path: str | Path) -> Image.Image:
     """``Image.open`` (header only, nothing decoded yet) of a frame inside the size budget.
 
     PIL raises ``DecompressionBombError`` (not an ``OSError``) above twice its own pixel limit and decodes
     anything below; here both cases are an ``ImageBudgetError`` naming the size, before any pixel is decoded.
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our budget is stricter
-            im = Image.open(path)
-    except Image.DecompressionBombError as exc:
-        raise ImageBudgetError(f"frame size is outside the budget (at most {MAX_PIXELS:,} pixels; "
-                               f"{_one_line(exc)})") from None
+    im = _pil_open(path)
     w, h = im.size
     if h < 1 or w < 1 or h > MAX_SIDE or w > MAX_SIDE or h * w > MAX_PIXELS:
         im.close()
@@ -58,16 +64,13 @@ def open_image(path: str | Path) -> Image.Image:
 def _open(path: Path, entry: str | None, field: str | None, what: str) -> Image.Image:
     """``Image.open`` (header only) with one-line errors; PIL's own bomb check reports as our budget."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our budget is stricter
-            return Image.open(path)
+        return _pil_open(path)
     except FileNotFoundError:
         raise DataFormatError(path, "file not found", entry=entry, field=field) from None
-    except Image.DecompressionBombError as exc:
-        raise DataFormatError(path, f"frame size is outside the budget (at most {MAX_PIXELS:,} pixels; "
-                              f"{_one_line(exc)})", entry=entry, field=field) from None
+    except ImageBudgetError as exc:
+        raise DataFormatError(path, str(exc), entry=entry, field=field) from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise DataFormatError(path, f"not a readable {what} ({_one_line(exc)})", entry=entry, field=field) from None
+        raise DataFormatError(path, f"not a readable {what} ({one_line(exc)})", entry=entry, field=field) from None
 
 
 def image_size(path: Path, *, entry: str | None = None, field: str | None = None) -> tuple[int, int]:
@@ -98,7 +101,7 @@ def read_id_png(path: Path, *, entry: str | None = None, field: str | None = Non
                                   entry=entry, field=field)
         rgbx = np.asarray(im.convert("RGBA"))  # (H, W, 4) uint8; decoding happens here
     except (OSError, ValueError, SyntaxError) as exc:
-        raise DataFormatError(path, f"not a readable PNG ({_one_line(exc)})", entry=entry, field=field) from None
+        raise DataFormatError(path, f"not a readable PNG ({one_line(exc)})", entry=entry, field=field) from None
     finally:
         im.close()
     # little-endian view: R + G<<8 + B<<16 + A<<24, then drop the alpha byte
@@ -115,7 +118,7 @@ def read_label_png(path: Path, *, entry: str | None = None, field: str | None = 
                                   entry=entry, field=field)
         labels = np.array(im)  # (H, W) uint8
     except (OSError, ValueError, SyntaxError) as exc:
-        raise DataFormatError(path, f"not a readable PNG ({_one_line(exc)})", entry=entry, field=field) from None
+        raise DataFormatError(path, f"not a readable PNG ({one_line(exc)})", entry=entry, field=field) from None
     finally:
         im.close()
     return labels
@@ -143,6 +146,3 @@ def _save_png(image: Image.Image, path: Path, atomic: bool) -> None:
 
     atomic_save(path, lambda tmp: image.save(tmp, format="PNG"))
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

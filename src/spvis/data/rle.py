@@ -1,63 +1,35 @@
-"""Per-frame segmentations of YTVIS/OVIS/COCO files: normalise to compressed RLE, validate, decode.
+"""The one COCO RLE codec: batched encode, decode, area, box and IoU of compressed RLEs (pycocotools underneath).
 
-A segmentation is a compressed RLE (``counts`` a string), an uncompressed RLE (``counts`` a list of
-ints), a polygon list, or None (object absent). Everything is normalised to compressed RLE with
-``bytes`` counts so pycocotools can decode it; validation parses the counts string itself, because
-pycocotools does not check that the runs add up to H*W (a corrupt string decodes to garbage).
+Every place that turns masks into RLEs or back goes through here: the engines' per-frame encoders, the
+benchmark result writer, the synthetic datasets, the GT loaders and the viewers. Two ``counts`` forms exist:
+``bytes`` (what pycocotools returns and reads) and ``str`` (json-ready, what result files and our encoders
+hand out); every function below reads either.
+
+Layout: pycocotools encodes an (H, W, N) Fortran-ordered uint8 stack, i.e. each mask's pixels column-major.
+``encode_column_major`` takes masks already laid out so ((N, W, H) C-contiguous: what the inference engines
+produce on the device) and encodes them without a copy; the other encoders make that layout with one
+transposing copy. Validation of foreign RLEs lives in ``spvis.data.segmentation`` and ``spvis.data.rle_batch``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from spvis.data.rle_batch import validate_counts
-
-# Polygon vertices may lie a little outside the frame (COCO has some); beyond this fraction of a side per
-# direction they are corrupt, and pycocotools' outline rasteriser would allocate memory in proportion.
-POLYGON_MARGIN = 1.0
-MAX_POLYGON_COORDS = 1_000_000
-MAX_POLYGON_OUTLINE = 4_000_000  # summed outline length (pixels) of one segmentation's polygons: ~160 MB to rasterise
+# pycocotools 2.0.x ``area()`` on a list allocates its output with the dtype numpy infers from the list length;
+# with numpy 2 a list of 256 or more RLEs raises OverflowError ("out of bounds for uint8"). Every area goes
+# through the helpers below, which never hand it more than this many RLEs at once.
+AREA_CHUNK = 128
+# Below this many non-empty frames a thread pool costs ``encode_masks`` more than it saves.
+_PARALLEL_MIN_FRAMES = 16
 
 
 class RLEError(ValueError):
     """A segmentation cannot be decoded; the message says why (the caller adds file and ids)."""
-
-
-def parse_compressed_counts(counts: bytes | str) -> np.ndarray:
-    """Run lengths (int64 array) of a COCO compressed-RLE string: 5 data bits per char, a continuation bit,
-    sign extension in the last char, runs after the 2nd stored as deltas to the run two before.
-
-    Vectorised with numpy: ``spvis data check`` parses every RLE of a dataset (100k+ strings for YTVIS), and
-    pycocotools offers no validating parser.
-    """
-    data = counts_bytes(counts) if isinstance(counts, str) else bytes(counts)
-    if not data:
-        return np.zeros(0, dtype=np.int64)
-    c = np.frombuffer(data, dtype=np.uint8).astype(np.int64) - 48  # (L,)
-    bad = np.flatnonzero((c < 0) | (c > 63))
-    if bad.size:
-        pos = int(bad[0])
-        raise RLEError(f"counts string has an invalid character {chr(data[pos])!r} at offset {pos}")
-    more = (c & 0x20) != 0
-    if more[-1]:
-        raise RLEError("counts string ends in the middle of a run")
-    ends = np.flatnonzero(~more)  # last char of each run
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    run_of_char = np.repeat(np.arange(ends.size), ends - starts + 1)
-    shift = 5 * (np.arange(c.size) - starts[run_of_char])
-    if shift.max() > 55:
-        raise RLEError("counts string has a run longer than 64 bits")
-    values = np.add.reduceat((c & 0x1F) << shift, starts)  # (R,)
-    negative = (c[ends] & 0x10) != 0
-    values = values - np.where(negative, np.left_shift(1, shift[ends] + 5), 0)
-    runs = values.copy()
-    if runs.size > 3:  # runs[i] = v[i] + runs[i-2] for i > 2: a cumulative sum over odd indices from 1, even from 2
-        runs[1::2] = np.cumsum(values[1::2])
-        runs[2::2] = np.cumsum(values[2::2])
-    return runs
 
 
 def counts_bytes(counts: str | bytes) -> bytes:
@@ -71,123 +43,124 @@ def counts_bytes(counts: str | bytes) -> bytes:
             from None
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _json_counts(rles: list[dict]) -> list[dict]:
+    """The same RLE dicts with their bytes ``counts`` turned into str (json-ready), in place."""
+    for rle in rles:
+        rle["counts"] = rle["counts"].decode("ascii")
+    return rles
 
 
-def _check_size(size: Any, height: int, width: int) -> None:
-    if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(_is_int(v) for v in size):
-        raise RLEError(f"RLE 'size' must be [height, width] integers, got {_short(size)}")
-    if [size[0], size[1]] != [int(height), int(width)]:
-        raise RLEError(f"mask size {list(size)} differs from the video size [{height}, {width}]")
+def _as_bytes_rle(rle: dict) -> dict:
+    """An RLE pycocotools reads: ``counts`` as bytes (a str one is ASCII-encoded), the size as given."""
+    counts = rle["counts"]
+    return rle if isinstance(counts, bytes) else {"size": rle["size"], "counts": counts_bytes(counts)}
 
 
-def _check_uncompressed(runs: list, height: int, width: int) -> None:
-    if not all(_is_int(v) for v in runs):
-        raise RLEError("uncompressed RLE counts must be integers")
-    if any(v < 0 for v in runs):
-        raise RLEError("RLE has a negative run length")
-    if sum(runs) != height * width:
-        raise RLEError(f"uncompressed RLE runs do not cover {height}x{width} pixels")
+# ---------------------------------------------------------------------------------------------------- encode
 
 
-def check_rle(rle: dict, height: int, width: int) -> None:
-    """Raise RLEError unless ``rle`` is a well-formed RLE of an (height, width) mask."""
-    _check_size(rle.get("size"), height, width)
-    counts = rle.get("counts")
-    if isinstance(counts, list):
-        _check_uncompressed(counts, height, width)
-    elif isinstance(counts, (str, bytes)):
-        _, errors = validate_counts([counts_bytes(counts)], [(int(height), int(width))])
-        if errors[0] is not None:
-            raise RLEError(errors[0])
+def encode_column_major(masks: np.ndarray) -> list[dict]:
+    """Compressed RLEs (json-ready str counts) of bool or uint8 (N, W, H) C-contiguous masks, i.e. each mask's
+    pixels in column-major order, the layout pycocotools reads: one call, no copy."""
+    if masks.shape[0] == 0:
+        return []
+    if masks.dtype == np.bool_:
+        as_u8 = masks.view(np.uint8)
     else:
-        raise RLEError(f"RLE 'counts' must be a string or a list, got {type(counts).__name__}")
+        as_u8 = masks if masks.dtype == np.uint8 else masks.astype(np.uint8)
+    return _json_counts(mask_utils.encode(np.asfortranarray(as_u8.transpose(2, 1, 0))))  # (H, W, N) F: a view
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def encode_frame_masks(masks: np.ndarray) -> list[dict]:
+    """Compressed RLEs (json-ready str counts) of bool or uint8 (N, H, W) masks, encoded in one pycocotools call.
 
-
-def _check_polygons(polygons: list[list], height: int, width: int) -> None:
-    """RLEError unless every coordinate is a finite number near the frame and the outlines fit the budget:
-    pycocotools rasterises a polygon along its outline (5x upsampled), so a vertex at 1e9 allocates gigabytes
-    and one at 1e308 crashes the process."""
-    outline = 0.0
-    for polygon in polygons:
-        if len(polygon) > MAX_POLYGON_COORDS:
-            raise RLEError(f"polygon has {len(polygon)} coordinates, more than the budget of {MAX_POLYGON_COORDS:,}")
-        for k, v in enumerate(polygon):
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise RLEError(f"polygon coordinates must be numbers, got {_short(v)} at index {k}")
-        xy = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)  # (P, 2) x, y
-        low = -POLYGON_MARGIN * np.array([width, height])
-        high = (1 + POLYGON_MARGIN) * np.array([width, height])
-        outside = ~((xy >= low) & (xy <= high))  # nan is outside too
-        if outside.any():
-            p, axis = (int(i) for i in np.argwhere(outside)[0])
-            raise RLEError(f"polygon coordinate {'xy'[axis]}={polygon[2 * p + axis]!r} at index {2 * p + axis} is "
-                           f"not a finite number near the {width}x{height} frame")
-        outline += float(np.abs(np.diff(xy, axis=0, append=xy[:1])).max(axis=1).sum())
-    if outline > MAX_POLYGON_OUTLINE:
-        raise RLEError(f"polygon outlines are {outline:,.0f} pixels long, more than the budget of "
-                       f"{MAX_POLYGON_OUTLINE:,}")
-
-
-def normalize_segmentation(segm: Any, height: int, width: int) -> dict | None:
-    """Compressed RLE (bytes counts) of one frame's segmentation, or None when absent / no valid polygon.
-
-    Uncompressed RLEs and polygons are checked here; a compressed ``counts`` string is only checked for its
-    type and characters, its runs are validated in bulk by the caller (``validate_counts``).
-    """
-    if segm is None:
-        return None
-    if isinstance(segm, dict):
-        if "counts" not in segm or "size" not in segm:
-            raise RLEError("RLE must have 'counts' and 'size'")
-        _check_size(segm["size"], height, width)
-        counts = segm["counts"]
-        if isinstance(counts, list):
-            _check_uncompressed(counts, height, width)
-            return mask_utils.frPyObjects({"size": [int(height), int(width)], "counts": counts}, height, width)
-        if isinstance(counts, (str, bytes)):
-            return {"size": [height, width], "counts": counts_bytes(counts)}
-        raise RLEError(f"RLE 'counts' must be a string or a list, got {type(counts).__name__}")
-    if isinstance(segm, list):
-        polygons = [p for p in segm if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0]
-        if not polygons:
-            return None  # invalid polygons are dropped, as the official loaders do
-        _check_polygons(polygons, height, width)
-        return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
-    raise RLEError(f"segmentation must be an RLE dict, a polygon list or null, got {type(segm).__name__}")
-
-
-def validate_normalized(rles: list[dict]) -> tuple[np.ndarray, list[str | None]]:
-    """(areas, errors) of normalised RLEs (``normalize_segmentation`` output): every run checked in one batch."""
-    return validate_counts([r["counts"] for r in rles], [(int(r["size"][0]), int(r["size"][1])) for r in rles])
-
-
-def decode_rle(rle: dict) -> np.ndarray:
-    """Bool (H, W) mask of a normalised RLE."""
-    return mask_utils.decode(rle).astype(bool)
+    A (N, H, W) C-ordered stack costs one transposing copy; a transposed view of a contiguous (N, W, H) array
+    (``x.transpose(0, 2, 1)``) costs none."""
+    return encode_column_major(np.ascontiguousarray(masks.transpose(0, 2, 1)))
 
 
 def encode_mask(mask: np.ndarray) -> dict:
-    """Compressed RLE with a str ``counts`` (json-ready) of a bool (H, W) mask."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
+    """Compressed RLE (json-ready str counts) of one (H, W) mask (non-bool values cast to uint8)."""
+    mask = np.asarray(mask)
+    return encode_frame_masks(mask[None] if mask.dtype in (np.bool_, np.uint8) else mask.astype(np.uint8)[None])[0]
 
 
-# pycocotools 2.0.x ``area()`` on a list allocates its output with the dtype numpy infers from the list length;
-# with numpy 2 a list of 256 or more RLEs raises OverflowError ("out of bounds for uint8"). Every area goes
-# through the helpers below, which never hand it more than this many RLEs at once.
-AREA_CHUNK = 128
+def encode_masks(masks: Any, *, num_threads: int | None = None) -> list[dict | None]:
+    """Per-frame compressed RLE of bool (T, H, W) masks (numpy or torch); frames with an empty mask give None.
+
+    Only non-empty frames are encoded. With ``num_threads`` > 1 the frames are encoded in chunks on a thread
+    pool: pycocotools holds the GIL while encoding but numpy's transposing copy releases it, so one chunk's
+    copy overlaps another's encode. The default uses threads only for stacks of 16+ non-empty frames.
+    """
+    if hasattr(masks, "detach"):  # torch tensor
+        masks = masks.detach().to("cpu").numpy()
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"encode_masks expects (T, H, W) masks, got shape {masks.shape}")
+    if masks.dtype != np.bool_ and masks.dtype != np.uint8:
+        masks = masks > 0
+    num_frames = masks.shape[0]
+    out: list[dict | None] = [None] * num_frames
+    nonempty = np.flatnonzero(masks.reshape(num_frames, -1).any(axis=1))
+    if len(nonempty) == 0:
+        return out
+    if num_threads is None:
+        num_threads = min(4, os.cpu_count() or 1) if len(nonempty) >= _PARALLEL_MIN_FRAMES else 1
+    chunks = np.array_split(nonempty, max(1, min(num_threads, len(nonempty))))
+
+    def encode_chunk(frames: np.ndarray) -> list[dict]:
+        return encode_frame_masks(masks[frames] if len(frames) != num_frames else masks)
+
+    if len(chunks) == 1:
+        encoded = [encode_chunk(chunks[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            encoded = list(pool.map(encode_chunk, chunks))
+    for frames, rles in zip(chunks, encoded):
+        for t, rle in zip(frames, rles):
+            out[int(t)] = rle
+    return out
+
+
+def compress_runs(runs: list[int], height: int, width: int) -> dict:
+    """Compressed RLE (bytes counts) of uncompressed run lengths (column-major, background first)."""
+    return mask_utils.frPyObjects({"size": [int(height), int(width)], "counts": runs}, height, width)
+
+
+def runs_rle(runs: list[int], height: int, width: int) -> dict:
+    """Compressed RLE (json-ready str counts) of uncompressed run lengths: masks written from their runs."""
+    return _json_counts([compress_runs(runs, height, width)])[0]
+
+
+def polygons_rle(polygons: list[list[float]], height: int, width: int) -> dict:
+    """Compressed RLE (bytes counts) of the union of COCO polygons [x0, y0, x1, y1, ...] (checked by the caller:
+    pycocotools allocates along each outline)."""
+    return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+
+
+# ---------------------------------------------------------------------------------------------------- decode
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """Bool (H, W) mask of a compressed RLE (str or bytes counts)."""
+    return mask_utils.decode(_as_bytes_rle(rle)).astype(bool)
+
+
+def decode_rles(rles: Sequence[dict | None], height: int, width: int) -> np.ndarray:
+    """Bool (N, H, W) masks of compressed RLEs of (height, width) frames; a None entry gives an empty mask."""
+    out = np.zeros((len(rles), height, width), dtype=bool)
+    present = [k for k, rle in enumerate(rles) if rle is not None]
+    if present:
+        stack = mask_utils.decode([_as_bytes_rle(rles[k]) for k in present])  # (H, W, n) uint8
+        out[present] = stack.transpose(2, 0, 1).astype(bool)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- measure
 
 
 def rle_areas(rles: list[dict]) -> np.ndarray:
-    """Foreground pixel counts (int64 (N,)) of normalised RLEs, any N (chunked under pycocotools' limit)."""
+    """Foreground pixel counts (int64 (N,)) of compressed RLEs, any N (chunked under pycocotools' limit)."""
     out = np.zeros(len(rles), dtype=np.int64)
     for start in range(0, len(rles), AREA_CHUNK):
         out[start:start + AREA_CHUNK] = mask_utils.area(list(rles[start:start + AREA_CHUNK]))
@@ -195,10 +168,22 @@ def rle_areas(rles: list[dict]) -> np.ndarray:
 
 
 def rle_area(rle: dict) -> int:
-    """Foreground pixel count of one normalised RLE (a single dict: pycocotools' scalar path, no list)."""
+    """Foreground pixel count of one compressed RLE (a single dict: pycocotools' scalar path, no list)."""
     return int(mask_utils.area(rle))
 
 
 def rle_bbox(rle: dict) -> list[float]:
-    """[x, y, w, h] box of a normalised RLE."""
+    """[x, y, w, h] box of a compressed RLE."""
     return [float(v) for v in mask_utils.toBbox(rle)]
+
+
+def rle_ious(rles_a: list[dict], rles_b: list[dict]) -> np.ndarray:
+    """float64 (len(a), len(b)) mask IoUs of two lists of compressed RLEs of one frame size (no crowd regions),
+    in one pycocotools call."""
+    ious = mask_utils.iou(rles_a, rles_b, [0] * len(rles_b))
+    return np.asarray(ious, dtype=np.float64).reshape(len(rles_a), len(rles_b))
+
+
+def rle_intersection_area(rle_a: dict, rle_b: dict) -> int:
+    """Pixels two compressed RLEs share (merge with intersect + area: cheaper than ``rle_ious`` for one pair)."""
+    return rle_area(mask_utils.merge([rle_a, rle_b], True))

@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from spvis.data.synth import (_assign_depth, _fold, _inside, _level_events, _make_object, _Object, _steer_over,
-                              _windows_overlap)
+from spvis.data.synth_motion import (SceneObject, assign_depth, fold, inside, level_events, make_object,
+                                     steer_over, windows_overlap)
 from spvis.data.synth_shapes import CATEGORY_SPECS, Appearance, sample_appearance
 
 Event = tuple[int, int, int, int]  # (occluder, target, first, last) in motion time
@@ -69,7 +69,7 @@ def _straight_path(rng: np.random.Generator, t: np.ndarray, *, through: np.ndarr
     unit = np.array([np.cos(heading), np.sin(heading)])
     sway = wobble[None, :] * (np.sin(2 * np.pi * t[:, None] / period + phase) - np.sin(2 * np.pi * at / period + phase))
     raw = through[None, :] + speed * (t - at)[:, None] * unit[None, :] + sway
-    return np.stack([_fold(raw[:, 0], margin, width - margin), _fold(raw[:, 1], margin, height - margin)], 1)
+    return np.stack([fold(raw[:, 0], margin, width - margin), fold(raw[:, 1], margin, height - margin)], 1)
 
 
 def _heading_at(pos: np.ndarray, k: int) -> float:
@@ -96,14 +96,14 @@ def _twin_looks(rng: np.random.Generator, t: np.ndarray, *, count: int, category
 
 
 def crossing_twins(rng: np.random.Generator, t: np.ndarray, *, count: int, category: int, height: int,
-                   width: int, preset: IdentityPreset = HARD) -> tuple[list[_Object], list[list[int]]]:
+                   width: int, preset: IdentityPreset = HARD) -> tuple[list[SceneObject], list[list[int]]]:
     """``count`` look-alike objects of one category and colour whose paths cross: (objects, crossing motion
     times of each object). Clones (``preset.clone``) also share size and rotation, so where two coincide the
     front one hides the other fully."""
     total, short = len(t), min(height, width)
     looks = _twin_looks(rng, t, count=count, category=category, short=short, clone=preset.clone)
     margin = min(float(radius.min()) for _, radius, _ in looks)  # one margin: crossing points stay put by the fold
-    objects: list[_Object] = []
+    objects: list[SceneObject] = []
     crossings: list[list[int]] = [[] for _ in range(count)]
     for j, (app, radius, angle) in enumerate(looks):
         speed = rng.uniform(*preset.twin_speed) * short / 256.0
@@ -120,7 +120,7 @@ def crossing_twins(rng: np.random.Generator, t: np.ndarray, *, count: int, categ
             crossings[j].append(at)
         pos = _straight_path(rng, t.astype(np.float64), through=through, at=at, heading=heading, speed=speed,
                              margin=margin, height=height, width=width)
-        objects.append(_Object(category, app, pos, radius.copy(), angle.copy()))
+        objects.append(SceneObject(category, app, pos, radius.copy(), angle.copy()))
     return objects, crossings
 
 
@@ -144,7 +144,7 @@ def _leg(point: np.ndarray, rng: np.random.Generator, *, reach: float, height: i
     return direction, length / duration, duration
 
 
-def exit_and_return(rng: np.random.Generator, obj: _Object, t: np.ndarray, *, stride: int, keep: list[int],
+def exit_and_return(rng: np.random.Generator, obj: SceneObject, t: np.ndarray, *, stride: int, keep: list[int],
                     preset: IdentityPreset, height: int, width: int) -> bool:
     """Send ``obj`` out through the nearest border and back in on its own path; False when no window fits."""
     total, short = len(t), min(height, width)
@@ -187,7 +187,7 @@ def _return_time(pos: np.ndarray, earliest: float, *, reach: float, height: int,
     return None
 
 
-def _replace_with_excursion(obj: _Object, t: np.ndarray, *, k1: int, k2: int, out: tuple[np.ndarray, float],
+def _replace_with_excursion(obj: SceneObject, t: np.ndarray, *, k1: int, k2: int, out: tuple[np.ndarray, float],
                             back: tuple[np.ndarray, float], turn: float) -> None:
     """Between k1 and k2 the object runs out along ``out`` and, after ``turn``, comes back along ``back``."""
     (u1, v1), (u2, v2) = out, back
@@ -199,7 +199,7 @@ def _replace_with_excursion(obj: _Object, t: np.ndarray, *, k1: int, k2: int, ou
     obj.pos[coming] = end[None, :] + (k2 - t[coming])[:, None] * v2 * u2[None, :]
 
 
-def long_occlusions(rng: np.random.Generator, objects: list[_Object], t: np.ndarray, *, targets: list[int],
+def long_occlusions(rng: np.random.Generator, objects: list[SceneObject], t: np.ndarray, *, targets: list[int],
                     occluders: list[int], stride: int, frames: int, preset: IdentityPreset, height: int,
                     width: int) -> list[Event]:
     """Moving occluders that hide twins for ``preset.hidden_frames`` frames: events (occluder, target, first, last)."""
@@ -220,21 +220,21 @@ def long_occlusions(rng: np.random.Generator, objects: list[_Object], t: np.ndar
         a = int(rng.choice(targets))
         b = int(rng.choice([o for o in occluders if o != a]))
         window = (int(start) - pad, int(math.ceil(end)) + pad)
-        if _windows_overlap(window, objects, (a, b)):
+        if windows_overlap(window, objects, (a, b)):
             continue
         hidden = (tf >= start + ramp) & (tf <= end - ramp)
-        if not _inside(objects[a].pos[hidden], height, width).all():
+        if not inside(objects[a].pos[hidden], height, width).all():
             continue
         objects[a].busy.append(window)
         objects[b].busy.append(window)
-        _steer_over(objects[a], objects[b], tf, start, ramp, end)
+        steer_over(objects[a], objects[b], tf, start, ramp, end)
         events.append((b, a, int(start), int(math.ceil(end))))
     return events
 
 
 def hard_identity_scene(rng: np.random.Generator, dense: np.ndarray, *, frame_stride: int, height: int, width: int,
                         categories: int, max_objects: int, occlusion: str,
-                        preset: IdentityPreset = HARD) -> tuple[list[_Object], list[Event]]:
+                        preset: IdentityPreset = HARD) -> tuple[list[SceneObject], list[Event]]:
     """Objects of ``--identity hard`` (twins that cross, leave and come back, hidden long by moving occluders)
     with their depths set: (objects, occlusion events)."""
     total = len(dense)
@@ -243,9 +243,9 @@ def hard_identity_scene(rng: np.random.Generator, dense: np.ndarray, *, frame_st
     twin_cat, occluder_cat = _twin_categories(rng, categories)
     twins, crossings = crossing_twins(rng, dense, count=n_twins, category=twin_cat, height=height, width=width,
                                       preset=preset)
-    occluder = _make_object(rng, dense, category=occluder_cat, height=height, width=width, total=total)
+    occluder = make_object(rng, dense, category=occluder_cat, height=height, width=width, total=total)
     extra = rng.integers(0, categories, size=max(max_objects - n_twins - 1, 0))
-    others = [_make_object(rng, dense, category=int(c), height=height, width=width, total=total) for c in extra]
+    others = [make_object(rng, dense, category=int(c), height=height, width=width, total=total) for c in extra]
     objects = [*twins, occluder, *others]
     exits = 0
     for i in rng.permutation(n_twins):  # the first twins whose paths leave room for an excursion
@@ -255,6 +255,6 @@ def hard_identity_scene(rng: np.random.Generator, dense: np.ndarray, *, frame_st
     occluders = [i for i, o in enumerate(objects) if i >= n_twins and CATEGORY_SPECS[o.category].inscribed >= 0.7]
     events = long_occlusions(rng, objects, dense, targets=list(range(n_twins)), occluders=occluders,
                              stride=frame_stride, frames=frames, preset=preset, height=height, width=width)
-    events += _level_events(rng, objects, dense, occlusion, total, height, width) or []
-    _assign_depth(rng, objects, events)
+    events += level_events(rng, objects, dense, occlusion, total, height, width) or []
+    assign_depth(rng, objects, events)
     return objects, events

@@ -23,7 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from spvis.data.png_io import read_label_png, write_id_png, write_label_png
-from spvis.data.synth import OCCLUSION_LEVELS, _make_object, _parse_size, _plan_occlusions, layer_objects
+from spvis.data.synth import output_folder, split_videos
+from spvis.data.synth_motion import OCCLUSION_LEVELS, make_object, plan_occlusions
+from spvis.data.synth_plan import parse_frame_size
+from spvis.data.synth_render import layer_objects
 from spvis.data.synth_shapes import CATEGORY_SPECS, MAX_CATEGORIES, hsv_to_rgb, make_background
 from spvis.errors import SpvisError
 from spvis.utils.atomic_io import atomic_write_json, atomic_write_text
@@ -124,8 +127,8 @@ def render_panoptic_video(rng: np.random.Generator, *, frames: int, height: int,
     cats = rng.integers(0, categories, size=n_obj)
     if occlusion != "none" and n_obj >= 2 and not any(CATEGORY_SPECS[c].inscribed >= 0.7 for c in cats):
         cats[0] = int(rng.integers(0, min(categories, 2)))  # one object able to hide others
-    objects = [_make_object(rng, dense, category=int(c), height=height, width=width, total=total) for c in cats]
-    if not _plan_occlusions(rng, objects, dense, occlusion, total, height, width):
+    objects = [make_object(rng, dense, category=int(c), height=height, width=width, total=total) for c in cats]
+    if not plan_occlusions(rng, objects, dense, occlusion, total, height, width):
         for rank, i in enumerate(rng.permutation(n_obj)):
             objects[int(i)].depth = float(rank)
     front_to_back = sorted(range(n_obj), key=lambda i: objects[i].depth)
@@ -194,7 +197,7 @@ def generate_panoptic_dataset(out_dir: str | Path, *, task: str = "vps", videos:
 
     if task not in ("vps", "vss"):
         raise SpvisError(f"task must be 'vps' or 'vss', got {task!r}")
-    height, width = _parse_size(size)
+    height, width = parse_frame_size(size)
     if not 1 <= categories <= MAX_CATEGORIES:
         raise SpvisError(f"--categories must be in 1..{MAX_CATEGORIES}, got {categories}")
     if not 2 <= stuff <= MAX_STUFF:
@@ -203,15 +206,8 @@ def generate_panoptic_dataset(out_dir: str | Path, *, task: str = "vps", videos:
         raise SpvisError(f"--occlusion must be one of {list(OCCLUSION_LEVELS)}, got {occlusion!r}")
     if videos < 1 or frames < 1 or not 1 <= max_objects < ID_STRIDE:
         raise SpvisError(f"--videos and --frames must be at least 1 and --max-objects in 1..{ID_STRIDE - 1}")
-    if not 0.0 <= valid_fraction < 1.0:
-        raise SpvisError(f"--valid-fraction must be in [0, 1), got {valid_fraction}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise SpvisError(f"{out}: --out must be a folder, but a file of that name exists")
-    n_valid = int(round(videos * valid_fraction))
-    if valid_fraction > 0 and videos > 1:
-        n_valid = min(max(n_valid, 1), videos - 1)
-    split_of = ["train"] * (videos - n_valid) + ["val"] * n_valid
+    split_of = split_videos(videos, valid_fraction, "val")
+    out = output_folder(out_dir)
     cats = panoptic_categories(categories, stuff)
     root = out / (VIPSEG_DIR if task == "vps" else VSPW_DIR)
     data = {s: {"videos": [], "annotations": [], "categories": cats} for s in ("train", "val")}

@@ -20,9 +20,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from spvis.data.clip_dataset import pack_clip
+from spvis.data.clip_item import pack_clip
 from spvis.data.sampling import select_frames
-from spvis.data.synth import IDENTITY_LEVELS, OCCLUSION_LEVELS, plan_video, paint_frame
+from spvis.data.synth_motion import OCCLUSION_LEVELS
+from spvis.data.synth_plan import IDENTITY_LEVELS, plan_video
+from spvis.data.synth_render import paint_frame
 from spvis.data.synth_shapes import CATEGORY_SPECS, MAX_CATEGORIES
 from spvis.data.transforms import apply_image, apply_masks, sample_clip_transform
 from spvis.errors import ConfigError

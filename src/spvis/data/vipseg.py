@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from spvis.data.png_io import ID_LIMIT, check_size, image_size, read_id_png
-from spvis.data.check import video_summary_line
+from spvis.data.video_stats import count_table, video_counts, video_summary_line
 from spvis.errors import DataFormatError
 from spvis.utils.json_io import read_json
 
@@ -334,8 +334,6 @@ def _unique_counts(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def panoptic_statistics(ds: PanopticDataset) -> dict:
     """Counts of videos, frames, segments, tubes (distinct ids per video), crowd segments, per category."""
-    lengths = [v.length for v in ds.videos]
-    sizes = Counter(f"{f.height}x{f.width}" for v in ds.videos for f in v.frames[:1] if f.height is not None)
     per_cat_tubes: Counter = Counter()
     segments = crowd = tubes = 0
     for video in ds.videos:
@@ -348,11 +346,10 @@ def panoptic_statistics(ds: PanopticDataset) -> dict:
         tubes += len(first_cat)
         per_cat_tubes.update(ds.category(c).name for c in first_cat.values())
     return {
-        "json": str(ds.json_path), "format": "vipseg", "videos": len(ds.videos), "frames": int(sum(lengths)),
-        "length_min": int(min(lengths)) if lengths else 0,
-        "length_median": float(np.median(lengths)) if lengths else 0.0,
-        "length_max": int(max(lengths)) if lengths else 0,
-        "frame_sizes": dict(sizes.most_common()), "categories": ds.num_classes, "things": ds.num_things,
+        "json": str(ds.json_path), "format": "vipseg", **video_counts(
+            [v.length for v in ds.videos],
+            (f"{f.height}x{f.width}" for v in ds.videos for f in v.frames[:1] if f.height is not None)),
+        "categories": ds.num_classes, "things": ds.num_things,
         "annotated": ds.has_annotations, "segments": segments, "tubes": tubes, "crowd_segments": crowd,
         "per_category": {name: per_cat_tubes[name] for name in ds.class_names if per_cat_tubes[name]},
     }
@@ -373,8 +370,4 @@ def format_panoptic_statistics(stats: dict, image_root: Path, mask_root: Path) -
                       ("json_areas_differing_from_png", "json areas that differ from the PNG pixel count")):
         if stats.get(key):
             lines.append(f"warning: {stats[key]} {text}")
-    width = max((len(n) for n in stats["per_category"]), default=8)
-    lines.append(f"  {'category':<{width}}  tubes")
-    for name, count in stats["per_category"].items():
-        lines.append(f"  {name:<{width}}  {count:>5}")
-    return lines
+    return lines + count_table("category", ["tubes"], {n: [c] for n, c in stats["per_category"].items()})

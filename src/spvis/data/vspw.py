@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from spvis.data.png_io import image_size, read_label_png
-from spvis.data.check import video_summary_line
+from spvis.data.video_stats import count_table, video_counts, video_summary_line
 from spvis.errors import DataFormatError
 
 VSPW_NUM_CLASSES = 124
@@ -221,9 +221,8 @@ def check_vspw_files(ds: VSPWDataset, *, read_files: bool = True) -> dict:
     per_class = {ds.class_names[k - 1]: int(class_frames[k]) for k in range(1, VSPW_NUM_CLASSES + 1)
                  if class_frames[k]}
     return {
-        "root": str(ds.root), "split": ds.split, "format": "vspw", "videos": len(ds.videos),
-        "frames": int(sum(lengths)), "length_min": int(min(lengths)), "length_median": float(np.median(lengths)),
-        "length_max": int(max(lengths)), "frame_sizes": dict(sizes.most_common()), "annotated": ds.has_annotations,
+        "root": str(ds.root), "split": ds.split, "format": "vspw", **video_counts(lengths, sizes.elements()),
+        "annotated": ds.has_annotations,
         "masks_read": read_files, "others_fraction": others / pixels if pixels else 0.0, "void_fraction": void / pixels if pixels else 0.0,
         "per_class_frames": per_class,
     }
@@ -241,8 +240,4 @@ def format_vspw_statistics(stats: dict) -> list[str]:
         return lines
     lines.append(f"classes present: {len(stats['per_class_frames'])} of {VSPW_NUM_CLASSES}  pixels: others "
                  f"{100 * stats['others_fraction']:.1f}%  void {100 * stats['void_fraction']:.1f}%")
-    width = max((len(n) for n in stats["per_class_frames"]), default=8)
-    lines.append(f"  {'class':<{width}}  frames")
-    for name, count in stats["per_class_frames"].items():
-        lines.append(f"  {name:<{width}}  {count:>6}")
-    return lines
+    return lines + count_table("class", ["frames"], {n: [c] for n, c in stats["per_class_frames"].items()})

@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from spvis.data.json_fields import flag_field, int_field, unique_entries
 from spvis.data.png_io import check_size
-from spvis.data.rle import RLEError, decode_rle, normalize_segmentation, validate_normalized
+from spvis.data.rle import RLEError, decode_rle
+from spvis.data.segmentation import normalize_segmentation, validate_normalized
 from spvis.errors import DataFormatError
 from spvis.utils.json_io import read_json
 
@@ -98,40 +100,14 @@ class VideoDataset:
         return self.tracks_by_video.get(video_id, [])
 
 
-def _int_field(path: Path, obj: dict, key: str, entry: str, *, positive: bool = False) -> int:
-    value = obj.get(key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise DataFormatError(path, f"must be an integer, got {value!r}", entry=entry, field=key)
-    if positive and value <= 0:
-        raise DataFormatError(path, f"must be positive, got {value}", entry=entry, field=key)
-    return value
-
-
-def flag_field(path: Path, obj: dict, key: str, entry: str) -> bool:
-    """A 0/1 (or true/false) flag such as ``iscrowd``; absent or null reads as 0."""
-    value = obj.get(key, 0)
-    if value is None:
-        return False
-    if value not in (0, 1) or not isinstance(value, (int, bool)):
-        raise DataFormatError(path, f"must be 0 or 1, got {value!r}", entry=entry, field=key)
-    return bool(value)
-
-
 def parse_videos(path: Path, data: dict) -> list[VideoRecord]:
     """Validated video records of a YTVIS json dict."""
     videos_raw = data.get("videos")
     if not isinstance(videos_raw, list):
         raise DataFormatError(path, "must be a list of videos", field="videos")
     videos: list[VideoRecord] = []
-    seen: set[int] = set()
-    for i, v in enumerate(videos_raw):
-        if not isinstance(v, dict):
-            raise DataFormatError(path, "must be an object", entry=f"videos[{i}]")
-        vid = _int_field(path, v, "id", f"videos[{i}]")
+    for v, vid in unique_entries(path, videos_raw, "videos", "video"):
         entry = f"video {vid}"
-        if vid in seen:
-            raise DataFormatError(path, "duplicate video id", entry=entry, field="id")
-        seen.add(vid)
         names = v.get("file_names")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise DataFormatError(path, "must be a non-empty list of frame paths", entry=entry, field="file_names")
@@ -140,8 +116,8 @@ def parse_videos(path: Path, data: dict) -> list[VideoRecord]:
                     or ".." in PurePosixPath(name.replace("\\", "/")).parts or "\0" in name:
                 raise DataFormatError(path, f"frame path {name!r} must be relative to the image root, without '..'",
                                       entry=entry, field="file_names")
-        height = _int_field(path, v, "height", entry, positive=True)
-        width = _int_field(path, v, "width", entry, positive=True)
+        height = int_field(path, v, "height", entry, positive=True)
+        width = int_field(path, v, "width", entry, positive=True)
         check_size(path, height, width, entry=entry, field="height/width")
         length = v.get("length", len(names))
         if length != len(names):
@@ -156,14 +132,7 @@ def parse_categories(path: Path, data: dict) -> list[dict]:
     cats = data.get("categories")
     if not isinstance(cats, list):
         raise DataFormatError(path, "must be a list of {id, name}", field="categories")
-    seen: set[int] = set()
-    for i, c in enumerate(cats):
-        if not isinstance(c, dict):
-            raise DataFormatError(path, "must be an object", entry=f"categories[{i}]")
-        cid = _int_field(path, c, "id", f"categories[{i}]")
-        if cid in seen:
-            raise DataFormatError(path, "duplicate category id", entry=f"category {cid}", field="id")
-        seen.add(cid)
+    list(unique_entries(path, cats, "categories", "category"))  # raises on the first bad entry
     return cats
 
 
@@ -175,22 +144,15 @@ def parse_tracks(path: Path, data: dict, videos: list[VideoRecord], categories: 
     by_video = {v.id: v for v in videos}
     cat_ids = {int(c["id"]) for c in categories}
     tracks: dict[int, list[Track]] = {v.id: [] for v in videos}
-    seen: set[int] = set()
     pending: list[tuple[Track, int, dict]] = []  # (track, frame, rle) to validate in one batch
-    for i, a in enumerate(anns):
-        if not isinstance(a, dict):
-            raise DataFormatError(path, "must be an object", entry=f"annotations[{i}]")
-        aid = _int_field(path, a, "id", f"annotations[{i}]")
+    for a, aid in unique_entries(path, anns, "annotations", "annotation"):
         entry = f"annotation {aid}"
-        if aid in seen:
-            raise DataFormatError(path, "duplicate annotation id", entry=entry, field="id")
-        seen.add(aid)
-        vid = _int_field(path, a, "video_id", entry)
+        vid = int_field(path, a, "video_id", entry)
         if vid not in by_video:
             raise DataFormatError(path, f"unknown video id {vid}", entry=entry, field="video_id")
         video = by_video[vid]
         entry = f"video {vid}: annotation {aid}"
-        cid = _int_field(path, a, "category_id", entry)
+        cid = int_field(path, a, "category_id", entry)
         if cid not in cat_ids:
             raise DataFormatError(path, f"unknown category id {cid}", entry=entry, field="category_id")
         segs = a.get("segmentations")

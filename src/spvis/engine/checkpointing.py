@@ -1,14 +1,13 @@
-"""Training checkpoints (resume everything) and stage weights (initialise a model), both loaded without pickle.
+"""A run's training checkpoints (which to keep, which to resume from) and stage weights (initialise a model).
 
-A training checkpoint is a ``torch.save`` dict of tensors, numbers and strings: model, optimizer, scheduler,
-grad scaler, iteration, RNG states and the config as YAML. It is written atomically and only then named in
-``OUTPUT_DIR/last_checkpoint``, so a run killed at any moment (or a full disk) leaves the previous complete
-checkpoint in place. Loading always uses ``torch.load(..., weights_only=True)``.
+A training checkpoint holds model, optimizer, scheduler, grad scaler, iteration, RNG states and the config as
+YAML; the file itself is read and written by ``spvis.checkpoints.io`` (never unpickled). It is written
+atomically and only then named in ``OUTPUT_DIR/last_checkpoint``, so a run killed at any moment (or a full
+disk) leaves the previous complete checkpoint in place.
 """
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -16,10 +15,13 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from spvis.checkpoints.io import config_path_for, read_safetensors, save_weights, unwrap
+# inference_state, load_training_checkpoint, save_weights and unwrap are also read through this module (trainer)
+from spvis.checkpoints.io import (inference_state, load_training_checkpoint, read_weights, save_weights,
+                                  training_config, unwrap, write_training_checkpoint)
 from spvis.checkpoints.loading import load_state_strict
 from spvis.errors import CheckpointError
-from spvis.utils.atomic_io import atomic_write_bytes, atomic_write_text
+from spvis.utils.atomic_io import atomic_write_text
+
 
 LAST_CHECKPOINT_FILE = "last_checkpoint"
 FINAL_WEIGHTS_NAME = "model_final.safetensors"
@@ -38,10 +40,7 @@ def save_training_checkpoint(output_dir: str | Path, state: dict[str, Any], *, i
     """Write ``model_<iter>.pth`` atomically, then point ``last_checkpoint`` at it; returns the path."""
     out = Path(output_dir)
     path = out / checkpoint_name(iteration)
-    payload = dict(state, iteration=int(iteration), format_version=CHECKPOINT_FORMAT_VERSION)
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    write_training_checkpoint(path, dict(state, iteration=int(iteration), format_version=CHECKPOINT_FORMAT_VERSION))
     atomic_write_text(out / LAST_CHECKPOINT_FILE, path.name + "\n")
     return path
 
@@ -101,64 +100,19 @@ def load_newest_valid_checkpoint(output_dir: str | Path,
     return None
 
 
-def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A training checkpoint dict, loaded with ``weights_only=True`` (CheckpointError naming the file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, foreign or unsafe content: one line, no traceback
-        raise CheckpointError(f"{path}: not a loadable SPVIS training checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
-    for field in ("model", "optimizer", "scheduler", "iteration", "stage"):
-        if not isinstance(data, dict) or field not in data:
-            raise CheckpointError(f"{path}: field '{field}' missing; not an SPVIS training checkpoint")
-    return data
-
-
-def inference_state(data: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The weights a training checkpoint stands for: its EMA average when it holds one, else the model's."""
-    ema = data.get("ema") or {}
-    return ema["state"] if ema.get("state") else data["model"]
-
-
 def export_training_checkpoint(src: str | Path, out: str | Path) -> Path:
     """Inference weights (safetensors + config YAML, or a model folder) from a training checkpoint ``.pth``.
 
     The model is rebuilt from the checkpoint's own config and loaded strictly, so a checkpoint whose
     weights do not fit its config is refused rather than exported.
     """
-    from spvis.config import config_from_dict
     from spvis.modeling.meta_arch import SPVISModel
 
-    import yaml
-
     data = load_training_checkpoint(src)
-    try:
-        cfg = config_from_dict(yaml.safe_load(data.get("config") or "") or {})
-    except yaml.YAMLError as exc:
-        raise CheckpointError(f"{src}: field 'config' is not readable YAML ({str(exc).splitlines()[0]})") from None
+    cfg = training_config(data, src)
     model = SPVISModel.from_config(cfg)
     load_state_strict(model, inference_state(data), source=str(src))
     return save_weights(out, model, cfg)
-
-
-def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """(state_dict, stored config dict or None) of our weights (file or model folder) or a training checkpoint."""
-    path = Path(path)
-    if path.suffix in (".pth", ".pt") and path.is_file():
-        data = load_training_checkpoint(path)
-        import yaml
-
-        return inference_state(data), yaml.safe_load(data.get("config", "") or "{}")
-    state = read_safetensors(path, what="weights file (config key MODEL.WEIGHTS)")
-    cfg_path = config_path_for(path)
-    if not cfg_path.is_file():
-        return state, None
-    import yaml
-
-    return state, yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
 
 
 def load_initial_weights(model: nn.Module, path: str | Path, *, stage: str) -> list[str]:
@@ -168,7 +122,7 @@ def load_initial_weights(model: nn.Module, path: str | Path, *, stage: str) -> l
     checkpoint given to the segmenter stage) load too, since they contain every earlier module.
     """
     state, stored_cfg = read_weights(path)
-    stored_stage = (stored_cfg or {}).get("STAGE") if isinstance(stored_cfg, dict) else None
+    stored_stage = stored_cfg.STAGE if stored_cfg is not None else None
     own_keys = set(model.state_dict())
     # A later stage's weights hold modules this model may not build (e.g. refiner weights -> tracker stage).
     extra_prefixes = tuple(p for p in ("tracker.", "refiner.") if not any(k.startswith(p) for k in own_keys))

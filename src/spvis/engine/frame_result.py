@@ -59,7 +59,7 @@ class FrameResult:
     def to_dict(self) -> dict[str, Any]:
         """json-ready: frame index and one {track_id, label, name, score, segmentation (compressed RLE)} per
         instance, masks in the COCO RLE the benchmark format uses per frame."""
-        from spvis.engine.video_results import encode_frame_masks
+        from spvis.data.rle import encode_frame_masks
 
         names = list(self.names or [])
         rles = encode_frame_masks(np.asarray(self.masks, dtype=bool))
@@ -121,21 +121,14 @@ class VideoResult:
 
     def masks(self, entry: dict) -> np.ndarray:
         """bool (T, H, W) masks of one entry (empty frames where its segmentation is null)."""
-        from pycocotools import mask as mask_utils
+        from spvis.data.rle import decode_rles
 
-        out = np.zeros((self.num_frames, self.height, self.width), dtype=bool)
-        for t, rle in enumerate(entry["segmentations"]):
-            if rle is not None:
-                counts = rle["counts"]
-                out[t] = mask_utils.decode({"size": rle["size"],
-                                            "counts": counts.encode("ascii") if isinstance(counts, str) else counts})
-        return out
+        return decode_rles(entry["segmentations"], self.height, self.width)
 
     def plot(self, index: int, *, frame: np.ndarray | None = None, score_thr: float = PLOT_SCORE_THR) -> np.ndarray:
         """uint8 (H, W, 3) RGB overlay of frame ``index``: every entry scoring >= ``score_thr`` that has a mask
         there, coloured by track. ``frame`` defaults to frame ``index`` read again from ``source``."""
-        from pycocotools import mask as mask_utils
-
+        from spvis.data.rle import decode_rles
         from spvis.errors import SpvisError
         from spvis.viz.overlay import draw_overlay
 
@@ -145,12 +138,7 @@ class VideoResult:
             frame = self._read_frame(index)
         kept = [e for e in sorted(self.entries, key=lambda e: -e["score"])
                 if e["score"] >= score_thr and e["segmentations"][index] is not None]
-        masks = np.zeros((len(kept), self.height, self.width), dtype=bool)
-        for k, entry in enumerate(kept):
-            rle = entry["segmentations"][index]
-            counts = rle["counts"]
-            masks[k] = mask_utils.decode({"size": rle["size"],
-                                          "counts": counts.encode("ascii") if isinstance(counts, str) else counts})
+        masks = decode_rles([entry["segmentations"][index] for entry in kept], self.height, self.width)
         track_of = {id(e): t for e, t in zip(self.entries, self.entry_track_ids)}
         ids = [int(track_of.get(id(e), k + 1)) for k, e in enumerate(kept)]
         categories = sorted(set(self.names) | {e["category_id"] for e in kept})

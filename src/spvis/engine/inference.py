@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -133,13 +132,13 @@ def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, sco
     first Ctrl-C) is kept the same way without the flag."""
     from tqdm import tqdm
 
+    from spvis.data.frame_source import limit_frames
     from spvis.engine.streaming import OnlineTracker
     from spvis.errors import SpvisError
     from spvis.utils.signals import raise_if_stopped
 
-    total = job.source.num_frames
-    if max_frames is not None:
-        total = max_frames if total is None else min(total, max_frames)
+    source = limit_frames(job.source, max_frames)
+    total = source.num_frames
     writer = _overlay_writer(out_dir, job)
     bar = tqdm(total=total, desc=job.name, unit="frame", file=sys.stderr)
     overlay_thr = max(score_thr, 0.5)
@@ -164,12 +163,11 @@ def run_video(model, cfg, job: VideoJob, *, mode: str, out_dir: Path | None, sco
         if mode == "offline":
             from spvis.engine.offline import run_offline
 
-            source = _LimitedSource(job.source, max_frames) if max_frames is not None else job.source
             result = run_offline(model, cfg, source, max_memory_gb, window_size, video_id=job.video_id,
                                  category_ids=job.category_ids, frame_callback=lambda fr: on_frame(fr, fr.frame))
         else:
             engine = OnlineTracker(model, cfg, score_thr=overlay_thr, keep_frames=writer is not None)
-            for frame_result in engine.stream(islice(iter(job.source), max_frames), source=job.name):
+            for frame_result in engine.stream(source, source=job.name):
                 on_frame(frame_result, frame_result.frame)
             if engine.frame_size is None:
                 raise SpvisError(f"{job.name}: {getattr(job.source, 'error', None) or 'the input has no frames'}")
@@ -202,16 +200,3 @@ def _overlay_writer(out_dir: Path | None, job: VideoJob):
     from spvis.viz.video_writer import VideoWriter
 
     return VideoWriter(out_dir / f"{job.name}.mp4", fps=getattr(job.source, "fps", None) or DEFAULT_FPS)
-
-
-class _LimitedSource:
-    """A frame source cut to its first ``limit`` frames (re-iterable, as the offline engine needs)."""
-
-    def __init__(self, source: Any, limit: int):
-        self._source, self._limit = source, limit
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._source, name)
-
-    def __iter__(self) -> Iterator:
-        return islice(iter(self._source), self._limit)

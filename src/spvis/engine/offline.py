@@ -18,11 +18,11 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from spvis.data.rle import encode_column_major
 from spvis.engine.frame_result import FrameResult, VideoResult
 from spvis.engine.precision import autocast_name
 from spvis.engine.streaming import check_frame
 from spvis.engine.track_rescoring import soft_suppress_duplicates
-from spvis.engine.video_results import encode_column_major
 from spvis.errors import SpvisError
 from spvis.modeling.inference import OfflineSelection, OfflineState
 from spvis.modeling.preprocessing import padded_size, resized_shape

@@ -6,7 +6,7 @@ track's frames; for the DVIS baseline every slot lives on every frame, so this i
 go through the official top-k rule (spvis.modeling.postprocess).
 
 RLE encoding is off the critical path: ``RLEEncoder`` encodes a frame's masks on a worker thread while the next
-frame runs through the network (pycocotools holds the GIL, torch releases it), and ``TrackAccumulator`` takes the
+frame runs through the network (pycocotools holds the GIL, torch releases it; the encoder is ``spvis.data.rle``'s), and ``TrackAccumulator`` takes the
 frame's RLEs as a future, filing them in frame order as they are done; at most ``MAX_PENDING_FRAMES`` frames wait.
 """
 
@@ -19,29 +19,12 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 
+from spvis.data.rle import encode_column_major
 from spvis.engine.track_rescoring import soft_suppress_duplicates
 from spvis.modeling.postprocess import class_probabilities, topk_instances
 
 MAX_PENDING_FRAMES = 4  # frames whose RLEs may still be encoding: bounds the masks held for the worker
-
-
-def encode_column_major(masks: np.ndarray) -> list[dict]:
-    """Compressed RLEs (json-ready str counts) of bool (N, W, H) C-contiguous masks, i.e. each mask's pixels in
-    column-major order, the layout pycocotools reads: one call, no copy."""
-    if masks.shape[0] == 0:
-        return []
-    as_u8 = masks.view(np.uint8) if masks.dtype == np.bool_ else masks.astype(np.uint8)
-    rles = mask_utils.encode(np.asfortranarray(as_u8.transpose(2, 1, 0)))  # (H, W, N) Fortran order: a view
-    for rle in rles:
-        rle["counts"] = rle["counts"].decode("ascii")
-    return rles
-
-
-def encode_frame_masks(masks: np.ndarray) -> list[dict]:
-    """Compressed RLEs (json-ready str counts) of bool (N, H, W) masks, encoded in one pycocotools call."""
-    return encode_column_major(np.ascontiguousarray(masks.transpose(0, 2, 1)))  # one transposing copy
 
 
 class RLEEncoder:

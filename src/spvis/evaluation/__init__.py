@@ -2,7 +2,8 @@
 and official-equal VIPSeg VPQ / STQ and VSPW mIoU / VC."""
 
 from spvis.evaluation.evaluator import evaluate, evaluate_loaded
-from spvis.evaluation.results_io import encode_masks, load_results, write_results
+from spvis.data.rle import encode_masks
+from spvis.evaluation.results_io import load_results, write_results
 from spvis.evaluation.vis_evaluator import VISEvaluator
 from spvis.evaluation.vps import evaluate_vps
 from spvis.evaluation.vss import evaluate_vss

@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from spvis.data.rle import RLEError, normalize_segmentation, validate_normalized
-from spvis.data.ytvis import flag_field, parse_categories, parse_videos
+from spvis.data.json_fields import flag_field, unique_entries
+from spvis.data.rle import RLEError
+from spvis.data.segmentation import normalize_segmentation, validate_normalized
+from spvis.data.ytvis import parse_categories, parse_videos
 from spvis.errors import DataFormatError
 from spvis.utils.json_io import read_json
 
@@ -127,20 +129,11 @@ def load_ground_truth(gt: str | Path | dict) -> GroundTruth:
     if not isinstance(anns, list):
         raise DataFormatError(source, "must be a list", field="annotations")
     tracks: dict[int, list[GtTrack]] = {v.id: [] for v in videos}
-    seen: set[int] = set()
     occlusion_flags: list[bool] = []
     pending: list[tuple[GtTrack, int, dict]] = []  # (track, frame, rle): every run checked in one batch below
     json_areas: list[tuple[GtTrack, Any]] = []  # (track, its json ``areas``): averaged once frame areas are known
-    for i, a in enumerate(anns):
-        if not isinstance(a, dict):
-            raise DataFormatError(source, "must be an object", entry=f"annotations[{i}]")
-        aid = a.get("id")
-        if not isinstance(aid, int) or isinstance(aid, bool):
-            raise DataFormatError(source, f"must be an integer, got {aid!r}", entry=f"annotations[{i}]", field="id")
+    for a, aid in unique_entries(source, anns, "annotations", "annotation"):
         entry = f"annotation {aid}"
-        if aid in seen:
-            raise DataFormatError(source, "duplicate annotation id", entry=entry, field="id")
-        seen.add(aid)
         vid, cid = a.get("video_id"), a.get("category_id")
         if not isinstance(vid, int) or vid not in by_id:
             raise DataFormatError(source, f"unknown video id {vid!r}", entry=entry, field="video_id")

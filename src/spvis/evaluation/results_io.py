@@ -1,4 +1,5 @@
-"""Benchmark-server result files: encode masks, write (json or server zip), load and validate.
+"""Benchmark-server result files: write (json or server zip), load and validate (masks are encoded by
+``spvis.data.rle.encode_masks``).
 
 A result entry is ``{"video_id", "category_id" (dataset id), "score", "segmentations": [RLE or None] * T}``
 with compressed RLE (``counts`` a string). The YouTube-VIS / OVIS servers take a zip holding
@@ -17,13 +18,11 @@ import json
 import math
 import os
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from spvis.data.rle import RLEError, counts_bytes
 from spvis.data.rle_batch import validate_counts
@@ -36,59 +35,6 @@ SERVER_JSON_NAME = "results.json"
 # Uncompressed size budget of results.json inside a server zip (the YouTube-VIS 2021 valid results of a strong
 # model are ~200 MB); deflate inflates up to ~1000x, so without it a 1.5 MB zip costs gigabytes.
 MAX_ARCHIVE_MEMBER_BYTES = 1 << 30
-# Below this many non-empty frames a thread pool costs more than it saves.
-_PARALLEL_MIN_FRAMES = 16
-
-
-def _encode_fortran(masks_hwn: np.ndarray) -> list[dict]:
-    """pycocotools RLE of a Fortran-ordered uint8 (H, W, N) stack; counts decoded to str."""
-    rles = mask_utils.encode(masks_hwn)
-    for rle in rles:
-        rle["counts"] = rle["counts"].decode("ascii")
-    return rles
-
-
-def encode_masks(masks: Any, *, num_threads: int | None = None) -> list[dict | None]:
-    """Per-frame compressed RLE of bool (T, H, W) masks; frames with an empty mask give None.
-
-    Only non-empty frames are encoded. pycocotools wants (H, W, N) in Fortran order: a (T, H, W)
-    C-ordered stack needs one transposing copy, done once for all non-empty frames (a (T, W, H)
-    C-ordered input, i.e. ``x.transpose(0, 2, 1)`` of a contiguous (T, W, H) array, needs none).
-    With ``num_threads`` > 1 the copy + encode runs in chunks on a thread pool: pycocotools holds the
-    GIL while encoding but numpy's transposing copy releases it, so one chunk's copy overlaps another's
-    encode. The default uses threads only for stacks of 16+ non-empty frames.
-    """
-    if hasattr(masks, "detach"):  # torch tensor
-        masks = masks.detach().to("cpu").numpy()
-    masks = np.asarray(masks)
-    if masks.ndim != 3:
-        raise ValueError(f"encode_masks expects (T, H, W) masks, got shape {masks.shape}")
-    if masks.dtype != np.bool_ and masks.dtype != np.uint8:
-        masks = masks > 0
-    num_frames = masks.shape[0]
-    out: list[dict | None] = [None] * num_frames
-    nonempty = np.flatnonzero(masks.reshape(num_frames, -1).any(axis=1))
-    if len(nonempty) == 0:
-        return out
-    as_u8 = masks.view(np.uint8) if masks.dtype == np.bool_ else masks
-    if num_threads is None:
-        num_threads = min(4, os.cpu_count() or 1) if len(nonempty) >= _PARALLEL_MIN_FRAMES else 1
-    chunks = np.array_split(nonempty, max(1, min(num_threads, len(nonempty))))
-
-    def encode_chunk(frames: np.ndarray) -> list[dict]:
-        # (N, H, W) -> (H, W, N); Fortran order makes each frame's column-major pixels contiguous
-        stack = as_u8[frames] if len(frames) != num_frames else as_u8
-        return _encode_fortran(np.asfortranarray(stack.transpose(1, 2, 0)))
-
-    if len(chunks) == 1:
-        encoded = [encode_chunk(chunks[0])]
-    else:
-        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-            encoded = list(pool.map(encode_chunk, chunks))
-    for frames, rles in zip(chunks, encoded):
-        for t, rle in zip(frames, rles):
-            out[int(t)] = rle
-    return out
 
 
 def _json_ready(result: dict, index: int) -> dict:

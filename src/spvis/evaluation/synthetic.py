@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
-from spvis.data.rle import rle_area
+from spvis.data.rle import rle_area, runs_rle
 
 
 def _canonical_runs(runs: list[int]) -> list[int]:
@@ -49,9 +48,7 @@ def box_rle(height: int, width: int, box: tuple[int, int, int, int] | None) -> d
                 runs += [h, height - h]
             runs += [h, total - (x1 - 1) * height - y1]
             runs = _canonical_runs(runs)
-    rle = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
+    return runs_rle(runs, height, width)
 
 
 @dataclass

@@ -16,9 +16,8 @@ once per video was tried: the IoU step halves, but building the stacked RLEs cos
 from __future__ import annotations
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
-from spvis.data.rle import rle_area
+from spvis.data.rle import rle_intersection_area, rle_ious
 
 
 _MERGE_MAX_PAIRS = 3  # frames with at most this many (prediction, GT) pairs use merge + area
@@ -48,11 +47,10 @@ def video_intersections(dt_tracks: list[list[dict | None]], dt_frame_areas: np.n
             # few pairs: pycocotools merge + area (~11 us a pair) beats iou's ~20 us fixed cost per call
             for i in d_idx.tolist():
                 for j in g_idx.tolist():
-                    inter[i, j] += rle_area(mask_utils.merge([dt_tracks[i][t], gt_tracks[j][t]], True))
+                    inter[i, j] += rle_intersection_area(dt_tracks[i][t], gt_tracks[j][t])
             continue
-        ious = mask_utils.iou([dt_tracks[i][t] for i in d_idx], [gt_tracks[j][t] for j in g_idx],
-                              [0] * len(g_idx))
-        pair_ious.append(np.asarray(ious, dtype=np.float64).ravel())  # (d_t * g_t,) row-major
+        ious = rle_ious([dt_tracks[i][t] for i in d_idx], [gt_tracks[j][t] for j in g_idx])
+        pair_ious.append(ious.ravel())  # (d_t * g_t,) row-major
         pair_dt.append(np.repeat(d_idx, len(g_idx)))
         pair_gt.append(np.tile(g_idx, len(d_idx)))
         pair_frame.append(np.full(len(d_idx) * len(g_idx), t))

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
+from spvis.data.rle import rle_ious
 from spvis.evaluation.ground_truth import GtTrack
 from spvis.evaluation.results_io import ResultTrack
 from spvis.evaluation.tracking.clear import EPS, THRESHOLD
@@ -70,9 +70,7 @@ def frame_ious(gts: list[GtTrack], preds: list[ResultTrack], num_frames: int) ->
         g_idx = [j for j, g in enumerate(gts) if g.rles[t] is not None]
         p_idx = [i for i, p in enumerate(preds) if p.frame_areas[t] > 0]
         if g_idx and p_idx:
-            ious = mask_utils.iou([gts[j].rles[t] for j in g_idx], [preds[i].rles[t] for i in p_idx],
-                                  [0] * len(p_idx))
-            out[t][np.ix_(g_idx, p_idx)] = np.asarray(ious, dtype=np.float64).reshape(len(g_idx), len(p_idx))
+            out[t][np.ix_(g_idx, p_idx)] = rle_ious([gts[j].rles[t] for j in g_idx], [preds[i].rles[t] for i in p_idx])
     return out
 
 

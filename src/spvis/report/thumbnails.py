@@ -11,7 +11,8 @@ import io
 from pathlib import Path
 
 import numpy as np
-from pycocotools import mask as mask_utils
+
+from spvis.data.rle import decode_rle
 
 THUMB_WIDTH = 200
 JPEG_QUALITY = 80
@@ -39,7 +40,7 @@ def _resized_mask(rle: dict, size: tuple[int, int]) -> np.ndarray:
     """Bool (h, w) thumbnail-size mask of a compressed RLE; ``size`` = (w, h)."""
     from PIL import Image
 
-    full = mask_utils.decode(rle)  # (H, W) uint8
+    full = decode_rle(rle).view(np.uint8)  # (H, W) 0/1
     return np.asarray(Image.fromarray(full * 255).resize(size, Image.NEAREST)) > 127
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
+from spvis.data.rle import rle_ious
 from spvis.evaluation.ground_truth import GroundTruth, GtTrack
 from spvis.evaluation.results_io import ResultTrack
 
@@ -66,9 +66,7 @@ def build_sequence(name: str, num_frames: int, gts: list[GtTrack], preds: list[R
         gt_ids.append(np.array([gt_map[gts[j].id] for j in g_idx], dtype=np.int64))
         tracker_ids.append(np.array([pred_map[i] for i in p_idx], dtype=np.int64))
         if g_idx and p_idx:
-            ious = mask_utils.iou([gts[j].rles[t] for j in g_idx], [preds[i].rles[t] for i in p_idx],
-                                  [0] * len(p_idx))
-            similarity.append(np.asarray(ious, dtype=np.float64).reshape(len(g_idx), len(p_idx)))
+            similarity.append(rle_ious([gts[j].rles[t] for j in g_idx], [preds[i].rles[t] for i in p_idx]))
         else:
             similarity.append(np.zeros((len(g_idx), len(p_idx))))
     return Sequence(
