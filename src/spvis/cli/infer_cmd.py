@@ -19,12 +19,11 @@ from typing import Any
 
 from spvis.cli.device_args import add_device_arguments, apply_threads, device_overrides
 from spvis.engine.inference import VideoJob, iter_jobs, load_model, run_video  # noqa: F401 (tests patch these)
-from spvis.engine.infer_settings import SETTINGS_NAME
+from spvis.engine.infer_settings import FOREIGN_RESULTS, SETTINGS_NAME
 from spvis.engine.results_log import RESULTS_LOG_NAME, ResultsLog
 
 RESULTS_NAME = "results.json"
 MASKS_DIR = "masks"  # --save-masks: OUT/masks/<video>/<frame>.png
-FOREIGN_RESULTS = ("metrics.json",)  # results of another command that mark --out as used, never removed here
 
 
 def register(subparsers: Any) -> None:

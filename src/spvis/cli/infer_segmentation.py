@@ -37,7 +37,7 @@ def infer_segmentation(args: argparse.Namespace) -> int:
     """Check everything, then run every video of the input and write the submission layout."""
     from tqdm import tqdm
 
-    from spvis.cli.infer_cmd import FOREIGN_RESULTS
+    from spvis.engine.infer_settings import FOREIGN_RESULTS
     from spvis.engine.inference import load_model
     from spvis.engine.segmentation import (VPSSubmissionWriter, VSSPredictionWriter, check_model_classes,
                                            planned_outputs, run_segmentation_video, segmentation_input)

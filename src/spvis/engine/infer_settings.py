@@ -30,6 +30,8 @@ from spvis.errors import DataFormatError, SpvisError
 from spvis.utils.atomic_io import atomic_write_json
 
 SETTINGS_NAME = "results.settings.json"
+# results of another command that mark an infer --out as used; infer never removes them (not even --exist-ok)
+FOREIGN_RESULTS = ("metrics.json",)
 FORMAT_VERSION = 1
 # Config keys (and key prefixes, ending in '.') that never change an inference result.
 IGNORED_KEYS = ("OUTPUT_DIR", "SOLVER.", "DATALOADER.", "DATASETS.", "SEED", "MODEL.WEIGHTS", "MODEL.DEVICE",
