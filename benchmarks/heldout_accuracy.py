@@ -52,8 +52,10 @@ def refuse_validation_sets(sets: list[str], weights: list[str]) -> None:
 COLUMNS = ("AP", "AP50", "AP75", "AR10", "IDF1", "HOTA", "IDSW")
 
 
-def score_row(weights: str, tracker: str, mode: str, overrides: list[str], data_dir: Path) -> dict[str, float]:
-    """infer + eval of one model on one set's valid split; metrics ×100 (IDF1 / HOTA pooled)."""
+def score_row(weights: str, tracker: str, mode: str, overrides: list[str], data_dir: Path,
+              save_to: Path | None = None) -> dict[str, float]:
+    """infer + eval of one model on one set's valid split; metrics ×100 (IDF1 / HOTA pooled). ``save_to``: a
+    folder that keeps the set's results.json (for ``spvis analyze``)."""
     from spvis.engine.inference import iter_jobs, load_model, run_video
     from spvis.evaluation import evaluate, write_results
 
@@ -62,8 +64,10 @@ def score_row(weights: str, tracker: str, mode: str, overrides: list[str], data_
     for job in iter_jobs(str(data_dir / "valid.json"), str(data_dir / "valid" / "JPEGImages"), cfg):
         entries.extend(run_video(model, cfg, job, mode=mode, out_dir=None, score_thr=0.0, max_frames=None).entries)
     with tempfile.TemporaryDirectory() as tmp:
-        write_results(Path(tmp) / "results.json", entries)
-        metrics = evaluate(data_dir / "valid.json", Path(tmp) / "results.json")
+        folder = Path(tmp) if save_to is None else save_to
+        folder.mkdir(parents=True, exist_ok=True)
+        write_results(folder / "results.json", entries)
+        metrics = evaluate(data_dir / "valid.json", folder / "results.json")
     pooled = metrics["tracking"]["pooled"]
     return {"AP": 100 * metrics["AP"], "AP50": 100 * metrics["AP50"], "AP75": 100 * metrics["AP75"],
             "AR10": 100 * metrics["AR10"], "IDF1": 100 * pooled["IDF1"], "HOTA": 100 * pooled["HOTA"],
@@ -78,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation", action="store_true",
                         help="score validation sets (default: --sets val_101 ... val_505), for choosing")
     parser.add_argument("--names", nargs="*", help="row names for the table (default: the row specs)")
+    parser.add_argument("--save", help="keep every row's results: SAVE/<row number>/<set>/results.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.sets is None:
@@ -88,11 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sets ({'validation' if args.validation else 'report'}): {' '.join(args.sets)}")
     print(f"| row | {' | '.join(COLUMNS)} | AP s.e. | per-set AP |")
     print("|---|" + "---:|" * (len(COLUMNS) + 2))
-    for name, spec in zip(names, args.rows):
+    for number, (name, spec) in enumerate(zip(names, args.rows)):
         parts = spec.split(":")
         weights, tracker, mode = parts[0], parts[1], parts[2]
         overrides = parts[3].split(",") if len(parts) > 3 and parts[3] else []
-        per_set = [score_row(weights, tracker, mode, overrides, Path(s)) for s in args.sets]
+        per_set = [score_row(weights, tracker, mode, overrides, Path(s),
+                             None if args.save is None else Path(args.save) / str(number) / Path(s).name)
+                   for s in args.sets]
         cells = []
         for column in COLUMNS:
             values = [row[column] for row in per_set]
