@@ -79,8 +79,11 @@ class VideoFileSource(FrameSource):
                 if not container.streams.video:
                     raise SpvisError(f"{path}: no video stream in this file")
                 stream = container.streams.video[0]
-                if stream.codec_context.width and stream.codec_context.height:  # the budget before any decoding
-                    check_size(path, stream.codec_context.height, stream.codec_context.width, field="video stream")
+                codec = stream.codec_context
+                if codec is None:  # a damaged stream header names no codec PyAV can open (fuzz suite)
+                    raise SpvisError(f"{path}: cannot read video: its video stream has no usable codec")
+                if codec.width and codec.height:  # the budget before any decoding
+                    check_size(path, codec.height, codec.width, field="video stream")
                 num = int(stream.frames) or None  # 0 = the container does not say
                 fps = float(stream.average_rate) if stream.average_rate else None
                 first = next(container.decode(stream), None)
