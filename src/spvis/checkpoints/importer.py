@@ -16,7 +16,7 @@ FORMATS = ("mask2former", "dvis", "dvis++")
 
 def build_official_model(src: str | Path, official_config: str | Path, fmt: str):
     """(model with the official weights loaded, our cfg) — every key disagreement raises, named."""
-    from spvis.modeling.meta_arch import SPVISModel
+    from spvis.modeling.meta_arch import build_model
 
     if fmt not in FORMATS:
         raise CheckpointError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
@@ -27,7 +27,7 @@ def build_official_model(src: str | Path, official_config: str | Path, fmt: str)
     foreign = sorted(key for key in state if not key.startswith(MODEL_PREFIXES))
     if foreign:
         raise CheckpointError(f"{src}: keys outside the model ({len(foreign)}): {', '.join(foreign[:10])}")
-    model = SPVISModel.from_config(cfg)
+    model = build_model(cfg, str(official_config))
     load_state_strict(model, state, source=f"{src} with {official_config}")
     return model, cfg
 

@@ -8,6 +8,7 @@ Official ``DEC_LAYERS`` counts the initial query prediction: 10 official = 9 rea
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -193,5 +194,47 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
     if fmt == "dvis++" and not model.DECODER.REID_BRANCH:
         raise ConfigError(f"{source}: --format dvis++ but {mf}TRANSFORMER_DECODER_NAME is not the dvisPlus "
                           f"decoder with NUM_REID_HEAD_LAYERS > 0")
-    get_cfg().merge_dict(cfg.to_dict(), source=source)  # the schema's ranges (positive sizes, list lengths, ...)
+    try:
+        get_cfg().merge_dict(cfg.to_dict(), source=source)  # the schema's ranges (positive sizes, list lengths, ...)
+    except ConfigError as exc:
+        raise ConfigError(_with_official_name(str(exc))) from None
     return cfg
+
+
+# our key <- the official key it is read from, so that a range error names the key the user's file holds
+_OFFICIAL_NAMES = {
+    "MODEL.BACKBONE.DEPTH": "MODEL.RESNETS.DEPTH", "MODEL.BACKBONE.RES2_OUT_CHANNELS": "MODEL.RESNETS.RES2_OUT_CHANNELS",
+    "MODEL.BACKBONE.STEM_OUT_CHANNELS": "MODEL.RESNETS.STEM_OUT_CHANNELS", "MODEL.BACKBONE.NORM": "MODEL.RESNETS.NORM",
+    "MODEL.BACKBONE.SWIN.EMBED_DIM": "MODEL.SWIN.EMBED_DIM", "MODEL.BACKBONE.SWIN.DEPTHS": "MODEL.SWIN.DEPTHS",
+    "MODEL.BACKBONE.SWIN.NUM_HEADS": "MODEL.SWIN.NUM_HEADS", "MODEL.BACKBONE.SWIN.WINDOW_SIZE": "MODEL.SWIN.WINDOW_SIZE",
+    "MODEL.BACKBONE.SWIN.MLP_RATIO": "MODEL.SWIN.MLP_RATIO", "MODEL.BACKBONE.SWIN.PATCH_SIZE": "MODEL.SWIN.PATCH_SIZE",
+    "MODEL.BACKBONE.SWIN.DROP_PATH_RATE": "MODEL.SWIN.DROP_PATH_RATE",
+    "MODEL.BACKBONE.SWIN.PRETRAIN_IMG_SIZE": "MODEL.SWIN.PRETRAIN_IMG_SIZE",
+    "MODEL.NUM_CLASSES": "MODEL.SEM_SEG_HEAD.NUM_CLASSES", "MODEL.PIXEL_DECODER.CONV_DIM": "MODEL.SEM_SEG_HEAD.CONVS_DIM",
+    "MODEL.PIXEL_DECODER.MASK_DIM": "MODEL.SEM_SEG_HEAD.MASK_DIM", "MODEL.PIXEL_DECODER.NORM": "MODEL.SEM_SEG_HEAD.NORM",
+    "MODEL.PIXEL_DECODER.IN_FEATURES": "MODEL.SEM_SEG_HEAD.IN_FEATURES",
+    "MODEL.PIXEL_DECODER.DEFORMABLE_IN_FEATURES": "MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES",
+    "MODEL.PIXEL_DECODER.ENC_LAYERS": "MODEL.SEM_SEG_HEAD.TRANSFORMER_ENC_LAYERS",
+    "MODEL.PIXEL_DECODER.NHEADS": "MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_N_HEADS",
+    "MODEL.PIXEL_DECODER.NPOINTS": "MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_N_POINTS",
+    "MODEL.PIXEL_DECODER.COMMON_STRIDE": "MODEL.SEM_SEG_HEAD.COMMON_STRIDE",
+    "MODEL.DECODER.DEC_LAYERS": "MODEL.MASK_FORMER.DEC_LAYERS (minus one)",
+    "MODEL.DECODER.HIDDEN_DIM": "MODEL.MASK_FORMER.HIDDEN_DIM",
+    "MODEL.DECODER.NUM_QUERIES": "MODEL.MASK_FORMER.NUM_OBJECT_QUERIES", "MODEL.DECODER.NHEADS": "MODEL.MASK_FORMER.NHEADS",
+    "MODEL.DECODER.DIM_FEEDFORWARD": "MODEL.MASK_FORMER.DIM_FEEDFORWARD",
+    "MODEL.DECODER.NUM_REID_HEAD_LAYERS": "MODEL.MASK_FORMER.NUM_REID_HEAD_LAYERS",
+    "MODEL.DECODER.REID_HIDDEN_DIM": "MODEL.MASK_FORMER.REID_HIDDEN_DIM",
+    "MODEL.SIZE_DIVISIBILITY": "MODEL.MASK_FORMER.SIZE_DIVISIBILITY",
+    "TEST.WINDOW_SIZE": "MODEL.MASK_FORMER.TEST.WINDOW_SIZE", "TEST.MAX_NUM": "MODEL.MASK_FORMER.TEST.MAX_NUM",
+}
+
+
+def _with_official_name(message: str) -> str:
+    """``message`` of a schema error about one of our keys, with the official key it came from named after it."""
+    match = re.search(r"config key ([A-Z0-9_.]+)(\[\d+\])?", message)
+    if match is None:
+        return message
+    ours, index = match.group(1), match.group(2) or ""
+    theirs = _OFFICIAL_NAMES.get(ours) or (f"MODEL.MASK_FORMER.{ours.split('.')[-1]}" if ours.startswith("MODEL.LOSS.")
+                                          else ours)
+    return message.replace(match.group(0), f"{match.group(0)} (official {theirs}{index})", 1)

@@ -29,14 +29,14 @@ def build_train_dataset(cfg: Any) -> Any:
     return build_clip_dataset(cfg, names if len(names) > 1 else names[0], is_train=True)
 
 
-def build_model(cfg: Any) -> nn.Module:
+def build_model(cfg: Any, source: str = "the config") -> nn.Module:
     """SPVISModel for cfg.STAGE with MODEL.BACKBONE.PRETRAINED loaded (when set) and everything outside the
     stage's own module frozen. MODEL.WEIGHTS (the previous stage) is loaded by the trainer."""
     from spvis.checkpoints.pretrained import load_pretrained
     from spvis.engine.optim import freeze_for_stage
-    from spvis.modeling.meta_arch import SPVISModel
+    from spvis.modeling.meta_arch import build_model as build_spvis_model
 
-    model = SPVISModel.from_config(cfg)
+    model = build_spvis_model(cfg, source)
     load_pretrained(model, cfg)
     freeze_for_stage(model, cfg.STAGE)
     return model
@@ -113,7 +113,7 @@ def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: boo
                            if ctx.is_main else None)
         if isinstance(log, TeeStream):
             log.open_file()  # the checks passed: OUTPUT_DIR/log.txt from here on, with the lines above
-        model = build_model(cfg)
+        model = build_model(cfg, str(config))
         evaluator = build_evaluator(cfg, ctx)
         result = Trainer(cfg, model, dataset, ctx, evaluator=evaluator, resume=resume, log_stream=log).train()
         if result.stopped_by != "max_iter":
