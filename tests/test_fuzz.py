@@ -429,9 +429,8 @@ def frame_mutant(path: Path, rng: random.Random, *, in_dataset: bool) -> fm.Muta
         image = Image.fromarray(rgb).convert("L" if mode == "I;16" else mode)
         if mode == "I;16":
             image = Image.fromarray((np.asarray(image).astype(np.uint16) * 257))
-        fmt = "PNG" if is_png or mode in ("RGBA", "P", "I;16") else "JPEG"
-        if fmt == "JPEG" and mode in ("RGBA", "P"):
-            fmt = "PNG"
+        # the format the mode can be written in (PIL picks the decoder from the content, not the name)
+        fmt = "JPEG" if mode == "CMYK" else "PNG" if is_png or mode in ("RGBA", "P", "I;16", "1") else "JPEG"
         import io
 
         buffer = io.BytesIO()
