@@ -7,7 +7,7 @@ with torch and spvis already imported (a fresh interpreter would spend seconds i
 workers do.
 
 Protocol: one json object per line on the request pipe ``{"argv", "cwd", "stdout", "stderr"}``; the answer, one
-json line on the answer pipe, is ``{"code", "crash", "maxrss_mb"}``: the exit code, or the traceback of an
+json line on the answer pipe, is ``{"code", "crash", "maxrss_mb", "start_rss_mb"}``: the exit code, or the traceback of an
 exception that escaped ``spvis.cli.main.main``. The case's fd 1 and fd 2 (Python and C output alike) go to the
 named files.
 """
@@ -41,6 +41,7 @@ def _reset_process_state(torch) -> None:
 
 
 def _run(argv: list[str], spvis_main) -> tuple[int | None, str | None]:
+    """(exit code, None) of ``spvis argv``, or (None, traceback) when an exception escaped the CLI."""
     try:
         return int(spvis_main(argv) or 0), None
     except SystemExit as exc:  # argparse
@@ -63,6 +64,7 @@ def serve(requests: int, answers: int, memory_gb: float) -> None:
     limit = _vm_bytes() + int(memory_gb * (1 << 30))
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
     _reset_process_state(torch)
+    start_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the fork inherits pytest's
     for line in reader:
         case = json.loads(line)
         sys.stdout.flush()
@@ -85,7 +87,8 @@ def serve(requests: int, answers: int, memory_gb: float) -> None:
             os.chdir("/")
         _reset_process_state(torch)
         maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        writer.write(json.dumps({"code": code, "crash": crash, "maxrss_mb": maxrss_mb}) + "\n")
+        writer.write(json.dumps({"code": code, "crash": crash, "maxrss_mb": maxrss_mb, "start_rss_mb": start_rss_mb})
+                     + "\n")
 
 
 def fork_worker(memory_gb: float) -> tuple[int, int, int]:

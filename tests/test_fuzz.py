@@ -43,7 +43,7 @@ NUM_CASES = int(os.environ.get("SPVIS_FUZZ_CASES", "520"))
 SEED_SHIFT = int(os.environ.get("SPVIS_FUZZ_SEED", "0"))
 CASE_TIMEOUT_S = float(os.environ.get("SPVIS_FUZZ_TIMEOUT", "60"))  # generous: CI machines are shared
 MEMORY_GB = 3.0  # address space a case may add to the worker's
-MAX_RSS_MB = 3000  # peak resident memory of the worker over all cases
+MAX_RSS_MB = 2500  # growth of the worker's peak resident memory over all cases (the fork starts at pytest's)
 GATE = "config key SOLVER.MAX_ITER must be at least 1, got 0"  # the valid outcome of a train case
 ERROR_LINE = re.compile(r"^spvis [a-z]+( [a-z]+)?( \(rank \d+\))?: error: ")
 
@@ -126,7 +126,7 @@ def _rule_verdict(rules: dict, path: tuple, kind: str) -> tuple[bool, str | None
 
 def _schema_key(path: tuple):
     """The config schema's ``Key`` for a yaml path (None: a section, a list element or an unknown key)."""
-    from spvis.config.defaults import SCHEMA  # noqa: F401 (checked below)
+    from spvis.config.defaults import SCHEMA
     from spvis.config.node import Key
 
     node: Any = SCHEMA
@@ -286,13 +286,12 @@ def target_import_yaml(rng, case_dir, seeds) -> Case:
         paths = read if rng.random() < 0.7 else None
 
         def verdict(_doc, path, kind):
+            """Any change of a key the importer reads breaks the import (a refused value, or weights that no longer
+            fit); a string made unicode may still name something valid only by accident, so it may pass too."""
             if kind == "deep" or (not path and kind == "type"):
                 return True, None
             if path in read and kind not in ("unicode", "unknown_key"):
-                if kind == "delete" or kind == "type" or kind == "nest" or kind == "nan" or kind == "empty":
-                    return True, path[-1]
-                if kind in ("negative", "zero", "huge", "duplicate"):
-                    return True, path[-1]
+                return True, path[-1]
             return False, None
 
         mutant = _tree_mutant(doc, rng, verdict, fm.dump_yaml, paths)
@@ -325,20 +324,9 @@ def _weights_target(rng, case_dir, seeds, suffix: str) -> Case:
     elif choice < 0.9:
         mutant = _bytes_mutant(seed_file.read_bytes(), rng, {"truncate", "empty", "garbage", "zero_tail"})
     else:
-        state = _official_state(seeds)
+        state: dict[str, Any] = dict(_official_state(seeds))
         state[sorted(state)[0]] = _Exploit()
-        import pickle
-
-        import torch
-
-        if suffix == ".pkl":
-            data = pickle.dumps({"model": state}, protocol=2)
-        else:
-            import io
-
-            buffer = io.BytesIO()
-            torch.save({"model": state}, buffer)
-            data = buffer.getvalue()
+        data = fm.pickle_bytes(state) if suffix == ".pkl" else fm.torch_bytes(state)
         mutant = fm.Mutant(data, True, None, "code in the pickle")
     path = case_dir / f"model{suffix}"
     path.write_bytes(mutant.data)
@@ -616,8 +604,9 @@ def check_outcome(case: Case, result: dict, stdout: str, stderr: str, new_files:
             problems.append(f"the error does not name the field {case.mutant.field!r}")
         if new_files:
             problems.append(f"new files after a refusal: {new_files[:5]}")
-    if result["maxrss_mb"] > MAX_RSS_MB:
-        problems.append(f"worker peak memory {result['maxrss_mb']:.0f} MB > {MAX_RSS_MB} MB")
+    added = result["maxrss_mb"] - result.get("start_rss_mb", 0)
+    if added > MAX_RSS_MB:
+        problems.append(f"the worker's peak memory grew by {added:.0f} MB (> {MAX_RSS_MB} MB)")
     return problems
 
 

@@ -170,3 +170,39 @@ def test_damaged_mp4_stream_header_is_one_line(tmp_path, capsys):
             frames.VideoFileSource(video)
     finally:
         av.open = original
+
+
+def test_a_lone_surrogate_in_a_dataset_prints(synth, tmp_path, capsys):
+    """A json "\\ud800" escape decodes to a lone surrogate; `data check` printing it was a UnicodeEncodeError."""
+    dataset, root = synth
+    data = json.loads(dataset.read_text())
+    data["annotations"][0]["occlusion"] = ["\ud800"] * len(data["annotations"][0]["segmentations"])
+    path = tmp_path / "surrogate.json"
+    path.write_text(json.dumps(data))  # ensure_ascii: written as the escape, as a foreign tool may
+    assert main(["data", "check", "--json", str(path), "--image-root", str(root)]) == 0
+    assert "\\ud800" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dotted, value, message", [
+    ("MODEL.BACKBONE.NAME", {"a": 1}, r"MODEL\.BACKBONE\.NAME must be a string"),
+    ("MODEL.META_ARCHITECTURE", ["DVIS_online"], r"MODEL\.META_ARCHITECTURE must be a string"),
+    ("MODEL.RESNETS.OUT_FEATURES", [], r"MODEL\.RESNETS\.OUT_FEATURES must be a non-empty list"),
+    ("MODEL.RESNETS.DEFORM_ON_PER_STAGE", 5, r"DEFORM_ON_PER_STAGE must be a list"),
+])
+def test_official_names_and_lists_of_the_wrong_shape_are_config_errors(tmp_path, dotted, value, message):
+    """A mapping as the backbone name was `TypeError: unhashable type`, an empty OUT_FEATURES `min() arg is an empty
+    sequence` while building the model, a number as DEFORM_ON_PER_STAGE `TypeError` from any()."""
+    import yaml
+
+    from spvis.checkpoints.official_config import official_to_cfg
+
+    tree = yaml.safe_load((REPO / "tests" / "data" / "dvis_official_tiny" / "config.yaml").read_text())
+    node = tree
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    path = tmp_path / "official.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    with pytest.raises(ConfigError, match=message):
+        official_to_cfg(path)

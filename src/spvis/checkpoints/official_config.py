@@ -58,8 +58,8 @@ def _get_typed(tree: dict, dotted: str, source: str, kind: type, default: Any = 
 
 def _get_list(tree: dict, dotted: str, source: str, kind: type) -> list:
     value = _get(tree, dotted, source)
-    if not isinstance(value, (list, tuple)):
-        raise ConfigError(f"{source}: {dotted} must be a list, got {value!r}")
+    if not isinstance(value, (list, tuple)) or not value:  # an empty list of features builds no model
+        raise ConfigError(f"{source}: {dotted} must be a non-empty list, got {value!r}")
     return [_typed(v, kind, f"{dotted}[{k}]", source) for k, v in enumerate(value)]
 
 
@@ -79,7 +79,7 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
     cfg = get_cfg()
     model = cfg.MODEL
 
-    backbone_name = _get(tree, "MODEL.BACKBONE.NAME", source)
+    backbone_name = _get_typed(tree, "MODEL.BACKBONE.NAME", source, str)
     if backbone_name not in _BACKBONES:
         raise ConfigError(f"{source}: MODEL.BACKBONE.NAME {backbone_name!r} is not supported "
                           f"(supported: {', '.join(_BACKBONES)})")
@@ -92,6 +92,8 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
             if value != expected:
                 raise ConfigError(f"{source}: {res}{key} = {value!r} is not supported (only {expected!r})")
         deform = _get(tree, res + "DEFORM_ON_PER_STAGE", source, [False] * 4)
+        if not isinstance(deform, list):
+            raise ConfigError(f"{source}: {res}DEFORM_ON_PER_STAGE must be a list of true/false, got {deform!r}")
         if any(deform):
             raise ConfigError(f"{source}: {res}DEFORM_ON_PER_STAGE (deformable convs) is not supported")
         model.BACKBONE.DEPTH = _get_typed(tree, res + "DEPTH", source, int)
@@ -118,7 +120,7 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
     model.PIXEL_STD = _get_list(tree, "MODEL.PIXEL_STD", source, float)
 
     head = "MODEL.SEM_SEG_HEAD."
-    pixel_decoder_name = _get(tree, head + "PIXEL_DECODER_NAME", source)
+    pixel_decoder_name = _get_typed(tree, head + "PIXEL_DECODER_NAME", source, str)
     if pixel_decoder_name != "MSDeformAttnPixelDecoder":
         raise ConfigError(f"{source}: {head}PIXEL_DECODER_NAME {pixel_decoder_name!r} is not supported")
     model.NUM_CLASSES = _get_typed(tree, head + "NUM_CLASSES", source, int)
@@ -163,7 +165,7 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
         if value is not None:
             model.LOSS[ours] = _typed(value, type(model.LOSS[ours]), mf + theirs, source)
 
-    meta = _get(tree, "MODEL.META_ARCHITECTURE", source)
+    meta = _get_typed(tree, "MODEL.META_ARCHITECTURE", source, str)
     if meta not in _META_ARCHS:
         raise ConfigError(f"{source}: MODEL.META_ARCHITECTURE {meta!r} is not supported "
                           f"(supported: {', '.join(_META_ARCHS)})")
