@@ -206,3 +206,36 @@ def test_official_names_and_lists_of_the_wrong_shape_are_config_errors(tmp_path,
     path.write_text(yaml.safe_dump(tree))
     with pytest.raises(ConfigError, match=message):
         official_to_cfg(path)
+
+
+def test_a_frame_path_with_a_lone_surrogate_is_a_data_error(synth, tmp_path, capsys):
+    """os.stat of a lone-surrogate path raised UnicodeEncodeError inside `infer`."""
+    dataset, root = synth
+    data = json.loads(dataset.read_text())
+    data["videos"][0]["file_names"][1] = "video_00001/\ud800.jpg"
+    path = tmp_path / "surrogate.json"
+    path.write_text(json.dumps(data))
+    assert main(["data", "check", "--json", str(path), "--image-root", str(root)]) == 2
+    line = _one_error(capsys, "data")
+    assert "surrogate.json" in line and "file_names" in line and "not valid unicode" in line
+
+
+def test_mp4_metadata_that_is_not_utf8_does_not_stop_reading(tmp_path):
+    """A Latin-1 title tag (or a flipped byte in one) made av.open raise UnicodeDecodeError."""
+    import av
+
+    from spvis.data.frames import VideoFileSource
+
+    path = tmp_path / "latin1.mp4"
+    with av.open(str(path), "w", metadata_encoding="latin-1") as container:
+        container.metadata["title"] = "caf\xe9 cr\xe8me"
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.height, stream.width, stream.pix_fmt = 32, 48, "yuv420p"
+        for t in range(3):
+            frame = np.full((32, 48, 3), 40 * t, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    source = VideoFileSource(path)
+    assert (source.height, source.width) == (32, 48) and len(list(source)) == 3

@@ -75,7 +75,8 @@ class VideoFileSource(FrameSource):
 
         self.path = path
         try:
-            with av.open(str(path)) as container:
+            # metadata that is not UTF-8 (a damaged or foreign tag) must not stop the pixels being read (fuzz suite)
+            with av.open(str(path), metadata_errors="replace") as container:
                 if not container.streams.video:
                     raise SpvisError(f"{path}: no video stream in this file")
                 stream = container.streams.video[0]
@@ -100,7 +101,7 @@ class VideoFileSource(FrameSource):
 
         count = 0
         try:
-            container = av.open(str(self.path))
+            container = av.open(str(self.path), metadata_errors="replace")
         except (av.FFmpegError, OSError) as exc:
             self._stop(f"{self.path}: cannot reopen video: {_one_line(exc)}")
             return
