@@ -121,7 +121,9 @@ def _rule_verdict(rules: dict, path: tuple, kind: str) -> tuple[bool, str | None
     if rule is None:
         return False, None
     field, kinds = rule
-    return kind in kinds, field or None
+    # a duplicated or emptied list is refused through what it breaks (a duplicate id, an unknown reference), which
+    # names the field of that entry instead
+    return kind in kinds, (field or None) if kind not in ("duplicate", "empty") else None
 
 
 def _schema_key(path: tuple):
@@ -158,6 +160,8 @@ def _config_verdict(doc: Any, path: tuple, kind: str) -> tuple[bool, str | None]
         value = -1 if kind == "negative" else 0
         bad = (key.low is not None and value < key.low) or (key.positive and value <= 0)
         return bad, field
+    if kind == "huge":  # every huge value (2**31 and up, or below -2**63) is outside a bounded key's range
+        return key.high is not None, field
     if kind in ("duplicate", "empty"):
         return key.length is not None, field
     if kind == "unicode" and key.choices is not None:
@@ -190,6 +194,7 @@ _TEXT_MUST_FAIL = {"truncate", "empty", "garbage"}  # json/yaml text: a cut docu
 
 
 def json_mutant(path: Path, rng: random.Random, rules: dict) -> fm.Mutant:
+    """A mutation of the json file at ``path``: a quarter byte-level, the rest in its tree (``rules`` decide)."""
     raw = path.read_bytes()
     if rng.random() < 0.25:
         mutant = _bytes_mutant(raw, rng, _TEXT_MUST_FAIL)
@@ -200,6 +205,7 @@ def json_mutant(path: Path, rng: random.Random, rules: dict) -> fm.Mutant:
 
 
 def yaml_config_mutant(path: Path, rng: random.Random) -> fm.Mutant:
+    """A mutation of our yaml config at ``path``: a fifth byte-level, the rest in its tree (the schema decides)."""
     raw = path.read_bytes()
     if rng.random() < 0.2:
         # a cut yaml may still be valid (a shorter mapping); garbage bytes are not a mapping
@@ -291,7 +297,9 @@ def target_import_yaml(rng, case_dir, seeds) -> Case:
             if kind == "deep" or (not path and kind == "type"):
                 return True, None
             if path in read and kind not in ("unicode", "unknown_key"):
-                return True, path[-1]
+                # a zero or a list of another length may be a valid value that no longer fits the weights: the
+                # error then names the weights' keys, not this field
+                return True, path[-1] if kind not in ("zero", "duplicate", "empty") else None
             return False, None
 
         mutant = _tree_mutant(doc, rng, verdict, fm.dump_yaml, paths)
