@@ -610,8 +610,11 @@ def check_outcome(case: Case, result: dict, stdout: str, stderr: str, new_files:
             problems.append(f"the error does not name the file {case.file.name}")
         elif case.mutant.must_fail and case.mutant.field and case.mutant.field.split(".")[-1] not in errors[0]:
             problems.append(f"the error does not name the field {case.mutant.field!r}")
-        if new_files:
-            problems.append(f"new files after a refusal: {new_files[:5]}")
+        # a dataset infer keeps the videos it finished before the bad one, to --resume (issue 33)
+        kept = {"out", "out/results.jsonl", "out/results.settings.json"} if "finished videos are kept" in errors[0] \
+            else set()
+        if set(new_files) - kept:
+            problems.append(f"new files after a refusal: {sorted(set(new_files) - kept)[:5]}")
     added = result["maxrss_mb"] - result.get("start_rss_mb", 0)
     if added > MAX_RSS_MB:
         problems.append(f"the worker's peak memory grew by {added:.0f} MB (> {MAX_RSS_MB} MB)")

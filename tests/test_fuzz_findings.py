@@ -188,6 +188,7 @@ def test_a_lone_surrogate_in_a_dataset_prints(synth, tmp_path, capsys):
     ("MODEL.META_ARCHITECTURE", ["DVIS_online"], r"MODEL\.META_ARCHITECTURE must be a string"),
     ("MODEL.RESNETS.OUT_FEATURES", [], r"MODEL\.RESNETS\.OUT_FEATURES must be a non-empty list"),
     ("MODEL.RESNETS.DEFORM_ON_PER_STAGE", 5, r"DEFORM_ON_PER_STAGE must be a list"),
+    ("MODEL.BACKBONE.NAME", "D2SwinTransformer", None),  # with five NUM_HEADS for four DEPTHS, below
 ])
 def test_official_names_and_lists_of_the_wrong_shape_are_config_errors(tmp_path, dotted, value, message):
     """A mapping as the backbone name was `TypeError: unhashable type`, an empty OUT_FEATURES `min() arg is an empty
@@ -202,6 +203,9 @@ def test_official_names_and_lists_of_the_wrong_shape_are_config_errors(tmp_path,
     for part in parents:
         node = node[part]
     node[leaf] = value
+    if message is None:  # the extra head count was ignored and the import went through
+        tree["MODEL"]["SWIN"]["NUM_HEADS"] = [3, 6, 12, 24, 24]
+        message = r"MODEL\.SWIN\.NUM_HEADS has 5 entries but MODEL\.SWIN\.DEPTHS has 4 stages"
     path = tmp_path / "official.yaml"
     path.write_text(yaml.safe_dump(tree))
     with pytest.raises(ConfigError, match=message):

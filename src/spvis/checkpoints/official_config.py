@@ -107,6 +107,9 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
         model.BACKBONE.SWIN.EMBED_DIM = _get_typed(tree, swin + "EMBED_DIM", source, int)
         model.BACKBONE.SWIN.DEPTHS = _get_list(tree, swin + "DEPTHS", source, int)
         model.BACKBONE.SWIN.NUM_HEADS = _get_list(tree, swin + "NUM_HEADS", source, int)
+        if len(model.BACKBONE.SWIN.NUM_HEADS) != len(model.BACKBONE.SWIN.DEPTHS):  # the extra ones went unused
+            raise ConfigError(f"{source}: {swin}NUM_HEADS has {len(model.BACKBONE.SWIN.NUM_HEADS)} entries but "
+                              f"{swin}DEPTHS has {len(model.BACKBONE.SWIN.DEPTHS)} stages (one each)")
         model.BACKBONE.SWIN.WINDOW_SIZE = _get_typed(tree, swin + "WINDOW_SIZE", source, int)
         model.BACKBONE.SWIN.MLP_RATIO = _get_typed(tree, swin + "MLP_RATIO", source, float)
         model.BACKBONE.SWIN.DROP_PATH_RATE = _get_typed(tree, swin + "DROP_PATH_RATE", source, float)
