@@ -75,7 +75,7 @@ DATASET_RULES: dict[tuple, tuple[str, set[str]]] = {
     ("categories",): ("categories", _ALL - {"empty"}),
     ("categories", "*"): ("categories", {"type", "nest", "empty", "deep"}),
     ("categories", "*", "id"): ("id", _ALL),
-    ("annotations",): ("annotations", {"type", "nest", "deep"}),
+    ("annotations",): ("annotations", {"nest", "deep"}),  # null (one of the "type" values) means "no annotations"
     ("annotations", "*"): ("annotations", {"type", "nest", "empty", "deep"}),
     ("annotations", "*", "id"): ("id", _ALL),
     ("annotations", "*", "video_id"): ("video_id", _ALL | {"zero", "negative", "huge"}),

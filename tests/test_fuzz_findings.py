@@ -189,6 +189,7 @@ def test_a_lone_surrogate_in_a_dataset_prints(synth, tmp_path, capsys):
     ("MODEL.RESNETS.OUT_FEATURES", [], r"MODEL\.RESNETS\.OUT_FEATURES must be a non-empty list"),
     ("MODEL.RESNETS.DEFORM_ON_PER_STAGE", 5, r"DEFORM_ON_PER_STAGE must be a list"),
     ("MODEL.BACKBONE.NAME", "D2SwinTransformer", None),  # with five NUM_HEADS for four DEPTHS, below
+    ("MODEL.SEM_SEG_HEAD.IN_FEATURES", ["res2", "res3", "res4", "res5", "res3"], r"IN_FEATURES lists 'res3' twice"),
 ])
 def test_official_names_and_lists_of_the_wrong_shape_are_config_errors(tmp_path, dotted, value, message):
     """A mapping as the backbone name was `TypeError: unhashable type`, an empty OUT_FEATURES `min() arg is an empty
@@ -243,3 +244,19 @@ def test_mp4_metadata_that_is_not_utf8_does_not_stop_reading(tmp_path):
             container.mux(packet)
     source = VideoFileSource(path)
     assert (source.height, source.width) == (32, 48) and len(list(source)) == 3
+
+
+def test_an_occlusion_label_that_is_a_mapping_is_a_data_error(synth, tmp_path, capsys):
+    """An unhashable occlusion label was `TypeError: unhashable type: 'dict'` in `eval --gt`."""
+    dataset, _ = synth
+    data = json.loads(dataset.read_text())
+    data["annotations"][0]["occlusion"][1] = {"label": "no_occlusion"}
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps(data))
+    results = [{"video_id": 1, "category_id": data["annotations"][0]["category_id"], "score": 0.5,
+                "segmentations": data["annotations"][0]["segmentations"]}]
+    pred = tmp_path / "results.json"
+    pred.write_text(json.dumps(results))
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred)]) == 2
+    line = _one_error(capsys, "eval")
+    assert "gt.json" in line and "field 'occlusion'" in line

@@ -60,7 +60,11 @@ def _get_list(tree: dict, dotted: str, source: str, kind: type) -> list:
     value = _get(tree, dotted, source)
     if not isinstance(value, (list, tuple)) or not value:  # an empty list of features builds no model
         raise ConfigError(f"{source}: {dotted} must be a non-empty list, got {value!r}")
-    return [_typed(v, kind, f"{dotted}[{k}]", source) for k, v in enumerate(value)]
+    values = [_typed(v, kind, f"{dotted}[{k}]", source) for k, v in enumerate(value)]
+    if kind is str and len(set(values)) != len(values):  # a feature listed twice was silently merged (fuzz suite)
+        twice = next(v for v in values if values.count(v) > 1)
+        raise ConfigError(f"{source}: {dotted} lists {twice!r} twice")
+    return values
 
 
 def read_official_yaml(path: str | Path) -> dict:
