@@ -165,7 +165,7 @@ def train_setup(tmp_path, monkeypatch) -> tuple[Path, Path]:
     train_json = make_synth(tmp_path / "synth")
     config = tmp_path / "tiny.yaml"
     config.write_text(tiny_cfg(train_json, tmp_path / "unused", MAX_ITER=2).dump())
-    monkeypatch.setattr(launch, "build_model", lambda cfg: TinyClipModel())
+    monkeypatch.setattr(launch, "build_model", lambda cfg, source=None: TinyClipModel())
     return config, train_json
 
 
@@ -181,7 +181,7 @@ def test_a_bad_training_frame_is_an_error_before_the_first_step(train_setup, tmp
     config, train_json = train_setup
     bad = _train_frame(train_json, 1, 3)
     damage(bad, how)
-    monkeypatch.setattr(launch, "build_model", lambda cfg: pytest.fail("the model was built"))
+    monkeypatch.setattr(launch, "build_model", lambda cfg, source=None: pytest.fail("the model was built"))
     out = tmp_path / "run"
     assert main(["train", "--config", str(config), f"OUTPUT_DIR={out}"]) == 2
     err = capsys.readouterr().err

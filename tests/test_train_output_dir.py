@@ -24,7 +24,7 @@ def config(train_json, tmp_path, monkeypatch) -> Path:
     """A config file of the engine tests' tiny run; `spvis train` builds the tiny model instead of SPVISModel."""
     import spvis.engine.launch as launch
 
-    monkeypatch.setattr(launch, "build_model", lambda cfg: TinyClipModel())
+    monkeypatch.setattr(launch, "build_model", lambda cfg, source=None: TinyClipModel())
     path = tmp_path / "tiny.yaml"
     path.write_text(tiny_cfg(train_json, tmp_path / "unused").dump())
     return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spvis.checkpoints.io import is_model_folder, save_weights
+from spvis.checkpoints.io import is_model_folder, require_finite, save_weights
 from spvis.checkpoints.keymaps import MODEL_PREFIXES, official_to_ours
 from spvis.checkpoints.loading import load_state_strict
 from spvis.checkpoints.official_config import official_to_cfg
@@ -16,16 +16,18 @@ FORMATS = ("mask2former", "dvis", "dvis++")
 
 def build_official_model(src: str | Path, official_config: str | Path, fmt: str):
     """(model with the official weights loaded, our cfg) — every key disagreement raises, named."""
-    from spvis.modeling.meta_arch import SPVISModel
+    from spvis.modeling.meta_arch import build_model
 
     if fmt not in FORMATS:
         raise CheckpointError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     cfg = official_to_cfg(official_config, fmt=fmt)
-    state, _dropped = official_to_ours(read_state_dict(src), backbone=cfg.MODEL.BACKBONE.NAME)
+    state = read_state_dict(src)
+    require_finite(state, src)  # NaN/inf weights would be written out and refused only when used (fuzz suite)
+    state, _dropped = official_to_ours(state, backbone=cfg.MODEL.BACKBONE.NAME)
     foreign = sorted(key for key in state if not key.startswith(MODEL_PREFIXES))
     if foreign:
         raise CheckpointError(f"{src}: keys outside the model ({len(foreign)}): {', '.join(foreign[:10])}")
-    model = SPVISModel.from_config(cfg)
+    model = build_model(cfg, str(official_config))
     load_state_strict(model, state, source=f"{src} with {official_config}")
     return model, cfg
 

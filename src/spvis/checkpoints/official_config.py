@@ -8,6 +8,7 @@ Official ``DEC_LAYERS`` counts the initial query prediction: 10 official = 9 rea
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,13 @@ def _get_typed(tree: dict, dotted: str, source: str, kind: type, default: Any = 
 
 def _get_list(tree: dict, dotted: str, source: str, kind: type) -> list:
     value = _get(tree, dotted, source)
-    if not isinstance(value, (list, tuple)):
-        raise ConfigError(f"{source}: {dotted} must be a list, got {value!r}")
-    return [_typed(v, kind, f"{dotted}[{k}]", source) for k, v in enumerate(value)]
+    if not isinstance(value, (list, tuple)) or not value:  # an empty list of features builds no model
+        raise ConfigError(f"{source}: {dotted} must be a non-empty list, got {value!r}")
+    values = [_typed(v, kind, f"{dotted}[{k}]", source) for k, v in enumerate(value)]
+    if kind is str and len(set(values)) != len(values):  # a feature listed twice was silently merged (fuzz suite)
+        twice = next(v for v in values if values.count(v) > 1)
+        raise ConfigError(f"{source}: {dotted} lists {twice!r} twice")
+    return values
 
 
 def read_official_yaml(path: str | Path) -> dict:
@@ -78,7 +83,7 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
     cfg = get_cfg()
     model = cfg.MODEL
 
-    backbone_name = _get(tree, "MODEL.BACKBONE.NAME", source)
+    backbone_name = _get_typed(tree, "MODEL.BACKBONE.NAME", source, str)
     if backbone_name not in _BACKBONES:
         raise ConfigError(f"{source}: MODEL.BACKBONE.NAME {backbone_name!r} is not supported "
                           f"(supported: {', '.join(_BACKBONES)})")
@@ -91,6 +96,8 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
             if value != expected:
                 raise ConfigError(f"{source}: {res}{key} = {value!r} is not supported (only {expected!r})")
         deform = _get(tree, res + "DEFORM_ON_PER_STAGE", source, [False] * 4)
+        if not isinstance(deform, list):
+            raise ConfigError(f"{source}: {res}DEFORM_ON_PER_STAGE must be a list of true/false, got {deform!r}")
         if any(deform):
             raise ConfigError(f"{source}: {res}DEFORM_ON_PER_STAGE (deformable convs) is not supported")
         model.BACKBONE.DEPTH = _get_typed(tree, res + "DEPTH", source, int)
@@ -104,6 +111,9 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
         model.BACKBONE.SWIN.EMBED_DIM = _get_typed(tree, swin + "EMBED_DIM", source, int)
         model.BACKBONE.SWIN.DEPTHS = _get_list(tree, swin + "DEPTHS", source, int)
         model.BACKBONE.SWIN.NUM_HEADS = _get_list(tree, swin + "NUM_HEADS", source, int)
+        if len(model.BACKBONE.SWIN.NUM_HEADS) != len(model.BACKBONE.SWIN.DEPTHS):  # the extra ones went unused
+            raise ConfigError(f"{source}: {swin}NUM_HEADS has {len(model.BACKBONE.SWIN.NUM_HEADS)} entries but "
+                              f"{swin}DEPTHS has {len(model.BACKBONE.SWIN.DEPTHS)} stages (one each)")
         model.BACKBONE.SWIN.WINDOW_SIZE = _get_typed(tree, swin + "WINDOW_SIZE", source, int)
         model.BACKBONE.SWIN.MLP_RATIO = _get_typed(tree, swin + "MLP_RATIO", source, float)
         model.BACKBONE.SWIN.DROP_PATH_RATE = _get_typed(tree, swin + "DROP_PATH_RATE", source, float)
@@ -117,7 +127,7 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
     model.PIXEL_STD = _get_list(tree, "MODEL.PIXEL_STD", source, float)
 
     head = "MODEL.SEM_SEG_HEAD."
-    pixel_decoder_name = _get(tree, head + "PIXEL_DECODER_NAME", source)
+    pixel_decoder_name = _get_typed(tree, head + "PIXEL_DECODER_NAME", source, str)
     if pixel_decoder_name != "MSDeformAttnPixelDecoder":
         raise ConfigError(f"{source}: {head}PIXEL_DECODER_NAME {pixel_decoder_name!r} is not supported")
     model.NUM_CLASSES = _get_typed(tree, head + "NUM_CLASSES", source, int)
@@ -162,7 +172,7 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
         if value is not None:
             model.LOSS[ours] = _typed(value, type(model.LOSS[ours]), mf + theirs, source)
 
-    meta = _get(tree, "MODEL.META_ARCHITECTURE", source)
+    meta = _get_typed(tree, "MODEL.META_ARCHITECTURE", source, str)
     if meta not in _META_ARCHS:
         raise ConfigError(f"{source}: MODEL.META_ARCHITECTURE {meta!r} is not supported "
                           f"(supported: {', '.join(_META_ARCHS)})")
@@ -197,5 +207,47 @@ def official_to_cfg(path: str | Path, *, fmt: str = "dvis") -> CfgNode:
     if fmt == "dvis++" and not model.DECODER.REID_BRANCH:
         raise ConfigError(f"{source}: --format dvis++ but {mf}TRANSFORMER_DECODER_NAME is not the dvisPlus "
                           f"decoder with NUM_REID_HEAD_LAYERS > 0")
-    get_cfg().merge_dict(cfg.to_dict(), source=source)  # the schema's ranges (positive sizes, list lengths, ...)
+    try:
+        get_cfg().merge_dict(cfg.to_dict(), source=source)  # the schema's ranges (positive sizes, list lengths, ...)
+    except ConfigError as exc:
+        raise ConfigError(_with_official_name(str(exc))) from None
     return cfg
+
+
+# our key <- the official key it is read from, so that a range error names the key the user's file holds
+_OFFICIAL_NAMES = {
+    "MODEL.BACKBONE.DEPTH": "MODEL.RESNETS.DEPTH", "MODEL.BACKBONE.RES2_OUT_CHANNELS": "MODEL.RESNETS.RES2_OUT_CHANNELS",
+    "MODEL.BACKBONE.STEM_OUT_CHANNELS": "MODEL.RESNETS.STEM_OUT_CHANNELS", "MODEL.BACKBONE.NORM": "MODEL.RESNETS.NORM",
+    "MODEL.BACKBONE.SWIN.EMBED_DIM": "MODEL.SWIN.EMBED_DIM", "MODEL.BACKBONE.SWIN.DEPTHS": "MODEL.SWIN.DEPTHS",
+    "MODEL.BACKBONE.SWIN.NUM_HEADS": "MODEL.SWIN.NUM_HEADS", "MODEL.BACKBONE.SWIN.WINDOW_SIZE": "MODEL.SWIN.WINDOW_SIZE",
+    "MODEL.BACKBONE.SWIN.MLP_RATIO": "MODEL.SWIN.MLP_RATIO", "MODEL.BACKBONE.SWIN.PATCH_SIZE": "MODEL.SWIN.PATCH_SIZE",
+    "MODEL.BACKBONE.SWIN.DROP_PATH_RATE": "MODEL.SWIN.DROP_PATH_RATE",
+    "MODEL.BACKBONE.SWIN.PRETRAIN_IMG_SIZE": "MODEL.SWIN.PRETRAIN_IMG_SIZE",
+    "MODEL.NUM_CLASSES": "MODEL.SEM_SEG_HEAD.NUM_CLASSES", "MODEL.PIXEL_DECODER.CONV_DIM": "MODEL.SEM_SEG_HEAD.CONVS_DIM",
+    "MODEL.PIXEL_DECODER.MASK_DIM": "MODEL.SEM_SEG_HEAD.MASK_DIM", "MODEL.PIXEL_DECODER.NORM": "MODEL.SEM_SEG_HEAD.NORM",
+    "MODEL.PIXEL_DECODER.IN_FEATURES": "MODEL.SEM_SEG_HEAD.IN_FEATURES",
+    "MODEL.PIXEL_DECODER.DEFORMABLE_IN_FEATURES": "MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES",
+    "MODEL.PIXEL_DECODER.ENC_LAYERS": "MODEL.SEM_SEG_HEAD.TRANSFORMER_ENC_LAYERS",
+    "MODEL.PIXEL_DECODER.NHEADS": "MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_N_HEADS",
+    "MODEL.PIXEL_DECODER.NPOINTS": "MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_N_POINTS",
+    "MODEL.PIXEL_DECODER.COMMON_STRIDE": "MODEL.SEM_SEG_HEAD.COMMON_STRIDE",
+    "MODEL.DECODER.DEC_LAYERS": "MODEL.MASK_FORMER.DEC_LAYERS (minus one)",
+    "MODEL.DECODER.HIDDEN_DIM": "MODEL.MASK_FORMER.HIDDEN_DIM",
+    "MODEL.DECODER.NUM_QUERIES": "MODEL.MASK_FORMER.NUM_OBJECT_QUERIES", "MODEL.DECODER.NHEADS": "MODEL.MASK_FORMER.NHEADS",
+    "MODEL.DECODER.DIM_FEEDFORWARD": "MODEL.MASK_FORMER.DIM_FEEDFORWARD",
+    "MODEL.DECODER.NUM_REID_HEAD_LAYERS": "MODEL.MASK_FORMER.NUM_REID_HEAD_LAYERS",
+    "MODEL.DECODER.REID_HIDDEN_DIM": "MODEL.MASK_FORMER.REID_HIDDEN_DIM",
+    "MODEL.SIZE_DIVISIBILITY": "MODEL.MASK_FORMER.SIZE_DIVISIBILITY",
+    "TEST.WINDOW_SIZE": "MODEL.MASK_FORMER.TEST.WINDOW_SIZE", "TEST.MAX_NUM": "MODEL.MASK_FORMER.TEST.MAX_NUM",
+}
+
+
+def _with_official_name(message: str) -> str:
+    """``message`` of a schema error about one of our keys, with the official key it came from named after it."""
+    match = re.search(r"config key ([A-Z0-9_.]+)(\[\d+\])?", message)
+    if match is None:
+        return message
+    ours, index = match.group(1), match.group(2) or ""
+    theirs = _OFFICIAL_NAMES.get(ours) or (f"MODEL.MASK_FORMER.{ours.split('.')[-1]}" if ours.startswith("MODEL.LOSS.")
+                                          else ours)
+    return message.replace(match.group(0), f"{match.group(0)} (official {theirs}{index})", 1)

@@ -272,8 +272,14 @@ def infer(args: argparse.Namespace) -> int:
     if stale:
         print(f"spvis infer: removed {len(stale)} temporary files a killed run left in {out_dir}: "
               + ", ".join(p.name for p in stale), file=sys.stderr)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    order = run_all_videos(args, model, cfg, out_dir, log, done, settings)
+    try:
+        order = run_all_videos(args, model, cfg, out_dir, log, done, settings)
+    except BaseException:
+        if created and not any(out_dir.iterdir()):  # a run that wrote nothing leaves no empty --out behind
+            out_dir.rmdir()
+        raise
     entries = [entry for video_id in order for entry in done[video_id]]
     write_results(out_dir / RESULTS_NAME, entries)
     named = "" if Path(args.input).suffix.lower() == ".json" else f"; video_id {videos[0][0]} is {videos[0][1]}"

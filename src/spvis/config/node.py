@@ -29,6 +29,7 @@ class Key:
     # numbers (and the numbers of a list) must be finite and at least ``low`` (None: any), above 0 if ``positive``
     low: float | None = 0
     positive: bool = False
+    high: float | None = None  # numbers above are refused: a size or layer count no machine can build (fuzz suite)
     elem: type | tuple[type, ...] | None = None  # list keys: type of every element (inferred from the default)
     length: int | None = None  # list keys: exact number of elements
 
@@ -151,6 +152,8 @@ def _check_scalar(decl: Key, expected: type | tuple[type, ...], value: Any, wher
             raise ConfigError(f"{source}: config key {where} must be positive, got {value!r}")
         if decl.low is not None and value < decl.low:
             raise ConfigError(f"{source}: config key {where} must be at least {decl.low:g}, got {value!r}")
+        if decl.high is not None and value > decl.high:
+            raise ConfigError(f"{source}: config key {where} must be at most {decl.high:g}, got {_short(value)}")
 
 
 def _short(value: Any) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from spvis.data.coco import ImageDataset
+from spvis.data.frame_check import check_frame_file
 from spvis.data.identity_stats import IdentityCounts, TrackBoxes, format_identity_line, video_identity_counts
 from spvis.data.png_io import open_image
 from spvis.data.rle import rle_bbox
@@ -38,9 +39,8 @@ def check_frames(ds: VideoDataset, *, all_frames: bool = False) -> None:
             if not path.is_file():
                 raise DataFormatError(ds.json_path, f"frame {t} not found: {path}", entry=entry, field="file_names")
             if t == 0 or all_frames:
-                try:
-                    with open_image(path) as im:
-                        w, h = im.size
+                try:  # the header and the end marker: a cut or zeroed frame is refused here, not in training
+                    h, w = check_frame_file(path)
                 except OSError as exc:
                     raise DataFormatError(ds.json_path, f"frame {t} is not a readable image: {path} ({exc})",
                                           entry=entry, field="file_names") from None

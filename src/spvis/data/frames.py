@@ -36,12 +36,16 @@ class VideoFileSource(FrameSource):
 
         self.path = path
         try:
-            with av.open(str(path)) as container:
+            # metadata that is not UTF-8 (a damaged or foreign tag) must not stop the pixels being read (fuzz suite)
+            with av.open(str(path), metadata_errors="replace") as container:
                 if not container.streams.video:
                     raise SpvisError(f"{path}: no video stream in this file")
                 stream = container.streams.video[0]
-                if stream.codec_context.width and stream.codec_context.height:  # the budget before any decoding
-                    check_size(path, stream.codec_context.height, stream.codec_context.width, field="video stream")
+                codec = stream.codec_context
+                if codec is None:  # a damaged stream header names no codec PyAV can open (fuzz suite)
+                    raise SpvisError(f"{path}: cannot read video: its video stream has no usable codec")
+                if codec.width and codec.height:  # the budget before any decoding
+                    check_size(path, codec.height, codec.width, field="video stream")
                 num = int(stream.frames) or None  # 0 = the container does not say
                 fps = float(stream.average_rate) if stream.average_rate else None
                 first = next(container.decode(stream), None)
@@ -58,7 +62,7 @@ class VideoFileSource(FrameSource):
 
         count = 0
         try:
-            container = av.open(str(self.path))
+            container = av.open(str(self.path), metadata_errors="replace")
         except (av.FFmpegError, OSError) as exc:
             self._stop(f"{self.path}: cannot reopen video: {one_line(exc)}")
             return

@@ -9,6 +9,7 @@ error raises ``DataFormatError`` naming the file, the video/annotation id and th
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -100,6 +101,16 @@ class VideoDataset:
         return self.tracks_by_video.get(video_id, [])
 
 
+def _path_encodable(name: str) -> bool:
+    """Whether ``name`` can be a file path here: a json "\\ud800" escape decodes to a lone surrogate, which every
+    os call then refuses with a UnicodeEncodeError (fuzz suite)."""
+    try:
+        os.fsencode(name)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_videos(path: Path, data: dict) -> list[VideoRecord]:
     """Validated video records of a YTVIS json dict."""
     videos_raw = data.get("videos")
@@ -112,6 +123,9 @@ def parse_videos(path: Path, data: dict) -> list[VideoRecord]:
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise DataFormatError(path, "must be a non-empty list of frame paths", entry=entry, field="file_names")
         for name in names:
+            if not _path_encodable(name):
+                raise DataFormatError(path, f"frame path {name!r} is not valid unicode (a lone surrogate escape?)",
+                                      entry=entry, field="file_names")
             if not name or PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() \
                     or ".." in PurePosixPath(name.replace("\\", "/")).parts or "\0" in name:
                 raise DataFormatError(path, f"frame path {name!r} must be relative to the image root, without '..'",

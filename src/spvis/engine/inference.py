@@ -39,9 +39,10 @@ def load_model(weights: str | Path | None = None, config: str | Path | None = No
     import torch
 
     from spvis.checkpoints import load_weights
+    from spvis.checkpoints.io import config_path_for
     from spvis.checkpoints.loading import load_state_strict
     from spvis.config import load_config
-    from spvis.modeling.meta_arch import SPVISModel
+    from spvis.modeling.meta_arch import build_model
 
     weights = str(BUILTIN_WEIGHTS if weights is None else weights)
     state, saved_cfg = load_weights(weights)
@@ -50,8 +51,9 @@ def load_model(weights: str | Path | None = None, config: str | Path | None = No
     else:
         cfg = saved_cfg
         cfg.merge_overrides(list(overrides))
-    model = SPVISModel.from_config(cfg)
-    load_state_strict(model, state, source=weights)
+    model = build_model(cfg, str(config or config_path_for(weights)))
+    # the error names the config too: weights that fit their own file stop fitting when the config was edited
+    load_state_strict(model, state, source=f"{weights} with the config {config or config_path_for(weights)}")
     from spvis.engine.distributed import resolve_device
 
     return model.to(resolve_device(str(cfg.MODEL.DEVICE))).eval(), cfg

@@ -29,14 +29,14 @@ def build_train_dataset(cfg: Any) -> Any:
     return build_clip_dataset(cfg, names if len(names) > 1 else names[0], is_train=True)
 
 
-def build_model(cfg: Any) -> nn.Module:
+def build_model(cfg: Any, source: str = "the config") -> nn.Module:
     """SPVISModel for cfg.STAGE with MODEL.BACKBONE.PRETRAINED loaded (when set) and everything outside the
     stage's own module frozen. MODEL.WEIGHTS (the previous stage) is loaded by the trainer."""
     from spvis.checkpoints.pretrained import load_pretrained
     from spvis.engine.optim import freeze_for_stage
-    from spvis.modeling.meta_arch import SPVISModel
+    from spvis.modeling.meta_arch import build_model as build_spvis_model
 
-    model = SPVISModel.from_config(cfg)
+    model = build_spvis_model(cfg, source)
     load_pretrained(model, cfg)
     freeze_for_stage(model, cfg.STAGE)
     return model
@@ -65,6 +65,16 @@ def check_train_frames(dataset: Any, *, allow_truncated: bool, say: Callable[[st
             say(f"warning: {note}")
 
 
+def check_solver(cfg: Any, world_size: int) -> None:
+    """The solver settings the trainer would refuse (batch split, schedule), checked before OUTPUT_DIR is made
+    or its log opened: a refused run leaves no files (found by the fuzz suite: SOLVER.MAX_ITER=0 left log.txt)."""
+    from spvis.engine.schedule import check_schedule
+    from spvis.engine.trainer import BatchPlan
+
+    BatchPlan.from_config(cfg, world_size)
+    check_schedule(cfg)
+
+
 def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: bool = False,
                overwrite: bool = False, allow_truncated: bool = False) -> int:
     """Train in this process (one rank of torchrun, or alone); returns the exit code (128 + signal when
@@ -83,6 +93,7 @@ def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: boo
     cfg = load_config(config, list(overrides))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cfg.merge_overrides(fit_clips_per_device(cfg, world, command=f"spvis train --config {config}"))
+    check_solver(cfg, world)
     check_dataset_files(cfg)
     prepare_output_dir(cfg.OUTPUT_DIR, resume=resume, overwrite=overwrite,
                        remove=int(os.environ.get("RANK", "0")) == 0, say=_say)
@@ -102,7 +113,7 @@ def train_main(config: str | Path, overrides: Sequence[str] = (), *, resume: boo
                            if ctx.is_main else None)
         if isinstance(log, TeeStream):
             log.open_file()  # the checks passed: OUTPUT_DIR/log.txt from here on, with the lines above
-        model = build_model(cfg)
+        model = build_model(cfg, str(config))
         evaluator = build_evaluator(cfg, ctx)
         result = Trainer(cfg, model, dataset, ctx, evaluator=evaluator, resume=resume, log_stream=log).train()
         if result.stopped_by != "max_iter":
@@ -125,12 +136,14 @@ def train(config: str | Path, overrides: Sequence[str] = (), resume: bool = Fals
     before it)."""
     from spvis.config import load_config
     from spvis.engine.run_dir import prepare_output_dir
+    from spvis.engine.schedule import check_schedule
 
     from spvis.engine.train_setup import check_dataset_files, fit_clips_per_device
 
     cfg = load_config(config, list(overrides))  # fail fast on bad keys before starting processes
     if num_processes < 1:
         raise SpvisError(f"num_processes (--num-gpus) must be at least 1, got {num_processes}")
+    check_schedule(cfg)
     check_dataset_files(cfg)
     if num_processes == 1:
         return train_main(config, overrides, resume=resume, overwrite=overwrite, allow_truncated=allow_truncated)

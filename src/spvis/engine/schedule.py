@@ -45,6 +45,17 @@ class WarmupDecaySchedule:
 
 def build_lr_scheduler(cfg: Any, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
     """``LambdaLR`` stepping once per optimiser step, from cfg.SOLVER."""
+    check_schedule(cfg)
+    s = cfg.SOLVER
+    schedule = WarmupDecaySchedule(max_iter=int(s.MAX_ITER), kind=s.LR_SCHEDULER, steps=list(s.STEPS),
+                                   gamma=float(s.GAMMA), poly_power=float(s.POLY_POWER),
+                                   warmup_iters=int(s.WARMUP_ITERS), warmup_factor=float(s.WARMUP_FACTOR))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=schedule)
+
+
+def check_schedule(cfg: Any) -> None:
+    """ConfigError for schedule settings that cannot run; ``spvis train`` calls it before OUTPUT_DIR is touched,
+    so that a refused run leaves no files behind."""
     s = cfg.SOLVER
     if s.MAX_ITER < 1:
         raise ConfigError(f"config key SOLVER.MAX_ITER must be at least 1, got {s.MAX_ITER}")
@@ -53,7 +64,3 @@ def build_lr_scheduler(cfg: Any, optimizer: torch.optim.Optimizer) -> torch.opti
                           f"{s.WARMUP_ITERS} and {s.WARMUP_FACTOR}")
     if any(not isinstance(x, int) or x < 0 for x in s.STEPS):
         raise ConfigError(f"config key SOLVER.STEPS must be a list of non-negative integers, got {s.STEPS}")
-    schedule = WarmupDecaySchedule(max_iter=int(s.MAX_ITER), kind=s.LR_SCHEDULER, steps=list(s.STEPS),
-                                   gamma=float(s.GAMMA), poly_power=float(s.POLY_POWER),
-                                   warmup_iters=int(s.WARMUP_ITERS), warmup_factor=float(s.WARMUP_FACTOR))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=schedule)

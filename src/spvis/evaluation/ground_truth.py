@@ -104,7 +104,7 @@ def _occlusion_score(occlusion: Any, source: str, entry: str) -> float:
     for label in occlusion:
         if label is None:
             continue
-        if label not in OCCLUSION_SCORES:
+        if not isinstance(label, str) or label not in OCCLUSION_SCORES:  # a mapping is unhashable (fuzz suite)
             raise DataFormatError(source, f"unknown label {label!r} (expected one of {sorted(OCCLUSION_SCORES)})",
                                   entry=entry, field="occlusion")
         scores.append(OCCLUSION_SCORES[label])

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -116,7 +117,8 @@ def _read_results_file(path: Path) -> Any:
                 if SERVER_JSON_NAME not in archive.namelist():
                     raise DataFormatError(path, f"zip has no {SERVER_JSON_NAME} at its root")
                 return parse_json(path, _read_member(path, archive, SERVER_JSON_NAME))
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, RuntimeError,
+                NotImplementedError) as exc:  # zlib.error: corrupt deflate data (fuzz suite)
             raise DataFormatError(path, f"unreadable zip ({' '.join(str(exc).split()) or type(exc).__name__})",
                                   field=SERVER_JSON_NAME) from None
     return read_json(path, what="results file")

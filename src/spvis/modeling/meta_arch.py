@@ -131,3 +131,22 @@ class SPVISModel(OnlineInferenceMixin, OfflineInferenceMixin, SegmentationInfere
                 "present": clip["present"].to(self.device).transpose(0, 1).bool(),  # (N, T)
             })
         return torch.cat(images, 0), targets, clip_len
+
+
+def build_model(cfg, source: str) -> SPVISModel:
+    """``SPVISModel.from_config(cfg)``, with sizes that build no model as a one-line ConfigError naming ``source``
+    (the config file): channels a GroupNorm cannot split, or a model larger than this machine's memory. Found by the
+    fuzz suite, where such a config was an allocator or torch.nn traceback."""
+    try:
+        return SPVISModel.from_config(cfg)
+    except MemoryError:
+        raise ConfigError(f"{source}: the model this config describes does not fit in memory (check the sizes "
+                          f"under MODEL)") from None
+    except RuntimeError as exc:
+        text = str(exc)
+        if "can't allocate memory" not in text and "not enough memory" not in text:
+            raise
+        raise ConfigError(f"{source}: the model this config describes does not fit in memory (check the sizes "
+                          f"under MODEL): {text.strip().splitlines()[-1][:200]}") from None
+    except ValueError as exc:  # torch.nn's own argument checks, e.g. "num_channels (16) must be divisible by ..."
+        raise ConfigError(f"{source}: its sizes do not build a model: {' '.join(str(exc).split())[:300]}") from None
