@@ -23,7 +23,7 @@ def zoo_card_text(entry: ZooEntry, cfg: Any, *, source_sha256: str = "") -> str:
         f"- licence: {entry.licence}",
     ]
     if entry.kind == "builtin":
-        recipe = "Trained by SPVIS's own recipe (`bash scripts/build_demo_model.sh`, configs/synth/)."
+        recipe = "Trained by SPVIS's own recipe (`bash scripts/build_demo_model.sh`, configs/synth_v4/)."
     else:
         head.append("- converted by `spvis checkpoint import` (every key and shape checked)")
         recipe = f"Official weights of the {entry.name} zoo entry, converted; see the source above."
