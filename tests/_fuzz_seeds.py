@@ -14,15 +14,10 @@ import numpy as np
 import yaml
 
 from _fuzz_mutate import encode_image, zip_with
+from test_reliability import TINY  # a model of a few thousand parameters, 3 classes like the dataset below
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-# a model of a few thousand parameters (the one test_reliability.py uses), 3 classes like the dataset below
-TINY = ["MODEL.DEVICE=cpu", "MODEL.NUM_CLASSES=3", "MODEL.BACKBONE.WIDTH=8", "MODEL.PIXEL_DECODER.CONV_DIM=32",
-        "MODEL.PIXEL_DECODER.MASK_DIM=32", "MODEL.PIXEL_DECODER.ENC_LAYERS=1", "MODEL.PIXEL_DECODER.ENC_FFN=64",
-        "MODEL.DECODER.HIDDEN_DIM=32", "MODEL.DECODER.NUM_QUERIES=6", "MODEL.DECODER.DIM_FEEDFORWARD=64",
-        "MODEL.DECODER.DEC_LAYERS=1", "MODEL.TRACKER.DECODER_LAYERS=1", "INPUT.MIN_SIZE_TEST=32",
-        "INPUT.MAX_SIZE_TEST=48"]
 # official (detectron2) keys set to tiny sizes in the bundle's dumped DVIS config
 OFFICIAL_TINY = {
     "MODEL.META_ARCHITECTURE": "DVIS_online", "MODEL.BACKBONE.NAME": "D2SwinTransformer",

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from spvis.cli.device_args import add_device_arguments, apply_threads, device_overrides
+from spvis.cli.device_args import add_device_arguments, apply_threads
+from spvis.cli.model_args import load_model_from_args
 from spvis.engine.inference import VideoJob, iter_jobs, load_model, run_video  # noqa: F401 (tests patch these)
 from spvis.engine.infer_settings import FOREIGN_RESULTS, SETTINGS_NAME
 from spvis.engine.results_log import RESULTS_LOG_NAME, ResultsLog
@@ -234,7 +235,6 @@ def infer(args: argparse.Namespace) -> int:
     """``spvis infer``: check everything, run every video, then write results.json from results.jsonl."""
     from spvis.engine.infer_settings import check_resume_settings
     from spvis.engine.inference import planned_videos
-    from spvis.errors import SpvisError
     from spvis.evaluation.results_io import write_results
     from spvis.utils.atomic_io import check_output_dir, refuse_overwriting_inputs, remove_stale_temp_files
 
@@ -252,17 +252,7 @@ def infer(args: argparse.Namespace) -> int:
     previous = refuse_used_output(args, out_dir, outputs)
     log = ResultsLog(out_dir / RESULTS_LOG_NAME)
     done = read_finished(args, log, videos)
-    weights = args.weights
-    if args.model:
-        from spvis.zoo.resolve import resolve_model
-
-        weights = str(resolve_model(args.model))
-    model, cfg = load_model(weights, args.config, [*device_overrides(args), *args.overrides])
-    if args.tracker is not None:
-        cfg.TEST.TRACKER = args.tracker
-    if args.mode == "offline" and cfg.TEST.TRACKER == "minvis":
-        raise SpvisError("--tracker minvis is an online association (the refiner needs the learned tracker); "
-                         "use --mode online")
+    model, cfg, weights = load_model_from_args(args, load_model)
     settings = run_settings(args, cfg, weights)
     if args.resume:
         check_resume_settings(out_dir / SETTINGS_NAME, settings, log_has_videos=bool(done))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spvis.cli.device_args import apply_threads, device_overrides
+from spvis.cli.device_args import apply_threads
 
 
 def check_segmentation_arguments(args: argparse.Namespace) -> None:
@@ -38,6 +38,7 @@ def infer_segmentation(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from spvis.engine.infer_settings import FOREIGN_RESULTS
+    from spvis.cli.model_args import load_model_from_args
     from spvis.engine.inference import load_model
     from spvis.engine.segmentation import (VPSSubmissionWriter, VSSPredictionWriter, check_model_classes,
                                            planned_outputs, run_segmentation_video, segmentation_input)
@@ -58,17 +59,7 @@ def infer_segmentation(args: argparse.Namespace) -> int:
         names = ", ".join(str(p.relative_to(out_dir)) for p in shown[:3]) + (", ..." if len(shown) > 3 else "")
         raise SpvisError(f"--out {out_dir} holds the outputs of another run ({names}); pass --exist-ok to replace "
                          f"them")
-    weights = args.weights
-    if args.model:
-        from spvis.zoo.resolve import resolve_model
-
-        weights = str(resolve_model(args.model))
-    model, cfg = load_model(weights, args.config, [*device_overrides(args), *args.overrides])
-    if args.tracker is not None:
-        cfg.TEST.TRACKER = args.tracker
-    if args.mode == "offline" and cfg.TEST.TRACKER == "minvis":
-        raise SpvisError(f"--tracker {cfg.TEST.TRACKER} is an online association (the refiner needs the learned "
-                         f"tracker); use --mode online")
+    model, cfg, _ = load_model_from_args(args, load_model)
     check_model_classes(inp, int(cfg.MODEL.NUM_CLASSES))
     for path in present:  # --exist-ok: this command's own outputs of the previous run
         path.unlink()

@@ -28,6 +28,7 @@ from typing import Any
 
 from spvis.errors import DataFormatError, SpvisError
 from spvis.utils.atomic_io import atomic_write_json
+from spvis.utils.nested import flatten_dict
 
 SETTINGS_NAME = "results.settings.json"
 # results of another command that mark an infer --out as used; infer never removes them (not even --exist-ok)
@@ -47,16 +48,6 @@ def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _ignored(key: str) -> bool:
     return any(key.startswith(k) if k.endswith(".") else key == k for k in IGNORED_KEYS)
 
@@ -65,7 +56,7 @@ def config_settings(cfg: Any) -> dict[str, Any]:
     """``{"config.<KEY>": value}`` of every result-changing key of ``cfg`` (a CfgNode), as YAML reads it back."""
     import yaml
 
-    flat = _flatten(yaml.safe_load(cfg.dump()) or {})
+    flat = flatten_dict(yaml.safe_load(cfg.dump()) or {})
     return {f"config.{key}": value for key, value in sorted(flat.items()) if not _ignored(key)}
 
 

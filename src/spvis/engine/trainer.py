@@ -33,6 +33,7 @@ from spvis.engine.schedule import build_lr_scheduler
 from spvis.engine.seeding import (capture_rng_state, enable_determinism, restore_rng_state, seed_everything,
                                   seed_micro_batch)
 from spvis.errors import CheckpointError, ConfigError, SpvisError
+from spvis.utils.nested import flatten_dict
 
 
 # ----------------------------------------------------------------------------------------------- batches
@@ -384,7 +385,7 @@ class Trainer:
         finally:
             self.model.train(was_training)
         result.eval_metrics = scores
-        flat = {f"eval/{k}": float(v) for k, v in _flatten(scores).items()
+        flat = {f"eval/{k}": float(v) for k, v in flatten_dict(scores, "/").items()
                 if isinstance(v, (int, float)) and math.isfinite(float(v))}
         if metrics is not None and flat:
             metrics.write({"iteration": iteration, **flat})
@@ -395,14 +396,6 @@ class Trainer:
             self._say(f"evaluation at iteration {iteration}: {shown}")
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}/"))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def configure_threads(ctx: DistContext, cpu_threads: int = 0) -> None:

@@ -24,6 +24,7 @@ from spvis.modeling.inference.state import ASSOCIATIONS, AUTOCAST_DTYPES, Online
 from spvis.modeling.minvis import minvis_step
 from spvis.modeling.pgt.query_tracker import QueryTracker, QueryTrackerOptions
 from spvis.modeling.pgt.snap import snap_to_segmenter
+from spvis.modeling.preprocessing import PreparedFrames
 
 
 class OnlineInferenceMixin:
@@ -33,7 +34,8 @@ class OnlineInferenceMixin:
     def init_state(self, *, association: str = "learned", snap_iou: float = 0.0, snap_hide: bool = False,
                    autocast: str = "", pgt_options: QueryTrackerOptions | None = None) -> OnlineState:
         """A fresh state for one video. ``association``: learned | minvis | pgt; ``snap_iou``: TEST.SNAP_IOU (learned
-        only), ``snap_hide``: TEST.SNAP_UNMATCHED == hide; ``autocast``: '' | bf16 | fp16, the precision the network runs in (``engine.precision``);
+        only), ``snap_hide``: TEST.SNAP_UNMATCHED == hide; ``autocast``: '' | bf16 | fp16, the precision the network
+        runs in (``engine.precision``);
         ``pgt_options``: the pgt association's (MODEL.TRACKER.PGT; defaults when None)."""
         if association not in ASSOCIATIONS:
             raise SpvisError(f"unknown association {association!r} (choose learned, minvis or pgt)")
@@ -54,6 +56,15 @@ class OnlineInferenceMixin:
 
         Frames of one video share their size (a different one is an SpvisError). Run the model in eval mode.
         """
+        prepared, out = self._segment_and_associate(state, frame)
+        tracked = emit_frame(out["track_ids"][0], out["pred_logits"][0], out["pred_masks"][0], prepared,
+                             state.frame_index)
+        state.frame_index += 1
+        return tracked
+
+    def _segment_and_associate(self, state: OnlineState, frame: np.ndarray | Tensor) -> tuple[PreparedFrames, dict]:
+        """Preprocess one frame (its size must be the video's), segment it and associate it with the video's
+        tracks (``_associate``); does not advance ``state.frame_index``. Shared by tracking and panoptic parsing."""
         prepared = self.preprocessor(frame)  # (1, 3, Hp, Wp) on the device
         if state.frame_size is None:
             state.frame_size = prepared.frame_size
@@ -62,10 +73,7 @@ class OnlineInferenceMixin:
                              f"video's first frame {state.frame_size[1]}x{state.frame_size[0]}")
         with autocast_context(state.autocast, prepared.images.device):
             out = self._associate(state, self.segment(prepared.images))
-        tracked = emit_frame(out["track_ids"][0], out["pred_logits"][0], out["pred_masks"][0], prepared,
-                             state.frame_index)
-        state.frame_index += 1
-        return tracked
+        return prepared, out
 
     def _associate(self, state: OnlineState, seg: dict) -> dict:
         """Segmenter output -> tracks in slot order ({pred_logits (B, Q, K+1), pred_masks (B, Q, h, w), track_ids

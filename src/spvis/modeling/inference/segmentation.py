@@ -18,7 +18,7 @@ from torch import Tensor
 
 from spvis.errors import SpvisError
 from spvis.modeling.inference.emission import MASK_CHUNK
-from spvis.modeling.inference.state import OnlineState, autocast_context
+from spvis.modeling.inference.state import OnlineState
 from spvis.modeling.panoptic import (PanopticAssignment, PanopticRules, RunningClassLogits, assign_panoptic,
                                      keep_queries, semantic_class_scores)
 from spvis.modeling.postprocess import mask_logits_to_frame
@@ -73,14 +73,7 @@ class SegmentationInferenceMixin:
         """One uint8 RGB frame (H, W, 3) -> its panoptic (vps) or semantic (vss) result at (H, W); advances
         ``state``. Run the model in eval mode."""
         online = state.online
-        prepared = self.preprocessor(frame)  # (1, 3, Hp, Wp) on the device
-        if online.frame_size is None:
-            online.frame_size = prepared.frame_size
-        elif prepared.frame_size != tuple(online.frame_size):
-            raise SpvisError(f"frame {online.frame_index} is {prepared.frame_size[1]}x{prepared.frame_size[0]}, the "
-                             f"video's first frame {online.frame_size[1]}x{online.frame_size[0]}")
-        with autocast_context(online.autocast, prepared.images.device):
-            out = self._associate(online, self.segment(prepared.images))
+        prepared, out = self._segment_and_associate(online, frame)
         track_ids = out["track_ids"][0]  # (M,)
         logits = state.class_logits.update(track_ids, out["pred_logits"][0])  # (M, K+1) mean over the track's frames
         held = torch.nonzero(track_ids >= 0, as_tuple=True)[0]  # (M',) slots holding a track
