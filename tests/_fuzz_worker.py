@@ -1,10 +1,13 @@
-"""The fuzz suite's worker: a child forked from the test process that runs ``spvis`` command lines one by one.
+"""The fuzz suite's worker: a fresh interpreter, started by the test process, that runs ``spvis`` command lines one
+by one (``python _fuzz_worker.py REQUEST_FD ANSWER_FD MEMORY_GB``).
 
 Why a separate process: a case may allocate without bound, hang, or change process-wide state (threads,
 deterministic kernels, signal handlers); here its memory is capped (RLIMIT_AS) and the parent kills the child and
-forks a new one when a case overruns its time, while the pytest process stays clean. Why forked: the child starts
-with torch and spvis already imported (a fresh interpreter would spend seconds importing them), as DataLoader
-workers do.
+starts a new one when a case overruns its time, while the pytest process stays clean. Why a fresh interpreter and
+not a fork of pytest: a fork inherits the locks of whatever threads the earlier tests left running (OpenMP and
+FFmpeg decoder pools); a video decode in such a child can wait on a lock no thread will ever release, so the
+cases then hung only when the whole suite ran before them. The import cost (a few seconds) is paid once per
+worker, and a new worker is needed only after a case that hangs or kills it.
 
 Protocol: one json object per line on the request pipe ``{"argv", "cwd", "stdout", "stderr"}``; the answer, one
 json line on the answer pipe, is ``{"code", "crash", "maxrss_mb", "start_rss_mb"}``: the exit code, or the traceback of an
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import subprocess
 import sys
 import traceback
 
@@ -50,21 +54,31 @@ def _run(argv: list[str], spvis_main) -> tuple[int | None, str | None]:
         return None, traceback.format_exc()
 
 
+# what the commands import lazily, imported once before the first case so that no case pays for it in its time
+PRELOADED = ("spvis.checkpoints.importer", "spvis.cli.main", "spvis.data.frames", "spvis.engine.inference",
+             "spvis.engine.launch", "spvis.evaluation.evaluator", "spvis.data.check", "spvis.engine.streaming",
+             "spvis.evaluation.results_io", "spvis.viz.overlay", "spvis.viz.video_writer")
+
+
 def serve(requests: int, answers: int, memory_gb: float) -> None:
-    """Answer cases until the request pipe closes (runs in the forked child; never returns to pytest)."""
+    """Answer cases until the request pipe closes."""
+    import importlib
+
     import torch
 
+    for name in PRELOADED:
+        importlib.import_module(name)
     from spvis.cli.main import main as spvis_main
 
     reader = os.fdopen(requests, "r")
     writer = os.fdopen(answers, "w", buffering=1)
-    # pytest's capture replaced sys.stdout/err with its own files: write to fd 1 and 2 again
+    # line-buffered, so that what a case printed is in its files when the case ends
     sys.stdout = open(1, "w", closefd=False, buffering=1)  # noqa: SIM115
     sys.stderr = open(2, "w", closefd=False, buffering=1)  # noqa: SIM115
     limit = _vm_bytes() + int(memory_gb * (1 << 30))
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
     _reset_process_state(torch)
-    start_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the fork inherits pytest's
+    start_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # torch and spvis imported
     for line in reader:
         case = json.loads(line)
         sys.stdout.flush()
@@ -91,22 +105,16 @@ def serve(requests: int, answers: int, memory_gb: float) -> None:
                      + "\n")
 
 
-def fork_worker(memory_gb: float) -> tuple[int, int, int]:
-    """(pid, request fd, answer fd) of a new worker child."""
+def start_worker(memory_gb: float) -> tuple[subprocess.Popen, int, int]:
+    """(process, request fd, answer fd) of a new worker: this file run by the same interpreter."""
     req_r, req_w = os.pipe()
     ans_r, ans_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: serve, then leave without running any of pytest's exit handlers
-        code = 0
-        try:
-            os.close(req_w)
-            os.close(ans_r)
-            serve(req_r, ans_w, memory_gb)
-        except BaseException:  # noqa: BLE001
-            traceback.print_exc()
-            code = 1
-        finally:
-            os._exit(code)
+    process = subprocess.Popen([sys.executable, __file__, str(req_r), str(ans_w), str(memory_gb)],
+                               pass_fds=(req_r, ans_w), stdin=subprocess.DEVNULL, cwd="/")
     os.close(req_r)
     os.close(ans_w)
-    return pid, req_w, ans_r
+    return process, req_w, ans_r
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]))

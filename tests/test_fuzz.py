@@ -42,8 +42,9 @@ from _fuzz_seeds import REPO, build_seeds
 NUM_CASES = int(os.environ.get("SPVIS_FUZZ_CASES", "520"))
 SEED_SHIFT = int(os.environ.get("SPVIS_FUZZ_SEED", "0"))
 CASE_TIMEOUT_S = float(os.environ.get("SPVIS_FUZZ_TIMEOUT", "60"))  # generous: CI machines are shared
+START_TIMEOUT_S = 60.0  # a new worker's own start (importing torch and spvis) on top of its first case's time
 MEMORY_GB = 3.0  # address space a case may add to the worker's
-MAX_RSS_MB = 2500  # growth of the worker's peak resident memory over all cases (the fork starts at pytest's)
+MAX_RSS_MB = 2500  # growth of the worker's peak resident memory over all cases (from torch and spvis imported)
 GATE = "config key SOLVER.MAX_ITER must be at least 1, got 0"  # the valid outcome of a train case
 ERROR_LINE = re.compile(r"^spvis [a-z]+( [a-z]+)?( \(rank \d+\))?: error: ")
 
@@ -503,21 +504,22 @@ def case_ids(n: int) -> list[str]:
 
 # ============================================================================================= the worker
 class Worker:
-    """The forked ``_fuzz_worker`` child; forked again after a case that hangs or kills it."""
+    """The ``_fuzz_worker`` child process; started again after a case that hangs or kills it."""
 
     def __init__(self) -> None:
-        self.pid: int | None = None
+        self.process = None
 
     def start(self) -> None:
-        from _fuzz_worker import fork_worker
+        from _fuzz_worker import start_worker
 
-        self.pid, request_fd, answer_fd = fork_worker(MEMORY_GB)
+        self.process, request_fd, answer_fd = start_worker(MEMORY_GB)
         self.requests = os.fdopen(request_fd, "w", buffering=1)
         self.answers = os.fdopen(answer_fd, "r")
 
     def run(self, argv: list[str], cwd: Path, timeout: float) -> dict:
-        if self.pid is None:
+        if self.process is None:
             self.start()
+            timeout += START_TIMEOUT_S
         request = {"argv": argv, "cwd": str(cwd), "stdout": str(cwd / ".stdout"), "stderr": str(cwd / ".stderr")}
         try:
             self.requests.write(json.dumps(request) + "\n")
@@ -533,18 +535,15 @@ class Worker:
                 "maxrss_mb": 0}
 
     def stop(self) -> None:
-        if self.pid is not None:
+        if self.process is not None:
             for handle in (self.requests, self.answers):
                 try:
                     handle.close()
                 except OSError:
                     pass
-            try:
-                os.kill(self.pid, 9)
-            except ProcessLookupError:
-                pass
-            os.waitpid(self.pid, 0)
-        self.pid = None
+            self.process.kill()
+            self.process.wait()
+        self.process = None
 
 
 @pytest.fixture(scope="module")
@@ -552,19 +551,6 @@ def fuzz_env(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     seeds = build_seeds(root / "seeds")
     before = _snapshot(root / "seeds")
-    # what the commands import lazily, imported once here so that every forked worker starts with it
-    import spvis.checkpoints.importer  # noqa: F401
-    import spvis.cli.main  # noqa: F401
-    import spvis.data.frames  # noqa: F401
-    import spvis.engine.inference  # noqa: F401
-    import spvis.engine.launch  # noqa: F401
-    import spvis.evaluation.evaluator  # noqa: F401
-    import spvis.data.check  # noqa: F401
-    import spvis.engine.streaming  # noqa: F401
-    import spvis.evaluation.results_io  # noqa: F401
-    import spvis.viz.overlay  # noqa: F401
-    import spvis.viz.video_writer  # noqa: F401
-
     worker = Worker()
     yield root, seeds, worker
     worker.stop()
