@@ -187,3 +187,26 @@ def test_plan_windows_respects_the_budget():
     large = plan_windows(cfg, height=720, width=1280, num_queries=Q, max_memory_gb=4.0, window_size=None)
     assert small[0] <= large[0] and small[1] < large[1]
     assert plan_windows(cfg, height=720, width=1280, num_queries=Q, max_memory_gb=4.0, window_size=3)[0] == 3
+
+
+def test_exclusive_masks_offline_never_overlap_across_tracks_and_keep_each_tracks_entries_equal():
+    model, cfg, frames = FakeModel(), _cfg(), _frames()
+    cfg.TEST.MAX_NUM = 12  # 6 tracks x 4 classes: some tracks are listed with several classes
+    plain = run_offline(model, cfg, FakeSource(frames))
+    cfg.TEST.EXCLUSIVE_MASKS = True
+    result = run_offline(model, cfg, FakeSource(frames))
+    assert [e["score"] for e in result.entries] == [e["score"] for e in plain.entries]
+    tracks = result.entry_track_ids
+    assert len(set(tracks)) < len(tracks), "the test needs a track listed with two classes"
+    masks = {}
+    for entry, track in zip(result.entries, tracks):
+        decoded = np.stack([decode_rle(r) for r in entry["segmentations"]])
+        if track in masks:
+            assert (masks[track] == decoded).all()  # one object: all its entries keep the same pixels
+        masks[track] = decoded.astype(bool)
+    stacked = np.stack(list(masks.values()))  # (tracks, T, H, W)
+    assert stacked.sum(0).max() == 1  # no pixel in two tracks
+    union_plain = np.stack([np.stack([decode_rle(r) for r in e["segmentations"]]) for e in plain.entries]).any(0)
+    assert (stacked.any(0) == union_plain).all()  # disputed pixels change hands, none is dropped
+    overlapped = np.stack([np.stack([decode_rle(r) for r in e["segmentations"]]) for e in plain.entries])
+    assert (overlapped.sum(0) > 1).any(), "the plain masks should overlap for this test to mean something"

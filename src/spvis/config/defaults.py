@@ -227,6 +227,10 @@ SCHEMA: dict = {
         "SNAP_IOU": Key(0.0, "online learned tracker: a track whose mask overlaps a segmenter query's by this IoU "
                              "(one-to-one) emits that query's class and mask; the tracker keeps the identities "
                              "(0 = off, as DVIS)", low=0.0),
+        "EXCLUSIVE_MASKS": Key(False, "VIS results: a pixel that several tracks' masks claim on a frame stays only "
+                                      "in the one with the highest score x mask probability (Mask2Former's "
+                                      "panoptic rule on the disputed pixels), so masks never overlap. Off: DVIS "
+                                      "(overlapping masks). Online: frame scores; offline: the entries' scores"),
         "SNAP_UNMATCHED": Key("keep", "with SNAP_IOU > 0, a track that overlaps no segmenter query on a frame: keep "
                                       "(its own class and mask) | hide (an empty mask on that frame: the segmenter "
                                       "alone draws the frame, the tracker decides identities)",

@@ -112,7 +112,8 @@ def run_offline(
                 check_frame(frame, window_index * cfg.TEST.WINDOW_SIZE + offset, (height, width), name)
             model.encode_frames(state, window)
         selection = model.select_tracks(state, max_num=cfg.TEST.MAX_NUM, combine=cfg.TEST.OFFLINE_SCORE)
-        segmentations = _decode_entries(model, source, state, selection, decode_window, frame_callback)
+        segmentations = _decode_entries(model, source, state, selection, decode_window, frame_callback,
+                                        exclusive=bool(cfg.TEST.EXCLUSIVE_MASKS))
     finally:
         model.train(was_training)
     vid = video_id if video_id is not None else getattr(source, "name", "video")
@@ -129,7 +130,8 @@ def run_offline(
 
 
 def _decode_entries(model, source, state: OfflineState, selection: OfflineSelection, decode_window: int,
-                    frame_callback: Callable[[FrameResult], None] | None) -> list[list[dict | None]]:
+                    frame_callback: Callable[[FrameResult], None] | None, *,
+                    exclusive: bool = False) -> list[list[dict | None]]:
     """Pass 2: the k selected entries' masks window by window, each window RLE-encoded in one batch.
 
     Returns k lists of T RLEs, None where the entry's track held no slot.
@@ -146,7 +148,8 @@ def _decode_entries(model, source, state: OfflineState, selection: OfflineSelect
         if frames is not None and (window_frames is None or len(window_frames) != stop - start):
             raise SpvisError(f"offline inference: {getattr(source, 'name', 'source')} gave fewer frames on the "
                              f"second read than on the first ({num_frames}); cannot decode masks")
-        masks = model.decode_masks(state, selection, start, stop, window_frames).cpu().numpy()  # (k, Tw, W, H)
+        masks = model.decode_masks(state, selection, start, stop, window_frames,
+                                   exclusive=exclusive).cpu().numpy()  # (k, Tw, W, H)
         rles = encode_column_major(masks.reshape(-1, *masks.shape[2:]))  # one batch: entry-major, then frame
         for i in range(k):
             segmentations[i].extend(rles[i * (stop - start) + t] if present[start + t, i] else None

@@ -52,6 +52,31 @@ def vis_topk(cls_logits: Tensor, max_num: int, aux_logits: Tensor | None = None,
     return topk_instances(class_probabilities(cls_logits, aux_logits, combine), max_num)
 
 
+def claim_weights(frame_logits: Tensor, scores: Tensor) -> Tensor:
+    """TEST.EXCLUSIVE_MASKS's claim of each mask on each pixel: score x mask probability where the mask is on
+    (logit > 0), -1 elsewhere (never wins). frame_logits (N, ..., H, W), scores (N,) -> (N, ..., H, W) float32."""
+    weights = scores.float().view(-1, *[1] * (frame_logits.dim() - 1)) * frame_logits.float().sigmoid()
+    return weights.masked_fill(frame_logits <= 0, -1.0)
+
+
+def exclusive_masks(frame_logits: Tensor, scores: Tensor, owners: Tensor | None = None,
+                    competing: Tensor | None = None) -> Tensor:
+    """Masks that never overlap (TEST.EXCLUSIVE_MASKS): a pixel several masks claim goes to the one with the
+    highest score x mask probability (Mask2Former's panoptic rule, restricted to the pixels in dispute).
+
+    frame_logits (N, ..., H, W) at the frame's resolution, scores (N,); ``owners`` (N,) groups entries that are one
+    object (offline: one track listed with several classes keeps all its entries' pixels); ``competing``
+    (N, ...) bool: entries that take part where True (an absent track claims nothing). Returns bool (N, ..., H, W).
+    """
+    weights = claim_weights(frame_logits, scores)
+    if competing is not None:
+        weights = weights.masked_fill(~competing.view(*competing.shape, 1, 1), -1.0)
+    winner = weights.argmax(0)  # (..., H, W) entry index
+    owners = torch.arange(len(scores), device=frame_logits.device) if owners is None else owners.to(winner.device)
+    kept = owners[winner].unsqueeze(0) == owners.view(-1, *[1] * winner.dim())  # (N, ..., H, W)
+    return (frame_logits > 0) & kept
+
+
 def mask_logits_to_frame(
     mask_logits: Tensor,  # (N, h, w) stride-4 mask logits
     padded_size: tuple[int, int],  # (Hp, Wp) padded network input

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spvis.modeling.postprocess import mask_logits_to_frame
+from spvis.modeling.postprocess import claim_weights, mask_logits_to_frame
 from spvis.modeling.preprocessing import PreparedFrames
 
 META_COLUMNS = 4  # track id, score, label, non-empty; the K+1 logits follow
@@ -97,10 +97,12 @@ class TrackedFrame:
 
 
 def emit_frame(track_ids: Tensor, logits: Tensor, mask_logits: Tensor, prepared: PreparedFrames, frame_index: int,
-               *, pack: bool | None = None) -> TrackedFrame:
+               *, pack: bool | None = None, exclusive: bool = False) -> TrackedFrame:
     """Build a TrackedFrame from one frame's slot outputs: track_ids (Q,), logits (Q, K+1), mask_logits (Q, h, w)
     at the network's mask resolution; ``prepared`` gives the sizes that undo the preprocessing. ``pack`` (default:
-    off the CPU) bit-packs the masks. Scores and labels are the softmax's best class without no-object, in float32."""
+    off the CPU) bit-packs the masks. Scores and labels are the softmax's best class without no-object, in float32.
+    ``exclusive`` (TEST.EXCLUSIVE_MASKS): a pixel several slots' masks claim stays only in the one with the highest
+    frame score x mask probability (``postprocess.exclusive_masks``; slots without a track claim nothing)."""
     device = logits.device
     pack = device.type != "cpu" if pack is None else pack
     logits = logits.float()
@@ -114,10 +116,24 @@ def emit_frame(track_ids: Tensor, logits: Tensor, mask_logits: Tensor, prepared:
         column_major = torch.empty((num_slots, width, height), dtype=torch.bool, device=device)
     else:  # written in place: the host reads these bytes without a copy
         column_major = buffer[meta_bytes:].view(torch.bool).view(num_slots, width, height)
+    if exclusive:  # running best claim per pixel over the chunks: (W, H) column-major like the masks
+        best_claim = torch.full((width, height), -1.0, device=device)
+        winner = torch.full((width, height), -1, dtype=torch.int64, device=device)
     for start in range(0, num_slots, MASK_CHUNK):
         frame_logits = mask_logits_to_frame(mask_logits[start:start + MASK_CHUNK], prepared.padded_size,
                                             prepared.image_size, prepared.frame_size)  # (n, H, W) float32
         torch.gt(frame_logits.transpose(1, 2), 0, out=column_major[start:start + MASK_CHUNK])
+        if exclusive:
+            claims = claim_weights(frame_logits, scores[start:start + MASK_CHUNK]).transpose(1, 2)  # (n, W, H)
+            claims[track_ids[start:start + MASK_CHUNK] < 0] = -1.0
+            chunk_best, chunk_winner = claims.max(0)  # (W, H): the first of equal claims, as argmax over all
+            better = chunk_best > best_claim
+            best_claim = torch.where(better, chunk_best, best_claim)
+            winner = torch.where(better, chunk_winner + start, winner)
+    if exclusive:  # a pixel in dispute stays in the winner's mask only (an undisputed one has its mask as winner)
+        for start in range(0, num_slots, MASK_CHUNK):
+            slots = torch.arange(start, min(start + MASK_CHUNK, num_slots), device=device)[:, None, None]
+            column_major[start:start + MASK_CHUNK] &= (winner == slots) | (winner < 0)
     nonempty = column_major.flatten(1).any(1)  # (Q,)
     if pack:
         buffer[meta_bytes:].view(num_slots, row_bytes).copy_(pack_bits(column_major.flatten(1)))

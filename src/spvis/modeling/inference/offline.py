@@ -29,7 +29,8 @@ from torch import Tensor
 
 from spvis.errors import SpvisError
 from spvis.modeling.inference.state import AUTOCAST_DTYPES, autocast_context
-from spvis.modeling.postprocess import class_probabilities, mask_logits_to_frame, masks_to_original, vis_topk
+from spvis.modeling.postprocess import (class_probabilities, exclusive_masks, mask_logits_to_frame,
+                                       masks_to_original, vis_topk)
 
 ABSENT_LOGIT = -1.0e4  # mask logit of a track on a frame where it held no slot (sigmoid 0)
 
@@ -208,16 +209,25 @@ class OfflineInferenceMixin:
 
     @torch.no_grad()
     def decode_masks(self, state: OfflineState, selection: OfflineSelection, start: int, stop: int,
-                     frames: list[np.ndarray] | None = None) -> Tensor:
+                     frames: list[np.ndarray] | None = None, *, exclusive: bool = False) -> Tensor:
         """Masks of the selected entries on frames [start, stop) at the video's resolution: bool (k, Tw, W, H)
         column-major (pycocotools' layout) on the device. ``frames`` (those frames) is needed unless every frame's
-        features are cached."""
+        features are cached. ``exclusive`` (TEST.EXCLUSIVE_MASKS): a pixel several tracks claim stays in the one with
+        the highest entry score x mask probability (all entries of that track keep it; absent tracks claim none)."""
         with autocast_context(state.autocast, selection.embeds.device):
             features = self._window_features(state, start, stop, frames)  # (Tw, Cm, h, w)
             logits = self.refiner.predict_masks(selection.embeds[start:stop].unsqueeze(0),
                                                 features.unsqueeze(0).to(selection.embeds.device))  # (1, Tw, k, h, w)
-            masks = masks_to_original(logits[0].transpose(0, 1), state.padded_size, state.image_size,
-                                      state.frame_size)  # (k, Tw, H, W)
+            logits = logits[0].transpose(0, 1)  # (k, Tw, h, w)
+            if exclusive and len(logits):
+                k, tw = logits.shape[:2]
+                frame_logits = mask_logits_to_frame(logits.reshape(k * tw, *logits.shape[2:]), state.padded_size,
+                                                    state.image_size, state.frame_size).view(k, tw, *state.frame_size)
+                masks = exclusive_masks(frame_logits, selection.scores.to(frame_logits.device),
+                                        owners=selection.track_ids,
+                                        competing=selection.present[start:stop].T.to(frame_logits.device))
+            else:
+                masks = masks_to_original(logits, state.padded_size, state.image_size, state.frame_size)  # (k, Tw, H, W)
         return masks.transpose(2, 3).contiguous()
 
     def _window_features(self, state: OfflineState, start: int, stop: int,

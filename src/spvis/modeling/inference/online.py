@@ -32,11 +32,12 @@ class OnlineInferenceMixin:
     ``segment(images) -> dict`` and ``tracker`` (None for a segmenter alone: MinVIS association only)."""
 
     def init_state(self, *, association: str = "learned", snap_iou: float = 0.0, snap_hide: bool = False,
-                   autocast: str = "", pgt_options: QueryTrackerOptions | None = None) -> OnlineState:
+                   autocast: str = "", pgt_options: QueryTrackerOptions | None = None,
+                   exclusive_masks: bool = False) -> OnlineState:
         """A fresh state for one video. ``association``: learned | minvis | pgt; ``snap_iou``: TEST.SNAP_IOU (learned
         only), ``snap_hide``: TEST.SNAP_UNMATCHED == hide; ``autocast``: '' | bf16 | fp16, the precision the network
-        runs in (``engine.precision``);
-        ``pgt_options``: the pgt association's (MODEL.TRACKER.PGT; defaults when None)."""
+        runs in (``engine.precision``); ``pgt_options``: the pgt association's (MODEL.TRACKER.PGT; defaults when
+        None); ``exclusive_masks``: TEST.EXCLUSIVE_MASKS (``emit_frame``)."""
         if association not in ASSOCIATIONS:
             raise SpvisError(f"unknown association {association!r} (choose learned, minvis or pgt)")
         if association == "learned" and getattr(self, "tracker", None) is None:
@@ -47,8 +48,7 @@ class OnlineInferenceMixin:
         if association == "pgt" and pgt_options is None:
             pgt_options = QueryTrackerOptions()
         return OnlineState(association=association, snap_iou=float(snap_iou), snap_hide=bool(snap_hide),
-                           autocast=autocast,
-                           pgt_options=pgt_options)
+                           autocast=autocast, pgt_options=pgt_options, exclusive_masks=bool(exclusive_masks))
 
     @torch.no_grad()
     def track_frame(self, state: OnlineState, frame: np.ndarray | Tensor) -> TrackedFrame:
@@ -58,7 +58,7 @@ class OnlineInferenceMixin:
         """
         prepared, out = self._segment_and_associate(state, frame)
         tracked = emit_frame(out["track_ids"][0], out["pred_logits"][0], out["pred_masks"][0], prepared,
-                             state.frame_index)
+                             state.frame_index, exclusive=state.exclusive_masks)
         state.frame_index += 1
         return tracked
 

@@ -30,6 +30,7 @@ class OnlineState:
     association: str  # learned (the trained tracker) | minvis (segmenter + Hungarian on query embeddings) | pgt
     snap_iou: float = 0.0  # TEST.SNAP_IOU: tracks emit the segmenter query they overlap by this IoU (0 = off)
     snap_hide: bool = False  # TEST.SNAP_UNMATCHED hide: snapped-off tracks emit an empty mask on this frame
+    exclusive_masks: bool = False  # TEST.EXCLUSIVE_MASKS: a pixel two tracks' masks claim goes to one of them
     pgt_options: Any = None  # QueryTrackerOptions of TEST.TRACKER=pgt (MODEL.TRACKER.PGT)
     autocast: str = ""  # '' (float32) | bf16 | fp16: the network runs under this autocast
     frame_index: int = 0  # frames tracked so far (the next frame's index)
