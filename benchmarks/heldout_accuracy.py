@@ -22,7 +22,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SETS = [f"datasets/report_{seed}" for seed in range(7001, 7013)]
-VALIDATION_SETS = [f"datasets/val_{seed}" for seed in (101, 202, 333, 404, 505)]
+VALIDATION_SETS = [f"datasets/val_{seed}" for seed in (101, 202, 333, 404, 505, 606, 707, 808, 909, 1010, 1111, 1212)]
 
 
 def validation_folders(weights: list[str]) -> set[Path]:
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="+", help="dataset folders with valid.json (default: the report sets)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--validation", action="store_true",
-                        help="score validation sets (default: --sets val_101 ... val_505), for choosing")
+                        help="score validation sets (default: --sets val_101 ... val_1212, 12 sets as many videos as the report), for choosing")
     parser.add_argument("--names", nargs="*", help="row names for the table (default: the row specs)")
     parser.add_argument("--save", help="keep every row's results: SAVE/<row number>/<set>/results.json")
     args = parser.parse_args(argv)
