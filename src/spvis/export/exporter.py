@@ -5,10 +5,11 @@ torch.jit) and compared with the eager model on a random input and on real frame
 frames unless the caller gives a video); only when every output is within the tolerance are the graphs, the config
 and, last, ``manifest.json`` written into the output folder, each atomically. Nothing is written on failure.
 
-The deformable attention exports as it is only through its per-level ``grid_sample`` core: the default fused
-``embedding_bag`` core does not export with the TorchScript-based ONNX exporter (a float64 Loop that onnxruntime
-refuses) and through torch.export becomes a sequence loop; ONNX graphs therefore use the ``grid_sample`` core
-(ONNX GridSample), TorchScript graphs keep the fused kernel. ``benchmarks/export_speed.py`` measures both.
+The deformable attention's default fused ``embedding_bag`` core exports through torch.export, but onnxruntime runs
+its EmbeddingBag decomposition about 8x slower than eager (and the TorchScript-based ONNX exporter makes a graph
+with float64 parts that onnxruntime refuses to load); ONNX graphs therefore use the per-level ``grid_sample`` core
+(ONNX GridSample, same result within float rounding), TorchScript graphs keep the fused kernel.
+``benchmarks/export_speed.py`` measures both (docs/RESULTS.md, "Export (ONNX / TorchScript)").
 """
 
 from __future__ import annotations
