@@ -47,6 +47,10 @@ def register(subparsers: Any) -> None:
     which.add_argument("--model", help="a zoo model by name (`spvis models`): official weights are downloaded, "
                                        "verified and converted on first use, then cached under $SPVIS_HOME")
     parser.add_argument("--config", help="config YAML (default: the one saved beside the weights)")
+    parser.add_argument("--backend", choices=("torch", "onnx", "torchscript"), default="torch",
+                        help="torch: the eager model (default); onnx / torchscript: the graphs of an `spvis export` "
+                             "folder given as --weights, run on the CPU inside the same online pipeline (onnx needs "
+                             "`pip install 'spvis[export]'`)")
     parser.add_argument("--mode", choices=("online", "offline"), default="online",
                         help="online: frame by frame, flat memory; offline: adds the temporal refiner")
     parser.add_argument("--tracker", choices=("learned", "minvis", "pgt"),
@@ -147,14 +151,17 @@ def read_finished(args: argparse.Namespace, log: ResultsLog, videos: list[tuple[
 
 def run_settings(args: argparse.Namespace, cfg: Any, weights: str | None) -> dict[str, Any]:
     """The result-changing settings of this run (spvis.engine.infer_settings says which and why); ``weights``:
-    the file the model was loaded from (--weights, --model's cached file, or None for the built-in model)."""
+    the file the model was loaded from (--weights, --model's cached file, or None for the built-in model; with
+    --backend onnx / torchscript the export folder, identified by its manifest, which holds every graph's sha256)."""
     from spvis.checkpoints.io import weights_file
     from spvis.engine.distributed import resolve_device
     from spvis.engine.inference import BUILTIN_WEIGHTS
     from spvis.engine.infer_settings import result_settings
+    from spvis.export.manifest import manifest_path
 
-    return result_settings(input_path=args.input, image_root=args.image_root,
-                           weights_file=weights_file(weights or BUILTIN_WEIGHTS), mode=args.mode,
+    graphs = getattr(args, "backend", "torch") != "torch"
+    identity = manifest_path(weights) if graphs else weights_file(weights or BUILTIN_WEIGHTS)
+    return result_settings(input_path=args.input, image_root=args.image_root, weights_file=identity, mode=args.mode,
                            score_thr=args.score_thr, max_frames=args.max_frames,
                            device_type=resolve_device(str(cfg.MODEL.DEVICE)).type, cfg=cfg)
 

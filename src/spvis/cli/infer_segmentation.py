@@ -24,7 +24,8 @@ def check_segmentation_arguments(args: argparse.Namespace) -> None:
     if args.max_memory_gb is not None and not args.max_memory_gb >= 0:
         raise SpvisError(f"--max-memory-gb must be >= 0, got {args.max_memory_gb}")
     for flag, used in (("--resume", args.resume), ("--save-masks", args.save_masks),
-                       ("--window-size", args.window_size is not None), ("--score-thr", args.score_thr != 0.0)):
+                       ("--window-size", args.window_size is not None), ("--score-thr", args.score_thr != 0.0),
+                       ("--backend", getattr(args, "backend", "torch") != "torch")):
         if used:
             hint = (" (TEST.PANOPTIC.OBJECT_THRESHOLD=... sets the vps segment threshold)" if flag == "--score-thr"
                     else "")

@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES = (
     "spvis.cli.report_cmd",
     "spvis.cli.analyze_cmd",
     "spvis.cli.checkpoint_cmd",
+    "spvis.cli.export_cmd",
     "spvis.cli.models_cmd",
     "spvis.cli.config_cmd",
 )

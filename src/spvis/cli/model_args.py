@@ -14,6 +14,9 @@ def load_model_from_args(args: argparse.Namespace, loader):
     from spvis.errors import SpvisError
 
     weights = args.weights
+    backend = getattr(args, "backend", "torch")
+    if backend != "torch":
+        return _load_exported(args, backend)
     if args.model:
         from spvis.zoo.resolve import resolve_model
 
@@ -25,3 +28,19 @@ def load_model_from_args(args: argparse.Namespace, loader):
         raise SpvisError("--tracker minvis is an online association (the refiner needs the learned tracker); "
                          "use --mode online")
     return model, cfg, weights
+
+
+def _load_exported(args: argparse.Namespace, backend: str):
+    """(graph model, cfg, export folder) for --backend onnx / torchscript: --weights names an `spvis export` folder."""
+    from spvis.errors import SpvisError
+    from spvis.export.runtime import load_exported_model
+
+    if args.model or args.config or not args.weights:
+        raise SpvisError(f"--backend {backend} runs an `spvis export` folder: give it as --weights DIR (not --model "
+                         f"or --config; the folder holds its config)")
+    if args.mode != "online":
+        raise SpvisError(f"--backend {backend} runs the online model (segmenter + tracker step); use --mode online")
+    model, cfg = load_exported_model(args.weights, backend, [*device_overrides(args), *args.overrides])
+    if args.tracker is not None:
+        cfg.TEST.TRACKER = args.tracker
+    return model, cfg, args.weights

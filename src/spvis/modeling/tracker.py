@@ -189,16 +189,8 @@ class ReferringTracker(nn.Module):
                 identity = gather_slots(cur, indices)
             aligned = gather_slots(cur, indices)
         reference = None if first else self._reference(state)
-        layer_outputs = []
-        out = identity
-        for j in range(self.num_layers):
-            # frame 0: ID = Ref = previous layer (the queries at j = 0); later: Ref = last frame's output
-            out = self._layer(j, out, out if first else reference, cur)
-            layer_outputs.append(out)
-        out, rcp_extras, rcp_state = self._preserve_features(out, mask_features, state)
-        layer_outputs[-1] = out
-        stacked = torch.stack(layer_outputs if self.training else layer_outputs[-1:])  # (L', Q, B, C)
-        logits, masks, normed = self._heads(stacked, mask_features)
+        out, logits, masks, normed, rcp_extras, rcp_state = self._network(identity, reference, cur, mask_features,
+                                                                          state)
         result = {
             "pred_logits": logits[-1],
             "pred_masks": masks[-1],
@@ -222,6 +214,27 @@ class ReferringTracker(nn.Module):
         )
         result["track_ids"] = self._update_identities(new_state, out, logits[-1], masks[-1])
         return result, new_state
+
+    def _network(self, identity: Tensor, reference: Tensor | None, cur: Tensor, mask_features: Tensor,
+                 state: TrackerState | None) -> tuple[Tensor, Tensor, Tensor, Tensor, dict, CausalRCPState | None]:
+        """The network part of one frame (layers, SIM / RCP, heads); the one seam an exported graph replaces
+        (``spvis.export``). identity, cur (Q, B, C); reference (Q, B, C), None on a video's first frame;
+        mask_features (B, Cm, h, w).
+
+        Returns (last-layer output (Q, B, C), logits (L', B, Q, K+1), masks (L', B, Q, h, w), normed (L', Q, B, C),
+        RCP extras, new RCP state); L' = num_layers in training, else 1 (the last layer).
+        """
+        layer_outputs = []
+        out = identity
+        for j in range(self.num_layers):
+            # frame 0: ID = Ref = previous layer (the queries at j = 0); later: Ref = last frame's output
+            out = self._layer(j, out, out if reference is None else reference, cur)
+            layer_outputs.append(out)
+        out, rcp_extras, rcp_state = self._preserve_features(out, mask_features, state)
+        layer_outputs[-1] = out
+        stacked = torch.stack(layer_outputs if self.training else layer_outputs[-1:])  # (L', Q, B, C)
+        logits, masks, normed = self._heads(stacked, mask_features)
+        return out, logits, masks, normed, rcp_extras, rcp_state
 
     def _preserve_features(
         self, out: Tensor, mask_features: Tensor, state: TrackerState | None
@@ -348,8 +361,9 @@ def pgt_options_from_cfg(cfg: CfgNode) -> PGTOptions:
     )
 
 
-def build_tracker(cfg: CfgNode) -> ReferringTracker:
-    """The tracker from the config (random init; weights are loaded by the caller)."""
+def build_tracker(cfg: CfgNode, tracker_class: type[ReferringTracker] = ReferringTracker) -> ReferringTracker:
+    """The tracker from the config (random init; weights are loaded by the caller). ``tracker_class``: a subclass
+    that replaces the network seam (``spvis.export.runtime`` runs an exported graph there)."""
     dec = cfg.MODEL.DECODER
     if cfg.MODEL.PIXEL_DECODER.MASK_DIM != dec.HIDDEN_DIM:
         # DVIS's tracker mask_embed outputs HIDDEN_DIM channels and dots them with mask_features.
@@ -357,7 +371,7 @@ def build_tracker(cfg: CfgNode) -> ReferringTracker:
             f"MODEL.PIXEL_DECODER.MASK_DIM ({cfg.MODEL.PIXEL_DECODER.MASK_DIM}) must equal "
             f"MODEL.DECODER.HIDDEN_DIM ({dec.HIDDEN_DIM}) for the tracker"
         )
-    return ReferringTracker(
+    return tracker_class(
         hidden_dim=dec.HIDDEN_DIM,
         num_heads=dec.NHEADS,
         dim_feedforward=dec.DIM_FEEDFORWARD,
