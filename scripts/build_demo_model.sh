@@ -2,7 +2,7 @@
 # Rebuild the built-in model shipped in src/spvis/assets/ (used by `spvis demo` and by `spvis infer` without
 # --weights) from nothing, with the synth_v4 recipe (configs/synth_v4/; fresh procedural clips at every step, so
 # no dataset is written for training):
-#   segmenter  2000 steps of 4 two-frame clips, per-frame matching + the query contrastive loss
+#   segmenter  3000 steps of 4 two-frame clips, per-frame matching + the query contrastive loss
 #              (MODEL.LOSS.QUERY_CONTRAST_WEIGHT): the embeddings MinVIS-style association matches are trained
 #              to follow an object when its query slot changes
 #   tracker    at initialisation: DVIS's tracker with its heads copied from the segmenter, not trained (training
@@ -10,7 +10,8 @@
 #   refiner    300 steps on the frozen segmenter + tracker (11-frame clips)
 # One torch thread per stage, as the shipped model was trained (CPU training is deterministic for a fixed thread
 # count; with SOLVER.CPU_THREADS=2 it is ~1.8x faster and equal up to float reassociation). On the 2-core machine
-# with one other job: segmenter ~43 min, tracker ~1 min, refiner ~10 min.
+# with one other job: segmenter ~61 min (3000 steps at ~1.2 s), tracker ~1 min, refiner ~8 min; with
+# SOLVER.CPU_THREADS=2 on the idle machine the segmenter takes ~35 min (0.6-0.7 s per step).
 # Usage: bash scripts/build_demo_model.sh [WORK_DIR]   (default WORK_DIR: output/synth_v4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
