@@ -15,31 +15,18 @@ import pytest
 import torch
 
 from _tracker_fakes import single_thread  # noqa: F401 (autouse fixture)
-from spvis.checkpoints import save_weights
+from test_reliability import TINY, weights  # noqa: F401 (the tiny model and its weights fixture)
 from spvis.cli.main import main
 from spvis.config import load_config
 from spvis.engine.inference import load_model
 from spvis.engine.streaming import OnlineTracker
 from spvis.errors import SpvisError
-from spvis.modeling.meta_arch import SPVISModel
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["MODEL.DEVICE=cpu", "MODEL.NUM_CLASSES=3", "MODEL.BACKBONE.WIDTH=8", "MODEL.PIXEL_DECODER.CONV_DIM=32",
-        "MODEL.PIXEL_DECODER.MASK_DIM=32", "MODEL.PIXEL_DECODER.ENC_LAYERS=1", "MODEL.PIXEL_DECODER.ENC_FFN=64",
-        "MODEL.DECODER.HIDDEN_DIM=32", "MODEL.DECODER.NUM_QUERIES=6", "MODEL.DECODER.DIM_FEEDFORWARD=64",
-        "MODEL.DECODER.DEC_LAYERS=1", "MODEL.TRACKER.DECODER_LAYERS=1", "INPUT.MIN_SIZE_TEST=32",
-        "INPUT.MAX_SIZE_TEST=48"]
 SIZE = "32x48"  # the test videos' frame size (network input 32x64 after padding to 32)
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    cfg = load_config(REPO / "configs" / "synth" / "Base-synth.yaml", TINY)
-    torch.manual_seed(0)
-    return save_weights(tmp_path_factory.mktemp("weights") / "tiny.safetensors", SPVISModel.from_config(cfg), cfg)
 
 
 @pytest.fixture(scope="module")
