@@ -51,9 +51,20 @@ LIFECYCLE = {"MODEL.TRACKER.PGT.MEMORY": True, "MODEL.TRACKER.PGT.LIFECYCLE": Tr
 QUERY_PGT = {"TEST.TRACKER": "pgt", "MODEL.TRACKER.PGT.DET_SCORE_THR": 0.0,
              "MODEL.TRACKER.PGT.BIRTH_SCORE_THR": 0.0}
 
+# the mask-overlap alignment with motion, for the tracker and for MinVIS (every query counts as confident below)
+ALIGN = {"MODEL.TRACKER.ALIGN_MASK_WEIGHT": 1.0, "MODEL.TRACKER.ALIGN_MOTION": True}
+MINVIS_ALIGN = {"TEST.TRACKER": "minvis", "TEST.MINVIS_MASK_WEIGHT": 1.0, "MODEL.TRACKER.ALIGN_MOTION": True}
 
-@pytest.mark.parametrize("overrides", [{}, {"TEST.TRACKER": "minvis"}, {"TEST.SNAP_IOU": 0.3}, LIFECYCLE, QUERY_PGT],
-                         ids=["learned", "minvis", "snap", "pgt-lifecycle", "pgt-queries"])
+
+@pytest.fixture(autouse=True)
+def every_query_confident(monkeypatch):
+    """A random model's class scores are near uniform: let every query feed the mask-overlap memory."""
+    monkeypatch.setattr("spvis.modeling.pgt.matching.MASK_MEMORY_SCORE", 0.0)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"TEST.TRACKER": "minvis"}, {"TEST.SNAP_IOU": 0.3}, LIFECYCLE, QUERY_PGT,
+                                       ALIGN, MINVIS_ALIGN],
+                         ids=["learned", "minvis", "snap", "pgt-lifecycle", "pgt-queries", "align", "minvis-align"])
 def test_step_equals_stream_frame_for_frame(overrides):
     segmenter, frames = _segmenter(**overrides), _frames()
     state = segmenter.init_state()
@@ -65,8 +76,8 @@ def test_step_equals_stream_frame_for_frame(overrides):
     assert any(len(r.track_ids) for r in stepped)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"TEST.TRACKER": "minvis"}, LIFECYCLE, QUERY_PGT],
-                         ids=["learned", "minvis", "pgt-lifecycle", "pgt-queries"])
+@pytest.mark.parametrize("overrides", [{}, {"TEST.TRACKER": "minvis"}, LIFECYCLE, QUERY_PGT, ALIGN, MINVIS_ALIGN],
+                         ids=["learned", "minvis", "pgt-lifecycle", "pgt-queries", "align", "minvis-align"])
 def test_a_saved_state_resumes_the_video_exactly(overrides):
     """Save after 3 frames (torch.save of state_dict(), read back with weights_only=True), restore, and continue:
     the same results as the uninterrupted run, which keeps going on its own state."""
@@ -79,6 +90,8 @@ def test_a_saved_state_resumes_the_video_exactly(overrides):
     buffer.seek(0)
     restored = OnlineState.from_state_dict(torch.load(buffer, weights_only=True), device="cpu")
     assert restored.frame_index == 3 and tuple(restored.frame_size) == (40, 56)
+    if overrides in (ALIGN, MINVIS_ALIGN):  # the slot memory travels with the state
+        assert restored.association_state.slot_masks.masks.any()
     for frame in frames[3:]:
         _same(segmenter.step(state, frame, score_thr=0.0), segmenter.step(restored, frame, score_thr=0.0))
 

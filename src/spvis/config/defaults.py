@@ -77,6 +77,12 @@ SCHEMA: dict = {
             "ALIGNMENT": Key("dvis", "initial alignment of the current queries to the slots: dvis (the official "
                                      "gather quirk, needed to reproduce official weights) | hungarian (the "
                                      "optimal assignment)", choices=("dvis", "hungarian")),
+            "ALIGN_MASK_WEIGHT": Key(0.0, "weight of 1 - IoU(slot's last segmenter mask, query mask) added to the "
+                                          "alignment's 1 - cosine at inference: look-alike objects have near-equal "
+                                          "embeddings and swap slots without it (0 = off, as DVIS)", low=0.0),
+            "ALIGN_MOTION": Key(False, "with ALIGN_MASK_WEIGHT > 0 (or TEST.MINVIS_MASK_WEIGHT): move each slot's "
+                                       "remembered mask by its centre's velocity before the overlap (look-alikes "
+                                       "that cross keep going their way)"),
             "NOISE_MODE": Key("wa", "DVIS++ denoising of the layer-0 identity: none | wa | rs | cc"),
             "NOISE_RATIO": Key(0.5, "probability of noising a frame during training"),
             "NOISE_WARMUP": Key(0.5, "fraction of SOLVER.MAX_ITER over which the noising probability ramps "
@@ -231,6 +237,9 @@ SCHEMA: dict = {
                                       "in the one with the highest score x mask probability (Mask2Former's "
                                       "panoptic rule on the disputed pixels), so masks never overlap. Off: DVIS "
                                       "(overlapping masks). Online: frame scores; offline: the entries' scores"),
+        "MINVIS_MASK_WEIGHT": Key(0.0, "TEST.TRACKER minvis: the mask-overlap term of MODEL.TRACKER.ALIGN_MASK_WEIGHT "
+                                       "in MinVIS's matching too (0 = MinVIS as published; > 0 is the baseline for "
+                                       "the tracker's term)", low=0.0),
         "SNAP_UNMATCHED": Key("keep", "with SNAP_IOU > 0, a track that overlaps no segmenter query on a frame: keep "
                                       "(its own class and mask) | hide (an empty mask on that frame: the segmenter "
                                       "alone draws the frame, the tracker decides identities)",

@@ -35,14 +35,17 @@ def check_frame(frame: np.ndarray, index: int, expected: tuple[int, int] | None,
 
 def online_state_options(model: torch.nn.Module, cfg, association: str | None = None) -> dict:
     """``model.init_state``'s keyword arguments from the config: TEST.TRACKER (or ``association``), TEST.SNAP_IOU,
-    TEST.SNAP_UNMATCHED, TEST.HALF, TEST.EXCLUSIVE_MASKS and MODEL.TRACKER.PGT (TEST.TRACKER=pgt)."""
+    TEST.SNAP_UNMATCHED, TEST.HALF, TEST.EXCLUSIVE_MASKS, TEST.MINVIS_MASK_WEIGHT and MODEL.TRACKER.PGT
+    (TEST.TRACKER=pgt)."""
     # the model's own device (SPVISModel, or an exported graph model with no parameters), else its parameters'
     device = getattr(model, "device", None) or next(model.parameters()).device
     association = association or cfg.TEST.TRACKER
     pgt_options = QueryTrackerOptions.from_config(cfg) if association == "pgt" else None
     return {"association": association, "snap_iou": float(cfg.TEST.SNAP_IOU),
             "snap_hide": cfg.TEST.SNAP_UNMATCHED == "hide", "autocast": autocast_name(cfg, device),
-            "pgt_options": pgt_options, "exclusive_masks": bool(cfg.TEST.EXCLUSIVE_MASKS)}
+            "pgt_options": pgt_options, "exclusive_masks": bool(cfg.TEST.EXCLUSIVE_MASKS),
+            "minvis_mask_weight": float(cfg.TEST.MINVIS_MASK_WEIGHT),
+            "minvis_motion": bool(cfg.MODEL.TRACKER.ALIGN_MOTION)}
 
 
 def online_state(model: torch.nn.Module, cfg, association: str | None = None) -> OnlineState:

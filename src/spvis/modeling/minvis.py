@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from spvis.modeling.pgt.matching import alignment_costs, solve_alignments
+from spvis.modeling.pgt.matching import SlotMasks, confident_masks, remember_slot_masks, slot_costs, solve_alignments
 
 
 @dataclass
@@ -23,6 +23,7 @@ class MinVISState:
 
     frame_index: int
     last_embeds: Tensor  # (B, Q, C)
+    slot_masks: SlotMasks | None = None  # each slot's last confident mask and label (mask_weight > 0 only)
 
 
 def _gather(x: Tensor, index: Tensor) -> Tensor:
@@ -32,19 +33,24 @@ def _gather(x: Tensor, index: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def minvis_step(seg: dict, state: MinVISState | None = None) -> tuple[dict, MinVISState]:
+def minvis_step(seg: dict, state: MinVISState | None = None, mask_weight: float = 0.0,
+                motion: bool = False) -> tuple[dict, MinVISState]:
     """One frame of MinVIS association on segmenter outputs (``pred_logits`` (B, Q, K+1), ``pred_masks``
     (B, Q, h, w), ``pred_embds`` (B, Q, C)) -> (tracker-style outputs in slot order, new state).
+    ``mask_weight`` > 0 adds the mask-overlap term of ``alignment_costs`` (TEST.MINVIS_MASK_WEIGHT; 0 = MinVIS as
+    published), with ``motion`` on the remembered masks moved by their velocity (MODEL.TRACKER.ALIGN_MOTION).
 
     The outputs carry the keys online inference reads from ``tracker.step``: pred_logits, pred_masks,
     pred_embds, match_indices (B, Q) and track_ids (B, Q) = arange(Q) (slot = identity).
     """
     embeds = seg["pred_embds"]
     batch, num_queries = embeds.shape[:2]
+    frame = confident_masks(seg["pred_masks"], seg["pred_logits"]) if mask_weight > 0 else None
     if state is None:
         index = torch.arange(num_queries, device=embeds.device).expand(batch, -1)
     else:  # Hungarian on every clip's costs, brought to the host in one transfer
-        costs = alignment_costs(state.last_embeds.transpose(0, 1), embeds.transpose(0, 1))  # (B, Q, Q)
+        costs = slot_costs(state.last_embeds.transpose(0, 1), embeds.transpose(0, 1), state.slot_masks, frame,
+                           mask_weight, motion)  # (B, Q, Q)
         index = solve_alignments(costs, "hungarian")
     aligned = _gather(embeds, index)
     out = {
@@ -54,4 +60,6 @@ def minvis_step(seg: dict, state: MinVISState | None = None) -> tuple[dict, MinV
         "match_indices": index,
         "track_ids": torch.arange(num_queries, device=embeds.device).expand(batch, -1),
     }
-    return out, MinVISState(0 if state is None else state.frame_index + 1, aligned)
+    slot_masks = None if frame is None else remember_slot_masks(None if state is None else state.slot_masks, frame,
+                                                                index)
+    return out, MinVISState(0 if state is None else state.frame_index + 1, aligned, slot_masks)

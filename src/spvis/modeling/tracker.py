@@ -24,7 +24,8 @@ from spvis.errors import ConfigError
 from spvis.modeling.layers import MLP, CrossAttentionLayer, FFNLayer, SelfAttentionLayer
 from spvis.modeling.pgt.gate import ProgressiveReferenceGate
 from spvis.modeling.pgt.lifecycle import LifecycleRules, TrackBook
-from spvis.modeling.pgt.matching import ALIGNMENTS, gather_slots, match_batch
+from spvis.modeling.pgt.matching import (ALIGNMENTS, SlotMasks, confident_masks, gather_slots, match_batch,
+                                         remember_slot_masks)
 from spvis.modeling.pgt.memory import TrackMemory
 from spvis.modeling.pgt.noise import QueryNoiser
 from spvis.modeling.rcp import CausalRCPState, CausalRefinementCompensator
@@ -68,6 +69,7 @@ class TrackerState:
     last_masks: Tensor | None = None  # (B, Q, h*w) bool, PGT clip association only
     last_labels: Tensor | None = None  # (B, Q) int64
     sim_guide: Tensor | None = None  # (B, Q, h, w) bool previous-frame tracker masks, SIM only
+    slot_masks: SlotMasks | None = None  # each slot's last confident segmenter mask and label, ALIGN_MASK_WEIGHT
     rcp: CausalRCPState | None = None  # bounded FIFO (B, N, Q, C) + stable (B, Q, C), RCP only
 
     def detached(self) -> "TrackerState":
@@ -103,11 +105,15 @@ class ReferringTracker(nn.Module):
         sim: SpatialInteractionModule | None = None,
         rcp: CausalRefinementCompensator | None = None,
         alignment: str = "dvis",
+        align_mask_weight: float = 0.0,
+        align_motion: bool = False,
     ):
         super().__init__()
         if alignment not in ALIGNMENTS:
             raise ConfigError(f"MODEL.TRACKER.ALIGNMENT: unknown alignment {alignment!r} (choose {sorted(ALIGNMENTS)})")
         self.alignment = alignment
+        self.align_mask_weight = float(align_mask_weight)
+        self.align_motion = bool(align_motion)
         self.num_layers = num_layers
         self.num_classes = num_classes
         self.transformer_self_attention_layers = nn.ModuleList(
@@ -166,10 +172,13 @@ class ReferringTracker(nn.Module):
     # ------------------------------------------------------------------ one frame
     def step(
         self, frame_embeds: Tensor, mask_features: Tensor, state: TrackerState | None = None,
-        noise_ratio: float | None = None,
+        noise_ratio: float | None = None, frame_masks: Tensor | None = None, frame_logits: Tensor | None = None,
     ) -> tuple[dict, TrackerState]:
         """Track one frame. frame_embeds (B, Q, C), mask_features (B, Cm, h, w); ``state`` None = new video.
         ``noise_ratio``: probability of the training-time identity noise (None = MODEL.TRACKER.NOISE_RATIO).
+        ``frame_masks`` / ``frame_logits``: the segmenter's mask logits (B, Q, h, w) and class logits (B, Q, K+1);
+        with MODEL.TRACKER.ALIGN_MASK_WEIGHT > 0 the alignment also prefers the query whose mask overlaps the slot's
+        last confident mask (``pgt.association.mask_iou``), moved by the slot's velocity with ALIGN_MOTION.
 
         Returns ({pred_logits (B, Q, K+1), pred_masks (B, Q, h, w), pred_embds (B, Q, C), aux_outputs,
         match_indices (B, Q), track_ids (B, Q)}, new state).
@@ -177,12 +186,15 @@ class ReferringTracker(nn.Module):
         cur = frame_embeds.transpose(0, 1)  # (Q, B, C)
         num_queries, batch, _ = cur.shape
         first = state is None
+        use_masks = self.align_mask_weight > 0 and frame_masks is not None and frame_logits is not None
+        frame = confident_masks(frame_masks, frame_logits) if use_masks else None
         if first:
             indices = torch.arange(num_queries, device=cur.device).expand(batch, -1)
             identity = cur
             aligned = cur
         else:
-            indices = match_batch(state.last_aligned, cur, self.alignment)  # (B, Q)
+            indices = match_batch(state.last_aligned, cur, self.alignment, state.slot_masks, frame,
+                                  self.align_mask_weight, self.align_motion)  # (B, Q)
             if self.training and self.noiser.should_noise(noise_ratio):
                 identity, indices = self.noiser(cur)
             else:
@@ -211,6 +223,8 @@ class ReferringTracker(nn.Module):
             last_labels=None if first else state.last_labels,
             sim_guide=None if self.sim is None else (masks[-1].detach() > 0),  # (B, Q, h, w) bool
             rcp=rcp_state,
+            slot_masks=None if frame is None else remember_slot_masks(None if first else state.slot_masks, frame,
+                                                                       indices),
         )
         result["track_ids"] = self._update_identities(new_state, out, logits[-1], masks[-1])
         return result, new_state
@@ -386,6 +400,8 @@ def build_tracker(cfg: CfgNode, tracker_class: type[ReferringTracker] = Referrin
                       nheads=dec.NHEADS),
         rcp=rcp_from_cfg(cfg),
         alignment=cfg.MODEL.TRACKER.ALIGNMENT,
+        align_mask_weight=cfg.MODEL.TRACKER.ALIGN_MASK_WEIGHT,
+        align_motion=cfg.MODEL.TRACKER.ALIGN_MOTION,
     )
 
 

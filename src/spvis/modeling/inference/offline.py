@@ -130,7 +130,9 @@ class OfflineInferenceMixin:
             state.frame_memory.append(self.tracker.frame_forward(embeds.unsqueeze(0))[0].cpu())  # (Tw, Q, C)
             instance, logits, track_ids = [], [], []
             for t in range(embeds.shape[0]):
-                out, state.tracker_state = self.tracker.step(embeds[t:t + 1], features[t:t + 1], state.tracker_state)
+                out, state.tracker_state = self.tracker.step(embeds[t:t + 1], features[t:t + 1], state.tracker_state,
+                                                             frame_masks=seg["pred_masks"][t:t + 1],
+                                                             frame_logits=seg["pred_logits"][t:t + 1])
                 instance.append(self.refiner.ground_frame(out["pred_embds"], features[t:t + 1], out["pred_masks"])[0])
                 logits.append(out["pred_logits"][0].float())
                 track_ids.append(out["track_ids"][0])

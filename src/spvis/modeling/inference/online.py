@@ -33,11 +33,13 @@ class OnlineInferenceMixin:
 
     def init_state(self, *, association: str = "learned", snap_iou: float = 0.0, snap_hide: bool = False,
                    autocast: str = "", pgt_options: QueryTrackerOptions | None = None,
-                   exclusive_masks: bool = False) -> OnlineState:
+                   exclusive_masks: bool = False, minvis_mask_weight: float = 0.0,
+                   minvis_motion: bool = False) -> OnlineState:
         """A fresh state for one video. ``association``: learned | minvis | pgt; ``snap_iou``: TEST.SNAP_IOU (learned
         only), ``snap_hide``: TEST.SNAP_UNMATCHED == hide; ``autocast``: '' | bf16 | fp16, the precision the network
         runs in (``engine.precision``); ``pgt_options``: the pgt association's (MODEL.TRACKER.PGT; defaults when
-        None); ``exclusive_masks``: TEST.EXCLUSIVE_MASKS (``emit_frame``)."""
+        None); ``exclusive_masks``: TEST.EXCLUSIVE_MASKS (``emit_frame``); ``minvis_mask_weight``:
+        TEST.MINVIS_MASK_WEIGHT and ``minvis_motion`` MODEL.TRACKER.ALIGN_MOTION (``minvis_step``)."""
         if association not in ASSOCIATIONS:
             raise SpvisError(f"unknown association {association!r} (choose learned, minvis or pgt)")
         if association == "learned" and getattr(self, "tracker", None) is None:
@@ -48,7 +50,8 @@ class OnlineInferenceMixin:
         if association == "pgt" and pgt_options is None:
             pgt_options = QueryTrackerOptions()
         return OnlineState(association=association, snap_iou=float(snap_iou), snap_hide=bool(snap_hide),
-                           autocast=autocast, pgt_options=pgt_options, exclusive_masks=bool(exclusive_masks))
+                           autocast=autocast, pgt_options=pgt_options, exclusive_masks=bool(exclusive_masks),
+                           minvis_mask_weight=float(minvis_mask_weight), minvis_motion=bool(minvis_motion))
 
     @torch.no_grad()
     def track_frame(self, state: OnlineState, frame: np.ndarray | Tensor) -> TrackedFrame:
@@ -79,12 +82,14 @@ class OnlineInferenceMixin:
         """Segmenter output -> tracks in slot order ({pred_logits (B, Q, K+1), pred_masks (B, Q, h, w), track_ids
         (B, Q), ...}); advances ``state.association_state``."""
         if state.association == "minvis":
-            out, state.association_state = minvis_step(seg, state.association_state)
+            out, state.association_state = minvis_step(seg, state.association_state, state.minvis_mask_weight,
+                                                       state.minvis_motion)
             return out
         if state.association == "pgt":  # tracks over the segmenter's confident queries: M tracks, not Q slots
             out, state.association_state = QueryTracker(state.pgt_options).step(seg, state.association_state)
             return out
         out, state.association_state = self.tracker.step(seg["pred_embds"], seg["mask_features"],
-                                                         state.association_state)
+                                                         state.association_state, frame_masks=seg["pred_masks"],
+                                                         frame_logits=seg["pred_logits"])
         return snap_to_segmenter(out, seg, state.snap_iou, hide_unmatched=state.snap_hide)
 

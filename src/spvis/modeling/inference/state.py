@@ -31,6 +31,8 @@ class OnlineState:
     snap_iou: float = 0.0  # TEST.SNAP_IOU: tracks emit the segmenter query they overlap by this IoU (0 = off)
     snap_hide: bool = False  # TEST.SNAP_UNMATCHED hide: snapped-off tracks emit an empty mask on this frame
     exclusive_masks: bool = False  # TEST.EXCLUSIVE_MASKS: a pixel two tracks' masks claim goes to one of them
+    minvis_mask_weight: float = 0.0  # TEST.MINVIS_MASK_WEIGHT: the mask-overlap term in MinVIS's matching
+    minvis_motion: bool = False  # MODEL.TRACKER.ALIGN_MOTION for that term
     pgt_options: Any = None  # QueryTrackerOptions of TEST.TRACKER=pgt (MODEL.TRACKER.PGT)
     autocast: str = ""  # '' (float32) | bf16 | fp16: the network runs under this autocast
     frame_index: int = 0  # frames tracked so far (the next frame's index)
@@ -66,13 +68,14 @@ def _state_classes() -> dict[str, type]:
     """The classes a saved state may hold (imported here: they live in modules that import nothing of this one)."""
     from spvis.modeling.minvis import MinVISState
     from spvis.modeling.pgt.lifecycle import LifecycleRules, SleepingTrack, TrackBook
+    from spvis.modeling.pgt.matching import SlotMasks
     from spvis.modeling.pgt.memory import TrackMemory
     from spvis.modeling.pgt.query_tracker import QueryTrackerOptions, QueryTrackState
     from spvis.modeling.rcp import CausalRCPState
     from spvis.modeling.tracker import TrackerState
 
     classes = (OnlineState, TrackerState, MinVISState, TrackMemory, TrackBook, SleepingTrack, LifecycleRules,
-               CausalRCPState, QueryTrackerOptions, QueryTrackState)
+               CausalRCPState, QueryTrackerOptions, QueryTrackState, SlotMasks)
     return {cls.__name__: cls for cls in classes}
 
 

@@ -19,10 +19,11 @@ REJECTED_COST = 1e6  # pairs under the similarity threshold
 
 
 def mask_iou(a: Tensor, b: Tensor) -> Tensor:
-    """Pairwise IoU of flattened boolean masks. a (N, P), b (M, P) -> (N, M); empty unions give 0."""
+    """Pairwise IoU of flattened boolean masks. a (..., N, P), b (..., M, P) -> (..., N, M) (leading batch dims
+    broadcast); empty unions give 0."""
     a, b = a.float(), b.float()
-    inter = a @ b.t()
-    union = a.sum(1, keepdim=True) + b.sum(1).unsqueeze(0) - inter
+    inter = a @ b.transpose(-1, -2)
+    union = a.sum(-1).unsqueeze(-1) + b.sum(-1).unsqueeze(-2) - inter
     return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
 
 
