@@ -94,9 +94,10 @@ def _reference_stream(model, cfg, frames, score_thr: float):
         prepared = model.preprocessor(frame)
         seg = model.segment(prepared.images)
         if cfg.TEST.TRACKER == "minvis":
-            out, state = minvis_step(seg, state)
-        else:
-            out, state = model.tracker.step(seg["pred_embds"], seg["mask_features"], state)
+            out, state = minvis_step(seg, state, float(cfg.TEST.MINVIS_MASK_WEIGHT), cfg.MODEL.TRACKER.ALIGN_MOTION)
+        else:  # the association as the model runs it (the built-in model's mask-overlap alignment included)
+            out, state = model.tracker.step(seg["pred_embds"], seg["mask_features"], state,
+                                            frame_masks=seg["pred_masks"], frame_logits=seg["pred_logits"])
             out = snap_to_segmenter(out, seg, float(cfg.TEST.SNAP_IOU))
         track_ids = out["track_ids"][0]
         held = torch.nonzero(track_ids >= 0).flatten()
@@ -138,3 +139,14 @@ def test_demo_outputs_are_identical_to_the_engine_before(demo_video, overrides):
         assert np.array_equal(a.track_ids, b.track_ids) and np.array_equal(a.labels, b.labels)
         assert np.array_equal(a.scores, b.scores) and np.array_equal(a.masks, b.masks)
     assert engine.video_result(1).entries == before_entries
+
+
+@pytest.mark.parametrize("overrides", [
+    {"MODEL.TRACKER.ALIGN_MASK_WEIGHT": 1.0, "MODEL.TRACKER.ALIGN_MOTION": True},
+    {"TEST.TRACKER": "minvis", "TEST.MINVIS_MASK_WEIGHT": 1.0, "MODEL.TRACKER.ALIGN_MOTION": True},
+], ids=["learned", "minvis"])
+def test_mask_overlap_alignment_adds_no_transfer(overrides, monkeypatch):
+    monkeypatch.setattr("spvis.modeling.pgt.matching.MASK_MEMORY_SCORE", 0.0)  # a random model: every query counts
+    segmenter = _segmenter(**overrides)
+    counts = _counts_per_frame(iter(segmenter.stream(_frames(5), score_thr=0.0)))
+    assert counts[0] <= 1 and max(counts[1:]) <= 2, counts

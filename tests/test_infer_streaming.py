@@ -94,7 +94,7 @@ class _ScriptedTracker(nn.Module):
         self.logit_rows = logit_rows or {}
         self.dummy = nn.Parameter(torch.zeros(1))
 
-    def step(self, frame_embeds, mask_features, state=None):
+    def step(self, frame_embeds, mask_features, state=None, frame_masks=None, frame_logits=None):
         t = 0 if state is None else state + 1
         height, width = mask_features.shape[-2:]
         ids = torch.full((1, self.num_slots), -1, dtype=torch.int64)

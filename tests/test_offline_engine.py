@@ -44,7 +44,7 @@ class FakeTracker(nn.Module):
         self.class_embed = nn.Linear(C, K + 1)
         self.mix = nn.Linear(C, C)
 
-    def step(self, frame_embeds, mask_features, state):
+    def step(self, frame_embeds, mask_features, state, frame_masks=None, frame_logits=None):
         prev = frame_embeds if state is None else state
         out = torch.tanh(self.mix(frame_embeds + 0.5 * prev))
         masks = torch.einsum("bqc,bchw->bqhw", out, mask_features)

@@ -129,10 +129,13 @@ class OfflineInferenceMixin:
             embeds, features = seg["pred_embds"], seg["mask_features"]  # (Tw, Q, C), (Tw, Cm, h, w)
             state.frame_memory.append(self.tracker.frame_forward(embeds.unsqueeze(0))[0].cpu())  # (Tw, Q, C)
             instance, logits, track_ids = [], [], []
+            # (Tw, Q, h, w), (Tw, Q, K+1) for the mask-overlap alignment (a segmenter may give only embeddings)
+            seg_masks, seg_logits = seg.get("pred_masks"), seg.get("pred_logits")
             for t in range(embeds.shape[0]):
-                out, state.tracker_state = self.tracker.step(embeds[t:t + 1], features[t:t + 1], state.tracker_state,
-                                                             frame_masks=seg["pred_masks"][t:t + 1],
-                                                             frame_logits=seg["pred_logits"][t:t + 1])
+                out, state.tracker_state = self.tracker.step(
+                    embeds[t:t + 1], features[t:t + 1], state.tracker_state,
+                    frame_masks=None if seg_masks is None else seg_masks[t:t + 1],
+                    frame_logits=None if seg_logits is None else seg_logits[t:t + 1])
                 instance.append(self.refiner.ground_frame(out["pred_embds"], features[t:t + 1], out["pred_masks"])[0])
                 logits.append(out["pred_logits"][0].float())
                 track_ids.append(out["track_ids"][0])

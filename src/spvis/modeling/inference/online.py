@@ -7,7 +7,8 @@ model serves many videos at once, and a state can be saved and restored (``Onlin
 
 Host transfers per frame: the alignment costs (one, from the second frame on; MinVIS the same), one more with
 TEST.SNAP_IOU > 0 (the snap IoUs), the lifecycle's per-slot values with PGT track books; the frame's results are
-then one more (``TrackedFrame.to_host``). The built-in model (learned tracker, no snap) makes two. TEST.TRACKER=pgt
+then one more (``TrackedFrame.to_host``). The DVIS tracker (no snap, no PGT track books) makes two, with or
+without the mask-overlap alignment; the built-in model's PGT lifecycle adds its one. TEST.TRACKER=pgt
 (``spvis.modeling.pgt.query_tracker``) emits only the tracks seen on the frame and still syncs per detection.
 """
 
@@ -89,7 +90,7 @@ class OnlineInferenceMixin:
             out, state.association_state = QueryTracker(state.pgt_options).step(seg, state.association_state)
             return out
         out, state.association_state = self.tracker.step(seg["pred_embds"], seg["mask_features"],
-                                                         state.association_state, frame_masks=seg["pred_masks"],
-                                                         frame_logits=seg["pred_logits"])
+                                                         state.association_state, frame_masks=seg.get("pred_masks"),
+                                                         frame_logits=seg.get("pred_logits"))
         return snap_to_segmenter(out, seg, state.snap_iou, hide_unmatched=state.snap_hide)
 
