@@ -15,17 +15,18 @@
 # count; with SOLVER.CPU_THREADS=2 it is ~1.8x faster and equal up to float reassociation). On the 2-core machine
 # with one other job: segmenter ~61 min (3000 steps at ~1.2 s), tracker ~1 min, refiner ~8 min; with
 # SOLVER.CPU_THREADS=2 on the idle machine the segmenter takes ~35 min (0.6-0.7 s per step).
-# Usage: bash scripts/build_demo_model.sh [WORK_DIR]   (default WORK_DIR: output/synth_v4)
+# Usage: [SEED=S] bash scripts/build_demo_model.sh [WORK_DIR]   (default WORK_DIR: output/synth_v4, SEED 0; another
+# seed builds the same recipe's chain for benchmarks/ablation.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPVIS=${SPVIS:-.venv/bin/spvis}
 O=${1:-output/synth_v4}
 C=configs/synth_v4
-ONE="SOLVER.CPU_THREADS=1"
-"$SPVIS" train --overwrite --config "$C/segmenter.yaml" OUTPUT_DIR="$O/segmenter" "$ONE" SOLVER.CHECKPOINT_PERIOD=1000
-"$SPVIS" train --overwrite --config "$C/tracker.yaml" OUTPUT_DIR="$O/tracker" "$ONE" \
+ONE="SOLVER.CPU_THREADS=1 SEED=${SEED:-0}"
+"$SPVIS" train --overwrite --config "$C/segmenter.yaml" OUTPUT_DIR="$O/segmenter" $ONE SOLVER.CHECKPOINT_PERIOD=1000
+"$SPVIS" train --overwrite --config "$C/tracker.yaml" OUTPUT_DIR="$O/tracker" $ONE \
     MODEL.WEIGHTS="$O/segmenter/model_final.safetensors" SOLVER.BASE_LR=0 SOLVER.MAX_ITER=1 SOLVER.EMA_DECAY=0
-"$SPVIS" train --overwrite --config "$C/refiner.yaml" OUTPUT_DIR="$O/refiner" "$ONE" SOLVER.CHECKPOINT_PERIOD=100 \
+"$SPVIS" train --overwrite --config "$C/refiner.yaml" OUTPUT_DIR="$O/refiner" $ONE SOLVER.CHECKPOINT_PERIOD=100 \
     MODEL.WEIGHTS="$O/tracker/model_final.safetensors"
 M=src/spvis/assets/demo_model
 cp "$O/refiner/model_final.safetensors" "$M.safetensors"
